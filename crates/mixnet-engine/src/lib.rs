@@ -1,0 +1,3 @@
+//! MXNet's dependency engine (work in progress).
+mod error;
+pub use error::{EngineError, ErrorKind};
