@@ -1,6 +1,7 @@
 //! Errors raised by asynchronous operations, carried on the variables they poison.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Why an operation failed. Cheap to clone: it is stored on every variable it poisons.
@@ -13,6 +14,8 @@ struct Inner {
     op: String,
     kind: ErrorKind,
     message: String,
+    /// Surfaced to the user already (by a wait on a var it poisons), so `wait_all` skips it.
+    reported: AtomicBool,
 }
 
 /// How the failing operation failed.
@@ -28,7 +31,14 @@ pub enum ErrorKind {
 
 impl EngineError {
     pub fn new(op: impl Into<String>, kind: ErrorKind, message: impl Into<String>) -> Self {
-        EngineError { inner: Arc::new(Inner { op: op.into(), kind, message: message.into() }) }
+        EngineError {
+            inner: Arc::new(Inner {
+                op: op.into(),
+                kind,
+                message: message.into(),
+                reported: AtomicBool::new(false),
+            }),
+        }
     }
     /// Name of the operation that failed first (dependants that were skipped keep this name).
     pub fn op(&self) -> &str {
@@ -39,6 +49,12 @@ impl EngineError {
     }
     pub fn message(&self) -> &str {
         &self.inner.message
+    }
+    pub(crate) fn mark_reported(&self) {
+        self.inner.reported.store(true, Ordering::Release);
+    }
+    pub(crate) fn is_reported(&self) -> bool {
+        self.inner.reported.load(Ordering::Acquire)
     }
     /// Whether two errors are the same failure (not merely equal text).
     pub fn same_as(&self, other: &EngineError) -> bool {
@@ -63,3 +79,33 @@ impl fmt::Debug for EngineError {
 }
 
 impl std::error::Error for EngineError {}
+
+/// Errors of failed operations not yet surfaced by a wait, in failure order.
+#[derive(Default)]
+pub(crate) struct ErrorLog {
+    errors: parking_lot::Mutex<Vec<EngineError>>,
+}
+
+/// Bound on remembered failures when nobody waits: the first ones matter most.
+const MAX_LOGGED: usize = 1024;
+
+impl ErrorLog {
+    pub(crate) fn record(&self, e: EngineError) {
+        let mut errors = self.errors.lock();
+        if errors.len() < MAX_LOGGED {
+            errors.push(e);
+        }
+    }
+
+    /// The first failure that no wait has surfaced yet; forgets all logged failures.
+    pub(crate) fn take_first_unreported(&self) -> Result<(), EngineError> {
+        let errors = std::mem::take(&mut *self.errors.lock());
+        match errors.into_iter().find(|e| !e.is_reported()) {
+            Some(e) => {
+                e.mark_reported();
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! A pushed operation: its function, the vars it depends on, and its run/complete steps,
+//! shared by both engines.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+
+use crate::error::{EngineError, ErrorKind};
+use crate::var::Var;
+
+/// What an operation returns: any error type, turned into an [`EngineError`] naming the op.
+pub type OpResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// The work of one operation.
+pub type OpFn = Box<dyn FnOnce() -> OpResult + Send + 'static>;
+
+/// Operations made ready by a completion, to be dispatched by the caller.
+pub(crate) type ReadyList = SmallVec<[Arc<OprBlock>; 4]>;
+
+/// How an operation is described to the engine (MXNet's `FnProperty` + name + priority).
+#[derive(Clone, Debug)]
+pub struct OpProps {
+    /// Shown in errors ("operator 'dot' failed: ...") and profiles.
+    pub name: Cow<'static, str>,
+    /// Higher runs first among ready operations (kvstore pushes early layers first).
+    pub priority: i32,
+    /// The op is cheap: when its dependencies are already met at push time, run it on the
+    /// pushing thread, because waking a worker costs more than the op itself.
+    pub light: bool,
+    /// Run even when an input is poisoned (MXNet's `kNoSkip`): waits and deletions.
+    pub no_skip: bool,
+}
+
+impl OpProps {
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        OpProps { name: name.into(), priority: 0, light: false, no_skip: false }
+    }
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+    pub fn light(mut self, light: bool) -> Self {
+        self.light = light;
+        self
+    }
+    pub fn no_skip(mut self, no_skip: bool) -> Self {
+        self.no_skip = no_skip;
+        self
+    }
+}
+
+thread_local! {
+    /// Set while this thread executes an operation: waiting from inside one would deadlock.
+    static IN_OP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current thread is running an engine operation.
+pub fn in_operation() -> bool {
+    IN_OP.with(|f| f.get())
+}
+
+pub(crate) struct OprBlock {
+    /// Dependencies not yet granted, plus one held by the pusher until registration ends.
+    wait: AtomicUsize,
+    func: Mutex<Option<OpFn>>,
+    /// Vars only read.
+    pub(crate) reads: SmallVec<[Var; 4]>,
+    /// Vars written, each with whether the op also reads it (then it inherits its poison).
+    pub(crate) writes: SmallVec<[(Var, bool); 2]>,
+    pub(crate) props: OpProps,
+    /// Push order, to keep FIFO among equal priorities.
+    pub(crate) seq: u64,
+    /// Failure known at push time (a deleted var): the op is skipped with this error.
+    pre_error: Option<EngineError>,
+}
+
+impl OprBlock {
+    /// Build the block: a var both read and written counts as a write; duplicates collapse.
+    pub(crate) fn new(func: OpFn, reads: &[Var], writes: &[Var], props: OpProps, seq: u64) -> Self {
+        let mut w: SmallVec<[(Var, bool); 2]> = SmallVec::new();
+        for v in writes {
+            if !w.iter().any(|(x, _)| x.same(v)) {
+                w.push((v.clone(), reads.iter().any(|r| r.same(v))));
+            }
+        }
+        let mut r: SmallVec<[Var; 4]> = SmallVec::new();
+        for v in reads {
+            if !w.iter().any(|(x, _)| x.same(v)) && !r.iter().any(|x| x.same(v)) {
+                r.push(v.clone());
+            }
+        }
+        let pre_error = r.iter().chain(w.iter().map(|(v, _)| v)).find(|v| v.is_deleted()).map(|v| {
+            EngineError::new(
+                props.name.clone(),
+                ErrorKind::DeletedVar,
+                format!("pushed on variable #{} after delete_var", v.id()),
+            )
+        });
+        OprBlock {
+            wait: AtomicUsize::new(r.len() + w.len() + 1),
+            func: Mutex::new(Some(func)),
+            reads: r,
+            writes: w,
+            props,
+            seq,
+            pre_error,
+        }
+    }
+
+    /// Register on every var; returns true when the op is ready to run at once.
+    /// The caller serializes registrations (the push lock) so that two ops pushed from
+    /// different threads cannot each hold one var the other waits on.
+    pub(crate) fn register(self: &Arc<Self>) -> bool {
+        let mut granted = 1;
+        for v in &self.reads {
+            granted += v.append_read(self) as usize;
+        }
+        for (v, _) in &self.writes {
+            granted += v.append_write(self) as usize;
+        }
+        self.wait.fetch_sub(granted, Ordering::AcqRel) == granted
+    }
+
+    /// One dependency was satisfied; queue the op if it was the last.
+    pub(crate) fn grant(self: Arc<Self>, ready: &mut ReadyList) {
+        if self.wait.fetch_sub(1, Ordering::AcqRel) == 1 {
+            ready.push(self);
+        }
+    }
+
+    /// Run the function unless an input is poisoned. Returns the outcome and whether the
+    /// error (if any) is new here rather than inherited.
+    pub(crate) fn run(&self) -> (Result<(), EngineError>, bool) {
+        if let Some(e) = &self.pre_error {
+            return (Err(e.clone()), true);
+        }
+        let inherited = self
+            .reads
+            .iter()
+            .chain(self.writes.iter().filter(|(_, r)| *r).map(|(v, _)| v))
+            .find_map(|v| v.poison());
+        if let Some(e) = inherited {
+            if !self.props.no_skip {
+                return (Err(e), false);
+            }
+        }
+        let Some(func) = self.func.lock().take() else {
+            return (Err(EngineError::new(self.props.name.clone(), ErrorKind::Failed, "ran twice")), true);
+        };
+        let was_in_op = IN_OP.with(|f| f.replace(true));
+        let result = catch_unwind(AssertUnwindSafe(func));
+        IN_OP.with(|f| f.set(was_in_op));
+        match result {
+            Ok(Ok(())) => (Ok(()), false),
+            Ok(Err(e)) => {
+                (Err(EngineError::new(self.props.name.clone(), ErrorKind::Failed, e.to_string())), true)
+            }
+            Err(payload) => {
+                let msg = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".to_string());
+                (Err(EngineError::new(self.props.name.clone(), ErrorKind::Panicked, msg)), true)
+            }
+        }
+    }
+
+    /// Release every var this op held, collecting the ops that became ready.
+    pub(crate) fn complete(&self, outcome: &Result<(), EngineError>, ready: &mut ReadyList) {
+        for v in &self.reads {
+            v.complete_read(ready);
+        }
+        for (v, _) in &self.writes {
+            v.complete_write(outcome, ready);
+        }
+    }
+
+    /// Naive engine: run and record the outcome synchronously.
+    pub(crate) fn run_sync(&self) -> (Result<(), EngineError>, bool) {
+        let (outcome, new) = self.run();
+        for (v, _) in &self.writes {
+            v.complete_write_sync(&outcome);
+        }
+        (outcome, new)
+    }
+}

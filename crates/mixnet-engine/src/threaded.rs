@@ -1,0 +1,288 @@
+//! `ThreadedEngine`: ready operations run on a pool of workers that park when idle.
+//!
+//! Two shortcuts keep dispatch cheap on a small machine, where waking a thread costs tens
+//! of microseconds: a *light* op whose dependencies are met at push time runs on the
+//! pushing thread, and a worker that finishes an op runs one op it made ready itself
+//! instead of queueing it and waking a peer.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{EngineError, ErrorKind, ErrorLog};
+use crate::opr::{in_operation, OpFn, OpProps, OprBlock, ReadyList};
+use crate::var::Var;
+use crate::{Engine, EngineKind};
+
+/// Settings of a [`ThreadedEngine`].
+#[derive(Clone, Debug)]
+pub struct ThreadedConfig {
+    /// Worker threads (MXNet's `MXNET_CPU_WORKER_NTHREADS`; kernels parallelize inside ops).
+    pub workers: usize,
+    /// Allow light, ready ops to run on the pushing thread.
+    pub inline: bool,
+}
+
+impl Default for ThreadedConfig {
+    fn default() -> Self {
+        ThreadedConfig { workers: 1, inline: true }
+    }
+}
+
+/// The default engine: dependency-ordered execution on a worker pool.
+pub struct ThreadedEngine {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+struct Shared {
+    /// Serializes dependency registration so multi-var pushes are atomic (see `register`).
+    push_lock: Mutex<()>,
+    seq: AtomicU64,
+    queue: Mutex<ReadyQueue>,
+    work_cv: Condvar,
+    /// Ops pushed and not yet completed, for `wait_all`.
+    pending: AtomicUsize,
+    done_lock: Mutex<()>,
+    done_cv: Condvar,
+    errors: ErrorLog,
+    inline: bool,
+}
+
+#[derive(Default)]
+struct ReadyQueue {
+    heap: BinaryHeap<Ready>,
+    idle: usize,
+    shutdown: bool,
+}
+
+/// Heap entry: higher priority first, then push order.
+struct Ready(Arc<OprBlock>);
+
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.0.props.priority.cmp(&other.0.props.priority).then_with(|| other.0.seq.cmp(&self.0.seq))
+    }
+}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl PartialEq for Ready {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+impl Eq for Ready {}
+
+impl ThreadedEngine {
+    pub fn new(config: ThreadedConfig) -> Self {
+        let shared = Arc::new(Shared {
+            push_lock: Mutex::new(()),
+            seq: AtomicU64::new(0),
+            queue: Mutex::new(ReadyQueue::default()),
+            work_cv: Condvar::new(),
+            pending: AtomicUsize::new(0),
+            done_lock: Mutex::new(()),
+            done_cv: Condvar::new(),
+            errors: ErrorLog::default(),
+            inline: config.inline,
+        });
+        let workers = (0..config.workers.max(1))
+            .map(|i| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("mixnet-engine-{i}"))
+                    .spawn(move || shared.worker_loop())
+                    .unwrap_or_else(|e| panic!("mixnet engine: cannot spawn worker thread: {e}"))
+            })
+            .collect();
+        ThreadedEngine { shared, workers }
+    }
+
+    /// Number of worker threads.
+    pub fn num_workers(&self) -> usize {
+        self.workers.len()
+    }
+}
+
+impl Shared {
+    fn register(&self, block: OprBlock) -> Option<Arc<OprBlock>> {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        let block = Arc::new(block);
+        block.register().then_some(block)
+    }
+
+    fn execute(&self, block: Arc<OprBlock>) -> ReadyList {
+        let (outcome, new) = block.run();
+        let mut ready = ReadyList::new();
+        block.complete(&outcome, &mut ready);
+        if let (Err(e), true) = (outcome, new) {
+            self.errors.record(e);
+        }
+        drop(block);
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _g = self.done_lock.lock();
+            self.done_cv.notify_all();
+        }
+        ready
+    }
+
+    fn enqueue(&self, ready: impl IntoIterator<Item = Arc<OprBlock>>) {
+        let mut q = self.queue.lock();
+        let mut added = 0;
+        for b in ready {
+            q.heap.push(Ready(b));
+            added += 1;
+        }
+        let wake = added.min(q.idle);
+        drop(q);
+        for _ in 0..wake {
+            self.work_cv.notify_one();
+        }
+    }
+
+    fn pop_blocking(&self) -> Option<Arc<OprBlock>> {
+        let mut q = self.queue.lock();
+        loop {
+            if let Some(Ready(b)) = q.heap.pop() {
+                return Some(b);
+            }
+            if q.shutdown {
+                return None;
+            }
+            q.idle += 1;
+            self.work_cv.wait(&mut q);
+            q.idle -= 1;
+        }
+    }
+
+    fn worker_loop(&self) {
+        let mut next = None;
+        loop {
+            let block = match next.take() {
+                Some(b) => b,
+                None => match self.pop_blocking() {
+                    Some(b) => b,
+                    None => return,
+                },
+            };
+            let mut ready = self.execute(block);
+            next = ready.pop();
+            if !ready.is_empty() {
+                self.enqueue(ready);
+            }
+        }
+    }
+
+    fn dispatch(&self, block: Arc<OprBlock>) {
+        if self.inline && block.props.light {
+            let ready = self.execute(block);
+            if !ready.is_empty() {
+                self.enqueue(ready);
+            }
+        } else {
+            self.enqueue([block]);
+        }
+    }
+}
+
+fn deadlock_error(what: &str) -> EngineError {
+    EngineError::new(
+        what,
+        ErrorKind::Failed,
+        "called from inside an engine operation, where waiting would deadlock",
+    )
+}
+
+impl Engine for ThreadedEngine {
+    fn push(&self, func: OpFn, reads: &[Var], writes: &[Var], props: OpProps) {
+        let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
+        let ready = {
+            let _g = self.shared.push_lock.lock();
+            self.shared.register(OprBlock::new(func, reads, writes, props, seq))
+        };
+        if let Some(block) = ready {
+            self.shared.dispatch(block);
+        }
+    }
+
+    fn wait_for_var(&self, var: &Var) -> Result<(), EngineError> {
+        if in_operation() {
+            return Err(deadlock_error("wait_for_var"));
+        }
+        if !var.writes_settled() {
+            let signal = Arc::new((Mutex::new(false), Condvar::new()));
+            let s = signal.clone();
+            let notify = move || {
+                *s.0.lock() = true;
+                s.1.notify_all();
+                Ok(())
+            };
+            let props = OpProps::new("WaitForVar").light(true).no_skip(true);
+            self.push(Box::new(notify), std::slice::from_ref(var), &[], props);
+            let mut done = signal.0.lock();
+            while !*done {
+                signal.1.wait(&mut done);
+            }
+        }
+        match var.poison() {
+            Some(e) => {
+                e.mark_reported();
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn wait_all(&self) -> Result<(), EngineError> {
+        if in_operation() {
+            return Err(deadlock_error("wait_all"));
+        }
+        let mut g = self.shared.done_lock.lock();
+        while self.shared.pending.load(Ordering::Acquire) != 0 {
+            self.shared.done_cv.wait(&mut g);
+        }
+        drop(g);
+        self.shared.errors.take_first_unreported()
+    }
+
+    fn delete_var(&self, var: &Var, on_delete: Box<dyn FnOnce() + Send>) {
+        let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
+        let func: OpFn = Box::new(move || {
+            on_delete();
+            Ok(())
+        });
+        let props = OpProps::new("DeleteVariable").light(true).no_skip(true).priority(i32::MAX);
+        let ready = {
+            let _g = self.shared.push_lock.lock();
+            let block = OprBlock::new(func, &[], std::slice::from_ref(var), props, seq);
+            var.mark_delete_requested();
+            self.shared.register(block)
+        };
+        if let Some(block) = ready {
+            self.shared.dispatch(block);
+        }
+    }
+
+    fn kind(&self) -> EngineKind {
+        EngineKind::Threaded
+    }
+}
+
+impl Drop for ThreadedEngine {
+    /// Finish pending work, then stop the workers.
+    fn drop(&mut self) {
+        let _ = self.wait_all();
+        self.shared.queue.lock().shutdown = true;
+        self.shared.work_cv.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
