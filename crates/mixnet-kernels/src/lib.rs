@@ -1,1 +1,8 @@
-//! CPU compute kernels on plain slices: no NDArray, no engine, generic over element type only here.
+//! CPU compute kernels on plain slices: no NDArray, no engine. Generic over the element
+//! type here, at the kernel boundary, and nowhere above.
+
+pub mod element;
+
+pub use element::Element;
+pub use half::{bf16, f16};
+pub mod elementwise;

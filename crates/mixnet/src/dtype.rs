@@ -131,3 +131,68 @@ mod tests {
         assert_eq!(DType::I64.to_string(), "int64");
     }
 }
+
+/// Rust element types that can view array memory of a given [`DType`]. `bool` arrays are
+/// viewed as `u8` (0 or 1), as MXNet stores them.
+pub trait NativeType: mixnet_kernels::Element {
+    /// The dtype of arrays built from values of this type.
+    const DTYPE: DType;
+    /// Whether memory of dtype `d` can be viewed as `Self`.
+    fn views(d: DType) -> bool {
+        d == Self::DTYPE
+    }
+}
+
+macro_rules! native {
+    ($($t:ty => $d:ident),*) => {$( impl NativeType for $t { const DTYPE: DType = DType::$d; } )*};
+}
+native!(f32 => F32, f64 => F64, half::f16 => F16, half::bf16 => BF16, i8 => I8, i32 => I32, i64 => I64);
+
+impl NativeType for u8 {
+    const DTYPE: DType = DType::U8;
+    fn views(d: DType) -> bool {
+        matches!(d, DType::U8 | DType::Bool)
+    }
+}
+
+/// Run `$body` with `$T` bound to the Rust type of `$dtype` (bool as `u8`).
+#[macro_export]
+macro_rules! with_dtype {
+    ($dtype:expr, $T:ident => $body:expr) => {{
+        use $crate::DType as __D;
+        match $dtype {
+            __D::F32 => {
+                type $T = f32;
+                $body
+            }
+            __D::F64 => {
+                type $T = f64;
+                $body
+            }
+            __D::F16 => {
+                type $T = $crate::f16;
+                $body
+            }
+            __D::BF16 => {
+                type $T = $crate::bf16;
+                $body
+            }
+            __D::U8 | __D::Bool => {
+                type $T = u8;
+                $body
+            }
+            __D::I8 => {
+                type $T = i8;
+                $body
+            }
+            __D::I32 => {
+                type $T = i32;
+                $body
+            }
+            __D::I64 => {
+                type $T = i64;
+                $body
+            }
+        }
+    }};
+}

@@ -1,0 +1,112 @@
+//! Eager execution: `invoke` an operator by MXNet name on NDArrays.
+//!
+//! Attribute parsing, shape and dtype inference and output allocation happen here, on the
+//! caller's thread, so a mistake comes back at once as an `Err` naming the operator and
+//! the input shapes. The kernel itself is pushed to the engine with the inputs' vars as
+//! reads and the outputs' vars as writes.
+
+use std::sync::Arc;
+
+use mixnet_engine::OpProps;
+use smallvec::SmallVec;
+
+use crate::op::{registry, Attrs, OpContext, Operator, TensorInfo};
+use crate::{Error, NDArray, Result};
+
+/// Below this many output elements an op is cheaper to run on the calling thread than to
+/// hand to a worker (a cross-thread wake costs microseconds).
+const LIGHT_NUMEL: usize = 1 << 15;
+
+/// Run operator `op` (MXNet name or alias) on `inputs` with MXNet-style string attributes.
+pub fn invoke(op: &str, inputs: &[NDArray], attrs: &[(&str, &str)]) -> Result<Vec<NDArray>> {
+    let operator = create(op, attrs)?;
+    invoke_operator(&operator, inputs)
+}
+
+/// Parse attributes and configure operator `op`.
+pub fn create(op: &str, attrs: &[(&str, &str)]) -> Result<Arc<dyn Operator>> {
+    let def = registry()
+        .get(op)
+        .ok_or_else(|| Error::op(op, "no such operator registered (names are MXNet's, case-sensitive)"))?;
+    let mut a = Attrs::new(def.name, attrs);
+    let operator = (def.build)(def.name, &mut a)?;
+    a.finish()?;
+    Ok(operator)
+}
+
+fn describe(inputs: &[TensorInfo]) -> String {
+    inputs.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Add the input shapes and dtypes to an operator's inference error.
+fn with_inputs(e: Error, name: &str, inputs: &[TensorInfo]) -> Error {
+    match e {
+        Error::Operator { op, msg } => {
+            Error::Operator { op, msg: format!("{msg} (inputs: {})", describe(inputs)) }
+        }
+        other => Error::op(name, format!("{other} (inputs: {})", describe(inputs))),
+    }
+}
+
+/// Run a configured operator on `inputs`.
+pub fn invoke_operator(op: &Arc<dyn Operator>, inputs: &[NDArray]) -> Result<Vec<NDArray>> {
+    let name = op.name();
+    let infos: SmallVec<[TensorInfo; 4]> =
+        inputs.iter().map(|x| TensorInfo { shape: x.shape().clone(), dtype: x.dtype() }).collect();
+    if inputs.len() != op.num_inputs() {
+        return Err(Error::op(
+            name,
+            format!(
+                "expects {} input(s) ({}), got {} ({})",
+                op.num_inputs(),
+                op.input_names().join(", "),
+                inputs.len(),
+                describe(&infos)
+            ),
+        ));
+    }
+    let ctx = inputs.first().map(NDArray::context).unwrap_or_default();
+    if let Some(x) = inputs.iter().find(|x| x.context() != ctx) {
+        return Err(Error::op(name, format!("inputs on different devices: {ctx} and {}", x.context())));
+    }
+    let out_infos = op.infer(&infos).map_err(|e| with_inputs(e, name, &infos))?;
+    let outputs = out_infos
+        .into_iter()
+        .map(|i| NDArray::empty(i.shape, i.dtype, ctx))
+        .collect::<Result<SmallVec<[NDArray; 2]>>>()?;
+
+    let mutated = op.mutate_inputs();
+    for &m in mutated {
+        for (j, x) in inputs.iter().enumerate() {
+            if j != m && x.overlaps(&inputs[m]) {
+                return Err(Error::op(
+                    name,
+                    format!("input {m} is written by the operator and also passed as input {j}"),
+                ));
+            }
+        }
+    }
+    let reads: SmallVec<[mixnet_engine::Var; 4]> = inputs.iter().map(|x| x.var().clone()).collect();
+    let writes: SmallVec<[mixnet_engine::Var; 4]> = outputs
+        .iter()
+        .map(|x| x.var().clone())
+        .chain(mutated.iter().map(|&m| inputs[m].var().clone()))
+        .collect();
+
+    let light = outputs.iter().map(NDArray::size).sum::<usize>() <= LIGHT_NUMEL;
+    let ctx = OpContext { is_train: crate::autograd::is_training() };
+    let (op2, ins, outs) = (op.clone(), SmallVec::<[NDArray; 4]>::from(inputs), outputs.clone());
+    let kernel = move || {
+        let mutated = op2.mutate_inputs();
+        // SAFETY: this closure runs as the engine operation pushed below, whose reads are
+        // every input's var and whose writes are every output's var and every mutated
+        // input's var; outputs are fresh arrays, and mutated inputs were checked not to
+        // overlap any other argument.
+        let mut in_blobs: SmallVec<[_; 4]> =
+            ins.iter().enumerate().map(|(i, x)| unsafe { x.blob(mutated.contains(&i)) }).collect();
+        let mut out_blobs: SmallVec<[_; 2]> = outs.iter().map(|x| unsafe { x.blob(true) }).collect();
+        op2.compute(&ctx, &mut in_blobs, &mut out_blobs)
+    };
+    mixnet_engine::get().push_fn(kernel, &reads, &writes, OpProps::new(name).light(light));
+    Ok(outputs.into_vec())
+}

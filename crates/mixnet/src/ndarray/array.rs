@@ -1,0 +1,242 @@
+//! The NDArray handle.
+
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+
+use mixnet_engine::{OpProps, Var};
+
+use crate::context::Context;
+use crate::dtype::NativeType;
+use crate::op::Blob;
+use crate::shape::Shape;
+use crate::storage::Chunk;
+use crate::{engine_error, DType, Error, Result};
+
+/// An n-dimensional array. Cloning copies the handle, not the data.
+#[derive(Clone)]
+pub struct NDArray {
+    chunk: Arc<Chunk>,
+    /// Offset of the first element, in elements of `dtype`.
+    offset: usize,
+    shape: Shape,
+    dtype: DType,
+}
+
+impl NDArray {
+    /// An array whose contents are unspecified, for an operator to fill.
+    pub(crate) fn empty(shape: Shape, dtype: DType, ctx: Context) -> Result<NDArray> {
+        let bytes = shape
+            .iter()
+            .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Error::Invalid(format!("array of shape {shape} {dtype} is too large")))?;
+        Ok(NDArray { chunk: Arc::new(Chunk::alloc(bytes, ctx)?), offset: 0, shape, dtype })
+    }
+
+    /// An array holding a copy of `data` (little-endian element bytes) on `ctx`.
+    pub fn from_bytes(data: &[u8], shape: impl Into<Shape>, dtype: DType, ctx: Context) -> Result<NDArray> {
+        let shape = shape.into();
+        if shape.numel().checked_mul(dtype.size()) != Some(data.len()) {
+            return Err(Error::Invalid(format!(
+                "{} bytes do not make an array of shape {shape} {dtype}",
+                data.len()
+            )));
+        }
+        Ok(NDArray { chunk: Arc::new(Chunk::from_bytes(data, ctx)?), offset: 0, shape, dtype })
+    }
+
+    /// An array holding `data` with `shape` on `cpu(0)`.
+    pub fn from_vec<T: NativeType>(data: Vec<T>, shape: impl Into<Shape>) -> Result<NDArray> {
+        Self::from_slice(&data, shape)
+    }
+
+    /// An array holding a copy of `data` with `shape` on `cpu(0)`.
+    pub fn from_slice<T: NativeType>(data: &[T], shape: impl Into<Shape>) -> Result<NDArray> {
+        let shape = shape.into();
+        if shape.numel() != data.len() {
+            return Err(Error::Invalid(format!(
+                "{} values do not fill an array of shape {shape} ({} elements)",
+                data.len(),
+                shape.numel()
+            )));
+        }
+        Self::from_bytes(bytemuck::cast_slice(data), shape, T::DTYPE, Context::cpu(0))
+    }
+
+    /// A 0-d array holding one value.
+    pub fn scalar<T: NativeType>(value: T) -> Result<NDArray> {
+        Self::from_slice(&[value], Shape::scalar())
+    }
+
+    /// Zeros of `shape` and `dtype` on `ctx`.
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType, ctx: Context) -> Result<NDArray> {
+        let shape = shape.into();
+        let mut chunk = Chunk::alloc(shape.numel() * dtype.size(), ctx)?;
+        chunk.bytes_exclusive().fill(0);
+        Ok(NDArray { chunk: Arc::new(chunk), offset: 0, shape, dtype })
+    }
+
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn context(&self) -> Context {
+        self.chunk.ctx()
+    }
+    /// Number of elements.
+    pub fn size(&self) -> usize {
+        self.shape.numel()
+    }
+    pub fn ndim(&self) -> usize {
+        self.shape.ndim()
+    }
+
+    /// The engine variable guarding this array's memory (shared with its views).
+    pub fn var(&self) -> &Var {
+        self.chunk.var()
+    }
+
+    /// Completed writes to this array's memory; moves whenever the data is mutated.
+    pub fn version(&self) -> u64 {
+        self.var().version()
+    }
+
+    /// Whether two arrays share memory.
+    pub fn shares_memory_with(&self, other: &NDArray) -> bool {
+        Arc::ptr_eq(&self.chunk, &other.chunk)
+    }
+
+    fn byte_range(&self) -> std::ops::Range<usize> {
+        let start = self.offset * self.dtype.size();
+        start..start + self.size() * self.dtype.size()
+    }
+
+    /// Whether the element ranges of two arrays overlap in memory.
+    pub(crate) fn overlaps(&self, other: &NDArray) -> bool {
+        let (a, b) = (self.byte_range(), other.byte_range());
+        self.shares_memory_with(other) && a.start < b.end && b.start < a.end && !a.is_empty() && !b.is_empty()
+    }
+
+    /// A kernel's view of this array.
+    ///
+    /// # Safety
+    /// Only inside an engine operation pushed with this array's var as a read (or a
+    /// write when `writable`); see [`Blob::new`].
+    pub(crate) unsafe fn blob(&self, writable: bool) -> Blob {
+        Blob::new(
+            self.chunk.clone(),
+            self.offset * self.dtype.size(),
+            self.shape.clone(),
+            self.dtype,
+            writable,
+        )
+    }
+
+    /// Block until pending writes to this array finish; `Err` if one of them failed.
+    pub fn wait_to_read(&self) -> Result<()> {
+        mixnet_engine::get().wait_for_var(self.var()).map_err(engine_error)
+    }
+
+    /// Run `f` on the array's bytes inside an engine read, on the calling thread's behalf.
+    fn read_bytes<R: Send + 'static>(&self, f: impl FnOnce(&[u8]) -> R + Send + 'static) -> Result<R> {
+        let (tx, rx) = sync_channel(1);
+        let chunk = self.chunk.clone();
+        let range = self.byte_range();
+        let read = move || {
+            // SAFETY: pushed with the chunk's var as a read, so no write runs meanwhile.
+            let bytes = unsafe { &chunk.bytes()[range] };
+            let _ = tx.send(f(bytes));
+            Ok::<(), Error>(())
+        };
+        mixnet_engine::get().push_fn(
+            read,
+            std::slice::from_ref(self.var()),
+            &[],
+            OpProps::new("asnumpy").light(true),
+        );
+        match rx.recv() {
+            Ok(r) => Ok(r),
+            // The read was skipped: a write it waited on failed. Surface that failure.
+            Err(_) => Err(self
+                .wait_to_read()
+                .err()
+                .unwrap_or_else(|| Error::Invalid("array read was dropped".into()))),
+        }
+    }
+
+    /// The elements as `T` (which must match the dtype; `u8` also reads `bool`).
+    pub fn to_vec<T: NativeType>(&self) -> Result<Vec<T>> {
+        if !T::views(self.dtype) {
+            return Err(Error::Invalid(format!(
+                "to_vec::<{}>() on an array of dtype {}; use to_f64_vec() or astype",
+                T::DTYPE,
+                self.dtype
+            )));
+        }
+        self.read_bytes(|b| bytemuck::pod_collect_to_vec::<u8, T>(b))
+    }
+
+    /// The elements converted to f64, whatever the dtype (waits for pending writes).
+    pub fn to_f64_vec(&self) -> Result<Vec<f64>> {
+        let dtype = self.dtype;
+        self.read_bytes(move |b| {
+            crate::with_dtype!(dtype, T => bytemuck::pod_collect_to_vec::<u8, T>(b).into_iter().map(mixnet_kernels::Element::to_f64).collect())
+        })
+    }
+
+    /// The single value of a one-element array (MXNet's `asscalar`).
+    pub fn as_scalar<T: NativeType>(&self) -> Result<T> {
+        if self.size() != 1 {
+            return Err(Error::Invalid(format!(
+                "as_scalar on an array of shape {} (needs exactly 1 element)",
+                self.shape
+            )));
+        }
+        Ok(self.to_vec::<T>()?[0])
+    }
+
+    /// The little-endian element bytes (waits for pending writes).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.read_bytes(|b| b.to_vec())
+    }
+
+    /// Rows `begin..end` along axis 0, sharing memory (MXNet's `NDArray.slice`, `x[a:b]`).
+    pub fn slice(&self, begin: usize, end: usize) -> Result<NDArray> {
+        let rows = *self.shape.first().ok_or_else(|| Error::Invalid("slice of a 0-d array".into()))?;
+        if begin > end || end > rows {
+            return Err(Error::Invalid(format!(
+                "slice [{begin}, {end}) out of range for shape {}",
+                self.shape
+            )));
+        }
+        let row = self.shape[1..].iter().product::<usize>();
+        let mut dims = self.shape.to_vec();
+        dims[0] = end - begin;
+        Ok(NDArray { offset: self.offset + begin * row, shape: dims.into(), ..self.clone() })
+    }
+
+    /// Row `i` along axis 0 with that axis dropped, sharing memory (MXNet's `x[i]`).
+    pub fn at(&self, i: usize) -> Result<NDArray> {
+        let v = self.slice(i, i + 1)?;
+        Ok(NDArray { shape: self.shape[1..].into(), ..v })
+    }
+
+    /// The same memory with another shape of equal size; one dimension may be -1.
+    pub fn reshape(&self, shape: &[i64]) -> Result<NDArray> {
+        let known: i64 = shape.iter().filter(|&&d| d >= 0).product();
+        let infer = shape.iter().filter(|&&d| d == -1).count();
+        let bad = || Error::Invalid(format!("cannot reshape array of shape {} into {shape:?}", self.shape));
+        if infer > 1 || shape.iter().any(|&d| d < -1) {
+            return Err(bad());
+        }
+        let dims: Vec<usize> = shape
+            .iter()
+            .map(|&d| if d == -1 { if known == 0 { 0 } else { self.size() as i64 / known } } else { d } as usize)
+            .collect();
+        if dims.iter().product::<usize>() != self.size() {
+            return Err(bad());
+        }
+        Ok(NDArray { shape: dims.into(), ..self.clone() })
+    }
+}

@@ -1,0 +1,83 @@
+//! What a kernel sees of an array inside an engine operation: a typed, contiguous window.
+
+use std::sync::Arc;
+
+use crate::dtype::NativeType;
+use crate::shape::Shape;
+use crate::storage::Chunk;
+use crate::{DType, Error, Result};
+
+/// One input or output of a running operation. Only `invoke` builds blobs, inside the
+/// engine operation that holds the right access to each chunk's var.
+pub struct Blob {
+    chunk: Arc<Chunk>,
+    offset_bytes: usize,
+    shape: Shape,
+    dtype: DType,
+    writable: bool,
+}
+
+impl Blob {
+    /// # Safety
+    /// Must be created inside an engine operation that lists `chunk`'s var as a read
+    /// (or as a write when `writable`), and no two blobs alive at once may give a writable
+    /// view of overlapping bytes together with any other view of them.
+    pub(crate) unsafe fn new(
+        chunk: Arc<Chunk>,
+        offset_bytes: usize,
+        shape: Shape,
+        dtype: DType,
+        writable: bool,
+    ) -> Self {
+        Blob { chunk, offset_bytes, shape, dtype, writable }
+    }
+
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+
+    fn range(&self) -> std::ops::Range<usize> {
+        self.offset_bytes..self.offset_bytes + self.numel() * self.dtype.size()
+    }
+
+    fn check<T: NativeType>(&self) -> Result<()> {
+        if T::views(self.dtype) {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!(
+                "kernel type mismatch: array of dtype {} viewed as {}",
+                self.dtype,
+                T::DTYPE
+            )))
+        }
+    }
+
+    /// The elements, read-only.
+    pub fn slice<T: NativeType>(&self) -> Result<&[T]> {
+        self.check::<T>()?;
+        // SAFETY: the constructor's contract gives this operation read access to the
+        // chunk; the range lies inside it (checked when the NDArray view was made).
+        let bytes = unsafe { &self.chunk.bytes()[self.range()] };
+        bytemuck::try_cast_slice(bytes).map_err(|e| Error::Invalid(format!("misaligned array view: {e}")))
+    }
+
+    /// The elements, writable (outputs and mutated inputs only).
+    pub fn slice_mut<T: NativeType>(&mut self) -> Result<&mut [T]> {
+        self.check::<T>()?;
+        if !self.writable {
+            return Err(Error::Invalid("kernel tried to write a read-only input".into()));
+        }
+        let range = self.range();
+        // SAFETY: writable blobs are made only for vars the operation writes, and invoke
+        // refuses calls where a written array overlaps another argument; `&mut self` keeps
+        // this view unique among views made through this blob.
+        let bytes = unsafe { &mut self.chunk.bytes_mut()[range] };
+        bytemuck::try_cast_slice_mut(bytes).map_err(|e| Error::Invalid(format!("misaligned array view: {e}")))
+    }
+}

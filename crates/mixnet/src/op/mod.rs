@@ -1,0 +1,98 @@
+//! The operator registry: one entry per operator under MXNet's name and aliases. Each
+//! entry parses MXNet's attribute strings into a configured [`Operator`], which infers
+//! output shapes and dtypes and runs its CPU kernel. The eager path, the graph executor
+//! and autograd all reach computation through here.
+
+mod attrs;
+mod blob;
+pub mod registry;
+
+pub use attrs::{parse_tuple, Attrs};
+pub use blob::Blob;
+pub use registry::{registry, OpDef, Registry};
+
+use crate::shape::Shape;
+use crate::{DType, Result};
+
+/// Shape and dtype of one argument, as inference sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorInfo {
+    pub shape: Shape,
+    pub dtype: DType,
+}
+
+impl TensorInfo {
+    pub fn new(shape: impl Into<Shape>, dtype: DType) -> Self {
+        TensorInfo { shape: shape.into(), dtype }
+    }
+}
+
+impl std::fmt::Display for TensorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.shape, self.dtype)
+    }
+}
+
+/// What a running kernel may know about the call (MXNet's `OpContext`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpContext {
+    /// Training mode (Dropout, BatchNorm consult it); set by `autograd::record`/`train_mode`.
+    pub is_train: bool,
+}
+
+/// Resources an operator asks the engine for (MXNet's `FResourceRequest`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// Scratch memory for the duration of the kernel.
+    TempSpace,
+    /// The context's random generator (serializes ops that draw from it).
+    Random,
+}
+
+/// A configured operator: attributes parsed, ready to infer and compute.
+pub trait Operator: Send + Sync + 'static {
+    /// Canonical registered name (the one symbol JSON stores).
+    fn name(&self) -> &'static str;
+
+    /// Number of inputs for these attributes.
+    fn num_inputs(&self) -> usize;
+
+    /// Number of outputs for these attributes.
+    fn num_outputs(&self) -> usize {
+        1
+    }
+
+    /// Output shapes and dtypes. Errors name the op; `invoke` adds the input shapes.
+    fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>>;
+
+    /// Run the kernel. `inputs` listed in [`Operator::mutate_inputs`] are writable.
+    fn compute(&self, ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()>;
+
+    /// Inputs the op writes (MXNet's `FMutateInputs`: optimizer states, BatchNorm stats).
+    fn mutate_inputs(&self) -> &[usize] {
+        &[]
+    }
+
+    /// (input, output) pairs that may share memory (MXNet's `FInplaceOption`).
+    fn inplace(&self) -> &[(usize, usize)] {
+        &[]
+    }
+
+    /// Resources the kernel needs (MXNet's `FResourceRequest`).
+    fn resources(&self) -> &[Resource] {
+        &[]
+    }
+
+    /// Argument names (MXNet's `FListInputNames`): `data`, or `arg0, arg1, ...`.
+    fn input_names(&self) -> Vec<String> {
+        match self.num_inputs() {
+            1 => vec!["data".into()],
+            n => (0..n).map(|i| format!("arg{i}")).collect(),
+        }
+    }
+}
+
+/// Shorthand for an operator error.
+pub fn op_err(op: &str, msg: impl Into<String>) -> crate::Error {
+    crate::Error::op(op, msg)
+}

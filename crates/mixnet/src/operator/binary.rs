@@ -1,0 +1,325 @@
+//! Binary arithmetic and comparison: same-shape (`elemwise_add`, `_mod`, `_greater`, ...),
+//! broadcasting (`broadcast_add`, ...) and tensor–scalar (`_plus_scalar`, `_rminus_scalar`,
+//! ...). One table of functions serves all three forms.
+
+use std::sync::Arc;
+
+use mixnet_kernels::elementwise::{broadcast_shape, broadcast_strides, broadcast_zip, map, zip};
+use mixnet_kernels::Element;
+
+use crate::op::{Attrs, Blob, OpContext, Operator, Registry, TensorInfo};
+use crate::{with_dtype, DType, Error, Result};
+
+/// The elementwise function of a binary operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryFn {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Power,
+    Maximum,
+    Minimum,
+    Hypot,
+    Equal,
+    NotEqual,
+    Greater,
+    GreaterEqual,
+    Lesser,
+    LesserEqual,
+    LogicalAnd,
+    LogicalOr,
+    LogicalXor,
+}
+
+/// Python-style modulo as MXNet's `mshadow_op::mod`: the result takes the divisor's sign,
+/// and a zero divisor gives 0.
+fn modulo(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        return 0.0;
+    }
+    let r = a % b;
+    if r != 0.0 && ((r < 0.0) != (b < 0.0)) {
+        r + b
+    } else {
+        r
+    }
+}
+
+fn truth<T: Element>(c: bool) -> T {
+    if c {
+        T::ONE
+    } else {
+        T::ZERO
+    }
+}
+
+impl BinaryFn {
+    #[inline(always)]
+    fn apply<T: Element>(self, a: T, b: T) -> T {
+        match self {
+            BinaryFn::Add => a.add(b),
+            BinaryFn::Sub => a.sub(b),
+            BinaryFn::Mul => a.mul(b),
+            BinaryFn::Div => a.div(b),
+            BinaryFn::Mod => T::from_f64(modulo(a.to_f64(), b.to_f64())),
+            BinaryFn::Power => T::from_f64(a.to_f64().powf(b.to_f64())),
+            // NaN-propagating, as MXNet's maximum/minimum.
+            BinaryFn::Maximum => {
+                if a > b || a != a {
+                    a
+                } else {
+                    b
+                }
+            }
+            BinaryFn::Minimum => {
+                if a < b || a != a {
+                    a
+                } else {
+                    b
+                }
+            }
+            BinaryFn::Hypot => T::from_f64(a.to_f64().hypot(b.to_f64())),
+            BinaryFn::Equal => truth(a == b),
+            BinaryFn::NotEqual => truth(a != b),
+            BinaryFn::Greater => truth(a > b),
+            BinaryFn::GreaterEqual => truth(a >= b),
+            BinaryFn::Lesser => truth(a < b),
+            BinaryFn::LesserEqual => truth(a <= b),
+            BinaryFn::LogicalAnd => truth(a != T::ZERO && b != T::ZERO),
+            BinaryFn::LogicalOr => truth(a != T::ZERO || b != T::ZERO),
+            BinaryFn::LogicalXor => truth((a != T::ZERO) != (b != T::ZERO)),
+        }
+    }
+}
+
+/// How the two operands meet.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Form {
+    /// Shapes must be equal (`elemwise_*`, `_mod`, ...; MXNet's Symbol `+`).
+    Elemwise,
+    /// numpy broadcasting (`broadcast_*`; MXNet's NDArray `+`).
+    Broadcast,
+    /// Tensor and a scalar attribute; `reverse` puts the scalar on the left.
+    Scalar { scalar: f64, reverse: bool },
+}
+
+/// A configured binary operator.
+pub struct BinaryOp {
+    name: &'static str,
+    func: BinaryFn,
+    form: Form,
+}
+
+// (canonical name, aliases, function) for each form.
+const ELEMWISE: &[(&str, &[&str], BinaryFn)] = &[
+    ("elemwise_add", &["_Plus", "_add", "_plus"], BinaryFn::Add),
+    ("_grad_add", &[], BinaryFn::Add),
+    ("elemwise_sub", &["_Minus", "_minus", "_sub"], BinaryFn::Sub),
+    ("elemwise_mul", &["_Mul", "_mul"], BinaryFn::Mul),
+    ("elemwise_div", &["_Div", "_div"], BinaryFn::Div),
+    ("_mod", &["_Mod"], BinaryFn::Mod),
+    ("_power", &["_Power"], BinaryFn::Power),
+    ("_maximum", &["_Maximum"], BinaryFn::Maximum),
+    ("_minimum", &["_Minimum"], BinaryFn::Minimum),
+    ("_hypot", &["_Hypot"], BinaryFn::Hypot),
+    ("_equal", &["_Equal"], BinaryFn::Equal),
+    ("_not_equal", &["_Not_Equal"], BinaryFn::NotEqual),
+    ("_greater", &["_Greater"], BinaryFn::Greater),
+    ("_greater_equal", &["_Greater_Equal"], BinaryFn::GreaterEqual),
+    ("_lesser", &["_Lesser"], BinaryFn::Lesser),
+    ("_lesser_equal", &["_Lesser_Equal"], BinaryFn::LesserEqual),
+    ("_logical_and", &["_Logical_And"], BinaryFn::LogicalAnd),
+    ("_logical_or", &["_Logical_Or"], BinaryFn::LogicalOr),
+    ("_logical_xor", &["_Logical_Xor"], BinaryFn::LogicalXor),
+];
+
+const BROADCAST: &[(&str, &[&str], BinaryFn)] = &[
+    ("broadcast_add", &["broadcast_plus"], BinaryFn::Add),
+    ("broadcast_sub", &["broadcast_minus"], BinaryFn::Sub),
+    ("broadcast_mul", &[], BinaryFn::Mul),
+    ("broadcast_div", &[], BinaryFn::Div),
+    ("broadcast_mod", &[], BinaryFn::Mod),
+    ("broadcast_power", &[], BinaryFn::Power),
+    ("broadcast_maximum", &[], BinaryFn::Maximum),
+    ("broadcast_minimum", &[], BinaryFn::Minimum),
+    ("broadcast_hypot", &[], BinaryFn::Hypot),
+    ("broadcast_equal", &[], BinaryFn::Equal),
+    ("broadcast_not_equal", &[], BinaryFn::NotEqual),
+    ("broadcast_greater", &[], BinaryFn::Greater),
+    ("broadcast_greater_equal", &[], BinaryFn::GreaterEqual),
+    ("broadcast_lesser", &[], BinaryFn::Lesser),
+    ("broadcast_lesser_equal", &[], BinaryFn::LesserEqual),
+    ("broadcast_logical_and", &[], BinaryFn::LogicalAnd),
+    ("broadcast_logical_or", &[], BinaryFn::LogicalOr),
+    ("broadcast_logical_xor", &[], BinaryFn::LogicalXor),
+];
+
+// (name, aliases, function, scalar on the left)
+const SCALAR: &[(&str, &[&str], BinaryFn, bool)] = &[
+    ("_plus_scalar", &["_PlusScalar"], BinaryFn::Add, false),
+    ("_minus_scalar", &["_MinusScalar"], BinaryFn::Sub, false),
+    ("_rminus_scalar", &["_RMinusScalar"], BinaryFn::Sub, true),
+    ("_mul_scalar", &["_MulScalar"], BinaryFn::Mul, false),
+    ("_div_scalar", &["_DivScalar"], BinaryFn::Div, false),
+    ("_rdiv_scalar", &["_RDivScalar"], BinaryFn::Div, true),
+    ("_mod_scalar", &["_ModScalar"], BinaryFn::Mod, false),
+    ("_rmod_scalar", &["_RModScalar"], BinaryFn::Mod, true),
+    ("_power_scalar", &["_PowerScalar"], BinaryFn::Power, false),
+    ("_rpower_scalar", &["_RPowerScalar"], BinaryFn::Power, true),
+    ("_maximum_scalar", &["_MaximumScalar"], BinaryFn::Maximum, false),
+    ("_minimum_scalar", &["_MinimumScalar"], BinaryFn::Minimum, false),
+    ("_hypot_scalar", &["_HypotScalar"], BinaryFn::Hypot, false),
+    ("_equal_scalar", &["_EqualScalar"], BinaryFn::Equal, false),
+    ("_not_equal_scalar", &["_NotEqualScalar"], BinaryFn::NotEqual, false),
+    ("_greater_scalar", &["_GreaterScalar"], BinaryFn::Greater, false),
+    ("_greater_equal_scalar", &["_GreaterEqualScalar"], BinaryFn::GreaterEqual, false),
+    ("_lesser_scalar", &["_LesserScalar"], BinaryFn::Lesser, false),
+    ("_lesser_equal_scalar", &["_LesserEqualScalar"], BinaryFn::LesserEqual, false),
+    ("_logical_and_scalar", &["_LogicalAndScalar"], BinaryFn::LogicalAnd, false),
+    ("_logical_or_scalar", &["_LogicalOrScalar"], BinaryFn::LogicalOr, false),
+    ("_logical_xor_scalar", &["_LogicalXorScalar"], BinaryFn::LogicalXor, false),
+];
+
+fn lookup<T: Copy>(table: &[(&str, &[&str], BinaryFn, T)], name: &str) -> Option<(BinaryFn, T)> {
+    table.iter().find(|e| e.0 == name).map(|e| (e.2, e.3))
+}
+
+fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
+    let (func, form) = if let Some(e) = ELEMWISE.iter().find(|e| e.0 == name) {
+        (e.2, Form::Elemwise)
+    } else if let Some(e) = BROADCAST.iter().find(|e| e.0 == name) {
+        (e.2, Form::Broadcast)
+    } else if let Some((func, reverse)) = lookup(SCALAR, name) {
+        let scalar = attrs.float("scalar", 1.0)?;
+        // 1.9.1 front ends may add `is_int`; the value is cast to the array's dtype anyway.
+        attrs.get("is_int");
+        (func, Form::Scalar { scalar, reverse })
+    } else {
+        return Err(Error::op(name, "not a binary operator"));
+    };
+    Ok(Arc::new(BinaryOp { name, func, form }))
+}
+
+impl BinaryOp {
+    /// The operator behind NDArray's `+ - * /`: broadcasting, as MXNet's NDArray does.
+    pub fn broadcast(func: BinaryFn) -> Self {
+        let name = BROADCAST.iter().find(|e| e.2 == func).map_or("broadcast_add", |e| e.0);
+        BinaryOp { name, func, form: Form::Broadcast }
+    }
+
+    /// `x op scalar` (or `scalar op x` when `reverse`).
+    pub fn scalar(func: BinaryFn, scalar: f64, reverse: bool) -> Self {
+        let name = SCALAR.iter().find(|e| e.2 == func && e.3 == reverse).map_or("_plus_scalar", |e| e.0);
+        BinaryOp { name, func, form: Form::Scalar { scalar, reverse } }
+    }
+}
+
+impl Operator for BinaryOp {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn num_inputs(&self) -> usize {
+        match self.form {
+            Form::Scalar { .. } => 1,
+            _ => 2,
+        }
+    }
+
+    fn input_names(&self) -> Vec<String> {
+        match self.form {
+            Form::Scalar { .. } => vec!["data".into()],
+            _ => vec!["lhs".into(), "rhs".into()],
+        }
+    }
+
+    fn inplace(&self) -> &[(usize, usize)] {
+        &[(0, 0)]
+    }
+
+    fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
+        let dtype = inputs[0].dtype;
+        if dtype == DType::Bool {
+            return Err(Error::op(
+                self.name,
+                "bool arrays are not supported by this legacy operator; Cast first",
+            ));
+        }
+        let shape = match self.form {
+            Form::Scalar { .. } => inputs[0].shape.clone(),
+            Form::Elemwise | Form::Broadcast => {
+                let (l, r) = (&inputs[0], &inputs[1]);
+                if l.dtype != r.dtype {
+                    return Err(Error::op(
+                        self.name,
+                        format!("operands have different dtypes {} and {}", l.dtype, r.dtype),
+                    ));
+                }
+                if self.form == Form::Elemwise {
+                    if l.shape != r.shape {
+                        return Err(Error::op(
+                            self.name,
+                            format!(
+                                "shapes {} and {} differ (use broadcast_* to broadcast)",
+                                l.shape, r.shape
+                            ),
+                        ));
+                    }
+                    l.shape.clone()
+                } else {
+                    broadcast_shape(&l.shape, &r.shape)
+                        .ok_or_else(|| {
+                            Error::op(
+                                self.name,
+                                format!("shapes {} and {} cannot be broadcast together", l.shape, r.shape),
+                            )
+                        })?
+                        .into()
+                }
+            }
+        };
+        Ok(vec![TensorInfo { shape, dtype }])
+    }
+
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
+        let f = self.func;
+        let out = &mut outputs[0];
+        with_dtype!(out.dtype(), T => {
+            match self.form {
+                Form::Scalar { scalar, reverse } => {
+                    let s = T::from_f64(scalar);
+                    let x = inputs[0].slice::<T>()?;
+                    if reverse {
+                        map(x, out.slice_mut::<T>()?, |x| f.apply(s, x));
+                    } else {
+                        map(x, out.slice_mut::<T>()?, |x| f.apply(x, s));
+                    }
+                }
+                Form::Elemwise => zip(inputs[0].slice::<T>()?, inputs[1].slice::<T>()?, out.slice_mut::<T>()?, |a, b| f.apply(a, b)),
+                Form::Broadcast => {
+                    let out_shape = out.shape().clone();
+                    let (l, r) = (&inputs[0], &inputs[1]);
+                    if l.shape() == &out_shape && r.shape() == &out_shape {
+                        zip(l.slice::<T>()?, r.slice::<T>()?, out.slice_mut::<T>()?, |a, b| f.apply(a, b));
+                    } else {
+                        let sa = broadcast_strides(l.shape(), &out_shape).ok_or_else(|| Error::op(self.name, "bad broadcast"))?;
+                        let sb = broadcast_strides(r.shape(), &out_shape).ok_or_else(|| Error::op(self.name, "bad broadcast"))?;
+                        broadcast_zip(l.slice::<T>()?, &sa, r.slice::<T>()?, &sb, out.slice_mut::<T>()?, &out_shape, |a, b| f.apply(a, b));
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    for e in ELEMWISE.iter().chain(BROADCAST) {
+        r.register(crate::op::OpDef { name: e.0, aliases: e.1, build });
+    }
+    for e in SCALAR {
+        r.register(crate::op::OpDef { name: e.0, aliases: e.1, build });
+    }
+}

@@ -1,0 +1,11 @@
+//! Operator implementations, grouped as MXNet's `src/operator/tensor` groups them. Each
+//! module registers its operators in [`register_all`].
+
+pub mod binary;
+
+use crate::op::Registry;
+
+/// Register every operator family.
+pub fn register_all(r: &mut Registry) {
+    binary::register(r);
+}

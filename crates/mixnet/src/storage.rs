@@ -1,0 +1,270 @@
+//! Array memory: 64-byte aligned buffers from a per-context pool, and the chunk that ties
+//! a buffer to the engine variable guarding it.
+//!
+//! Freed buffers go back to the pool by size class and are handed out again, so a
+//! training loop that allocates the same shapes every step stops touching the system
+//! allocator (and the page-fault cost of fresh memory) after its first step.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::collections::HashMap;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use mixnet_engine::Var;
+use parking_lot::Mutex;
+
+use crate::context::Context;
+use crate::{Error, Result};
+
+/// Alignment of every buffer: a cache line, and enough for any SIMD load.
+const ALIGN: usize = 64;
+
+/// An owned, zero-initialized (when fresh), 64-byte aligned byte buffer.
+pub(crate) struct AlignedBuf {
+    ptr: NonNull<u8>,
+    capacity: usize,
+}
+
+// SAFETY: AlignedBuf owns its allocation exclusively (like Vec<u8>); moving it between
+// threads or sharing `&AlignedBuf` is as safe as for Vec<u8>.
+unsafe impl Send for AlignedBuf {}
+// SAFETY: see Send; `&AlignedBuf` only gives out shared views (mutation goes through Chunk,
+// whose accessors carry the engine's exclusivity contract).
+unsafe impl Sync for AlignedBuf {}
+
+impl AlignedBuf {
+    fn zeroed(capacity: usize) -> Result<Self> {
+        if capacity == 0 {
+            // A dangling, aligned pointer is a valid base for empty slices.
+            return Ok(AlignedBuf { ptr: NonNull::<[u8; ALIGN]>::dangling().cast(), capacity: 0 });
+        }
+        let layout = Layout::from_size_align(capacity, ALIGN)
+            .map_err(|_| Error::Invalid(format!("cannot allocate {capacity} bytes: size too large")))?;
+        // SAFETY: layout has non-zero size (checked above).
+        let ptr = unsafe { alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr)
+            .ok_or_else(|| Error::Invalid(format!("out of memory allocating {capacity} bytes")))?;
+        Ok(AlignedBuf { ptr, capacity })
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        if self.capacity > 0 {
+            // SAFETY: ptr came from alloc_zeroed with exactly this layout (size/align checked
+            // when allocating).
+            unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(self.capacity, ALIGN)) }
+        }
+    }
+}
+
+/// Memory statistics of one context's pool, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Held by live arrays (size-class rounded).
+    pub bytes_in_use: usize,
+    /// Freed by arrays and kept for reuse.
+    pub bytes_pooled: usize,
+    /// Highest `bytes_in_use` seen.
+    pub peak_bytes_in_use: usize,
+}
+
+/// A per-context pool of freed buffers keyed by size class.
+pub(crate) struct StoragePool {
+    free: Mutex<HashMap<usize, Vec<AlignedBuf>>>,
+    in_use: AtomicUsize,
+    pooled: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// Round a request up to its size class: powers of two up to 1 MiB, then 64 KiB steps,
+/// so big buffers waste little and small ones are shared widely.
+fn size_class(bytes: usize) -> usize {
+    const BIG: usize = 1 << 20;
+    const STEP: usize = 1 << 16;
+    if bytes == 0 {
+        0
+    } else if bytes <= BIG {
+        bytes.next_power_of_two().max(ALIGN)
+    } else {
+        bytes.div_ceil(STEP).saturating_mul(STEP)
+    }
+}
+
+impl StoragePool {
+    fn new() -> Self {
+        StoragePool {
+            free: Mutex::new(HashMap::new()),
+            in_use: AtomicUsize::new(0),
+            pooled: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<AlignedBuf> {
+        let class = size_class(bytes);
+        let reused = self.free.lock().get_mut(&class).and_then(Vec::pop);
+        let buf = match reused {
+            Some(b) => {
+                self.pooled.fetch_sub(class, Ordering::Relaxed);
+                b
+            }
+            None => AlignedBuf::zeroed(class)?,
+        };
+        let now = self.in_use.fetch_add(class, Ordering::Relaxed) + class;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        Ok(buf)
+    }
+
+    fn free(&self, buf: AlignedBuf) {
+        let class = buf.capacity;
+        self.in_use.fetch_sub(class, Ordering::Relaxed);
+        if class > 0 {
+            self.pooled.fetch_add(class, Ordering::Relaxed);
+            self.free.lock().entry(class).or_default().push(buf);
+        }
+    }
+
+    fn stats(&self) -> StorageStats {
+        StorageStats {
+            bytes_in_use: self.in_use.load(Ordering::Relaxed),
+            bytes_pooled: self.pooled.load(Ordering::Relaxed),
+            peak_bytes_in_use: self.peak.load(Ordering::Relaxed),
+        }
+    }
+
+    fn release(&self) {
+        let drained: Vec<AlignedBuf> = self.free.lock().drain().flat_map(|(_, v)| v).collect();
+        let bytes: usize = drained.iter().map(|b| b.capacity).sum();
+        self.pooled.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+fn cpu_pool() -> &'static StoragePool {
+    static POOL: OnceLock<StoragePool> = OnceLock::new();
+    POOL.get_or_init(StoragePool::new)
+}
+
+fn pool(ctx: Context) -> Result<&'static StoragePool> {
+    ctx.check_available()?;
+    Ok(cpu_pool())
+}
+
+/// Memory statistics of `ctx`'s pool (all CPU contexts share one pool).
+pub fn stats(ctx: Context) -> StorageStats {
+    pool(ctx).map(StoragePool::stats).unwrap_or_default()
+}
+
+/// Return the pooled (unused) buffers of `ctx` to the system.
+pub fn release_pooled(ctx: Context) {
+    if let Ok(p) = pool(ctx) {
+        p.release();
+    }
+}
+
+/// The memory of one array (and of the views on it), guarded by one engine variable.
+/// Every operation that touches the bytes is pushed to the engine with `var` as a read
+/// or a write; that is what makes the accessors below sound.
+pub(crate) struct Chunk {
+    var: Var,
+    buf: Option<AlignedBuf>,
+    bytes: usize,
+    ctx: Context,
+}
+
+impl Chunk {
+    /// A chunk of `bytes` bytes on `ctx`; contents are unspecified (reused memory).
+    pub(crate) fn alloc(bytes: usize, ctx: Context) -> Result<Chunk> {
+        let buf = pool(ctx)?.alloc(bytes)?;
+        Ok(Chunk { var: Var::new(), buf: Some(buf), bytes, ctx })
+    }
+
+    /// A chunk holding a copy of `data`, written before anyone else can see the chunk.
+    pub(crate) fn from_bytes(data: &[u8], ctx: Context) -> Result<Chunk> {
+        let mut chunk = Chunk::alloc(data.len(), ctx)?;
+        chunk.bytes_exclusive().copy_from_slice(data);
+        Ok(chunk)
+    }
+
+    pub(crate) fn var(&self) -> &Var {
+        &self.var
+    }
+    pub(crate) fn ctx(&self) -> Context {
+        self.ctx
+    }
+
+    fn base(&self) -> *mut u8 {
+        self.buf.as_ref().map_or(NonNull::<[u8; ALIGN]>::dangling().cast().as_ptr(), |b| b.ptr.as_ptr())
+    }
+
+    /// Writable bytes of a chunk nobody else can reach yet (`&mut self`).
+    pub(crate) fn bytes_exclusive(&mut self) -> &mut [u8] {
+        // SAFETY: `&mut self` proves exclusive access; the buffer holds at least
+        // `self.bytes` initialized bytes (zeroed at allocation, written since).
+        unsafe { std::slice::from_raw_parts_mut(self.base(), self.bytes) }
+    }
+
+    /// Shared view of the bytes.
+    ///
+    /// # Safety
+    /// The caller must be inside an engine operation that lists this chunk's var as a
+    /// read (or write), so no write to these bytes runs concurrently.
+    pub(crate) unsafe fn bytes(&self) -> &[u8] {
+        std::slice::from_raw_parts(self.base(), self.bytes)
+    }
+
+    /// Mutable view of the bytes.
+    ///
+    /// # Safety
+    /// The caller must be inside an engine operation that lists this chunk's var as a
+    /// write, and must not create any other view of the same bytes while this one lives.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn bytes_mut(&self) -> &mut [u8] {
+        std::slice::from_raw_parts_mut(self.base(), self.bytes)
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if let (Some(buf), Ok(p)) = (self.buf.take(), pool(self.ctx)) {
+            p.free(buf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes() {
+        assert_eq!(size_class(0), 0);
+        assert_eq!(size_class(1), 64);
+        assert_eq!(size_class(65), 128);
+        assert_eq!(size_class(1 << 20), 1 << 20);
+        assert_eq!(size_class((1 << 20) + 1), (1 << 20) + (1 << 16));
+    }
+
+    #[test]
+    fn pool_reuses_freed_buffers() {
+        let p = StoragePool::new();
+        let a = p.alloc(1000).unwrap();
+        let addr = a.ptr.as_ptr() as usize;
+        assert_eq!(p.stats().bytes_in_use, 1024);
+        p.free(a);
+        assert_eq!(p.stats(), StorageStats { bytes_in_use: 0, bytes_pooled: 1024, peak_bytes_in_use: 1024 });
+        let b = p.alloc(700).unwrap();
+        assert_eq!(b.ptr.as_ptr() as usize, addr, "same size class is reused");
+        assert_eq!(b.ptr.as_ptr() as usize % ALIGN, 0);
+        p.free(b);
+        p.release();
+        assert_eq!(p.stats().bytes_pooled, 0);
+    }
+
+    #[test]
+    fn gpu_allocation_is_a_clear_error() {
+        let err = Chunk::alloc(16, Context::gpu(0)).err().unwrap().to_string();
+        assert!(err.contains("gpu(0)") && err.contains("no GPU backend"), "{err}");
+    }
+}
