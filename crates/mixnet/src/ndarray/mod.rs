@@ -4,10 +4,12 @@
 //! View semantics follow MXNet: `slice`/`at` along axis 0 and `reshape` share memory (and
 //! the engine variable) with the source; every operator produces new arrays.
 
+mod arith;
 mod array;
 mod display;
 pub mod file;
 mod io;
+mod methods;
 
 pub use array::NDArray;
 pub use io::{load, save};
