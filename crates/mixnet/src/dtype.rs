@@ -204,11 +204,28 @@ macro_rules! with_float_dtype {
     ($dtype:expr, $op:expr, $T:ident => $body:expr) => {{
         use $crate::DType as __D;
         match $dtype {
-            __D::F32 => { type $T = f32; $body }
-            __D::F64 => { type $T = f64; $body }
-            __D::F16 => { type $T = $crate::f16; $body }
-            __D::BF16 => { type $T = $crate::bf16; $body }
-            other => return Err($crate::Error::op($op, format!("dtype {other} is not supported (floating-point only)"))),
+            __D::F32 => {
+                type $T = f32;
+                $body
+            }
+            __D::F64 => {
+                type $T = f64;
+                $body
+            }
+            __D::F16 => {
+                type $T = $crate::f16;
+                $body
+            }
+            __D::BF16 => {
+                type $T = $crate::bf16;
+                $body
+            }
+            other => {
+                return Err($crate::Error::op(
+                    $op,
+                    format!("dtype {other} is not supported (floating-point only)"),
+                ))
+            }
         }
     }};
 }
