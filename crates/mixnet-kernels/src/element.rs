@@ -24,6 +24,10 @@ pub trait Element: bytemuck::Pod + PartialOrd + Send + Sync + std::fmt::Debug + 
     fn sub(self, o: Self) -> Self;
     fn mul(self, o: Self) -> Self;
     fn div(self, o: Self) -> Self;
+    /// NaN test that is always false for integers.
+    fn is_nan(self) -> bool {
+        Self::IS_FLOAT && self.to_f64().is_nan()
+    }
 }
 
 macro_rules! int_element {

@@ -13,6 +13,9 @@ use smallvec::SmallVec;
 use crate::op::{registry, Attrs, OpContext, Operator, TensorInfo};
 use crate::{Error, NDArray, Result};
 
+/// Outputs of one call; almost every operator has one or two.
+pub(crate) type Outputs = SmallVec<[NDArray; 2]>;
+
 /// Below this many output elements an op is cheaper to run on the calling thread than to
 /// hand to a worker (a cross-thread wake costs microseconds).
 const LIGHT_NUMEL: usize = 1 << 15;
@@ -50,6 +53,11 @@ fn with_inputs(e: Error, name: &str, inputs: &[TensorInfo]) -> Error {
 
 /// Run a configured operator on `inputs`.
 pub fn invoke_operator(op: &Arc<dyn Operator>, inputs: &[NDArray]) -> Result<Vec<NDArray>> {
+    invoke_operator_small(op, inputs).map(SmallVec::into_vec)
+}
+
+/// [`invoke_operator`] without the `Vec`: the hot path of Rust operators and methods.
+pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) -> Result<Outputs> {
     let name = op.name();
     let infos: SmallVec<[TensorInfo; 4]> =
         inputs.iter().map(|x| TensorInfo { shape: x.shape().clone(), dtype: x.dtype() }).collect();
@@ -70,10 +78,10 @@ pub fn invoke_operator(op: &Arc<dyn Operator>, inputs: &[NDArray]) -> Result<Vec
         return Err(Error::op(name, format!("inputs on different devices: {ctx} and {}", x.context())));
     }
     let out_infos = op.infer(&infos).map_err(|e| with_inputs(e, name, &infos))?;
-    let outputs = out_infos
-        .into_iter()
-        .map(|i| NDArray::empty(i.shape, i.dtype, ctx))
-        .collect::<Result<SmallVec<[NDArray; 2]>>>()?;
+    let mut outputs = Outputs::new();
+    for i in out_infos {
+        outputs.push(NDArray::empty(i.shape, i.dtype, ctx)?);
+    }
 
     let mutated = op.mutate_inputs();
     for &m in mutated {
@@ -96,7 +104,7 @@ pub fn invoke_operator(op: &Arc<dyn Operator>, inputs: &[NDArray]) -> Result<Vec
     let light = outputs.iter().map(NDArray::size).sum::<usize>() <= LIGHT_NUMEL;
     let ctx = OpContext { is_train: crate::autograd::is_training() };
     let (op2, ins, outs) = (op.clone(), SmallVec::<[NDArray; 4]>::from(inputs), outputs.clone());
-    let kernel = move || {
+    let kernel: mixnet_engine::OpFn = Box::new(move || {
         let mutated = op2.mutate_inputs();
         // SAFETY: this closure runs as the engine operation pushed below, whose reads are
         // every input's var and whose writes are every output's var and every mutated
@@ -105,8 +113,8 @@ pub fn invoke_operator(op: &Arc<dyn Operator>, inputs: &[NDArray]) -> Result<Vec
         let mut in_blobs: SmallVec<[_; 4]> =
             ins.iter().enumerate().map(|(i, x)| unsafe { x.blob(mutated.contains(&i)) }).collect();
         let mut out_blobs: SmallVec<[_; 2]> = outs.iter().map(|x| unsafe { x.blob(true) }).collect();
-        op2.compute(&ctx, &mut in_blobs, &mut out_blobs)
-    };
-    mixnet_engine::get().push_fn(kernel, &reads, &writes, OpProps::new(name).light(light));
-    Ok(outputs.into_vec())
+        op2.compute(&ctx, &mut in_blobs, &mut out_blobs).map_err(Into::into)
+    });
+    mixnet_engine::get().push(kernel, &reads, &writes, OpProps::new(name).light(light));
+    Ok(outputs)
 }

@@ -6,8 +6,16 @@ use std::ops::Deref;
 use smallvec::SmallVec;
 
 /// Dimensions of an array, outermost first. Rank 0 is a scalar.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
-pub struct Shape(SmallVec<[usize; 6]>);
+#[derive(PartialEq, Eq, Hash, Default)]
+/// Four inline dims cover almost every array (NCHW); handles stay small to move.
+pub struct Shape(SmallVec<[usize; 4]>);
+
+impl Clone for Shape {
+    /// A plain copy of the dims (SmallVec's derived clone goes element by element).
+    fn clone(&self) -> Self {
+        Shape(SmallVec::from_slice(&self.0))
+    }
+}
 
 impl Shape {
     pub fn new(dims: &[usize]) -> Self {
@@ -27,8 +35,8 @@ impl Shape {
         &self.0
     }
     /// Row-major strides in elements.
-    pub fn strides(&self) -> SmallVec<[usize; 6]> {
-        let mut s: SmallVec<[usize; 6]> = SmallVec::from_elem(1, self.0.len());
+    pub fn strides(&self) -> SmallVec<[usize; 4]> {
+        let mut s: SmallVec<[usize; 4]> = SmallVec::from_elem(1, self.0.len());
         for i in (0..self.0.len().saturating_sub(1)).rev() {
             s[i] = s[i + 1] * self.0[i + 1];
         }

@@ -72,10 +72,35 @@ pub struct StorageStats {
 
 /// A per-context pool of freed buffers keyed by size class.
 pub(crate) struct StoragePool {
-    free: Mutex<HashMap<usize, Vec<AlignedBuf>>>,
+    free: Mutex<FreeLists>,
     in_use: AtomicUsize,
     pooled: AtomicUsize,
     peak: AtomicUsize,
+}
+
+/// Freed buffers by size class: power-of-two classes in a small array (the hot path of
+/// small ops: no hashing), the 64 KiB-step classes above 1 MiB in a map.
+#[derive(Default)]
+struct FreeLists {
+    small: [Vec<AlignedBuf>; 21],
+    big: HashMap<usize, Vec<AlignedBuf>>,
+}
+
+impl FreeLists {
+    fn list(&mut self, class: usize) -> &mut Vec<AlignedBuf> {
+        if class <= 1 << 20 {
+            // class is a power of two in 64..=1 MiB: log2 in 6..=20.
+            &mut self.small[class.trailing_zeros() as usize]
+        } else {
+            self.big.entry(class).or_default()
+        }
+    }
+
+    fn drain(&mut self) -> Vec<AlignedBuf> {
+        let mut all: Vec<AlignedBuf> = self.small.iter_mut().flat_map(std::mem::take).collect();
+        all.extend(self.big.drain().flat_map(|(_, v)| v));
+        all
+    }
 }
 
 /// Round a request up to its size class: powers of two up to 1 MiB, then 64 KiB steps,
@@ -95,7 +120,7 @@ fn size_class(bytes: usize) -> usize {
 impl StoragePool {
     fn new() -> Self {
         StoragePool {
-            free: Mutex::new(HashMap::new()),
+            free: Mutex::new(FreeLists::default()),
             in_use: AtomicUsize::new(0),
             pooled: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -104,7 +129,7 @@ impl StoragePool {
 
     fn alloc(&self, bytes: usize) -> Result<AlignedBuf> {
         let class = size_class(bytes);
-        let reused = self.free.lock().get_mut(&class).and_then(Vec::pop);
+        let reused = if class == 0 { None } else { self.free.lock().list(class).pop() };
         let buf = match reused {
             Some(b) => {
                 self.pooled.fetch_sub(class, Ordering::Relaxed);
@@ -122,7 +147,7 @@ impl StoragePool {
         self.in_use.fetch_sub(class, Ordering::Relaxed);
         if class > 0 {
             self.pooled.fetch_add(class, Ordering::Relaxed);
-            self.free.lock().entry(class).or_default().push(buf);
+            self.free.lock().list(class).push(buf);
         }
     }
 
@@ -135,7 +160,7 @@ impl StoragePool {
     }
 
     fn release(&self) {
-        let drained: Vec<AlignedBuf> = self.free.lock().drain().flat_map(|(_, v)| v).collect();
+        let drained = self.free.lock().drain();
         let bytes: usize = drained.iter().map(|b| b.capacity).sum();
         self.pooled.fetch_sub(bytes, Ordering::Relaxed);
     }

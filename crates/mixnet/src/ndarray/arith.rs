@@ -6,7 +6,7 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 use std::sync::{Arc, OnceLock};
 
 use super::NDArray;
-use crate::imperative::invoke_operator;
+use crate::imperative::{invoke_operator_small, Outputs};
 use crate::op::Operator;
 use crate::operator::binary::{BinaryFn, BinaryOp};
 use crate::Result;
@@ -24,18 +24,18 @@ fn broadcast_op(f: BinaryFn) -> Arc<dyn Operator> {
     OPS[i].get_or_init(|| Arc::new(BinaryOp::broadcast(f))).clone()
 }
 
-fn single(mut v: Vec<NDArray>) -> NDArray {
-    // Binary ops have exactly one output; invoke_operator allocated it.
+fn single(mut v: Outputs) -> NDArray {
+    // Binary ops have exactly one output; invoke allocated it.
     v.swap_remove(0)
 }
 
 fn binary(f: BinaryFn, a: &NDArray, b: &NDArray) -> Result<NDArray> {
-    invoke_operator(&broadcast_op(f), &[a.clone(), b.clone()]).map(single)
+    invoke_operator_small(&broadcast_op(f), &[a.clone(), b.clone()]).map(single)
 }
 
 fn scalar(f: BinaryFn, a: &NDArray, s: f64, reverse: bool) -> Result<NDArray> {
     let op: Arc<dyn Operator> = Arc::new(BinaryOp::scalar(f, s, reverse));
-    invoke_operator(&op, std::slice::from_ref(a)).map(single)
+    invoke_operator_small(&op, std::slice::from_ref(a)).map(single)
 }
 
 macro_rules! arith {

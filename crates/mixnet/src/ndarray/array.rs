@@ -123,14 +123,8 @@ impl NDArray {
     /// # Safety
     /// Only inside an engine operation pushed with this array's var as a read (or a
     /// write when `writable`); see [`Blob::new`].
-    pub(crate) unsafe fn blob(&self, writable: bool) -> Blob {
-        Blob::new(
-            self.chunk.clone(),
-            self.offset * self.dtype.size(),
-            self.shape.clone(),
-            self.dtype,
-            writable,
-        )
+    pub(crate) unsafe fn blob(&self, writable: bool) -> Blob<'_> {
+        Blob::new(&self.chunk, self.offset * self.dtype.size(), &self.shape, self.dtype, writable)
     }
 
     /// Block until pending writes to this array finish; `Err` if one of them failed.

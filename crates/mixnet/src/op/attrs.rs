@@ -180,7 +180,7 @@ impl<'a> Attrs<'a> {
             .items
             .iter()
             .zip(&self.used)
-            .filter(|((k, _), used)| !**used && !(k.starts_with("__") || *k == "name" || *k == "ctx"))
+            .filter(|((k, _), used)| !(**used || k.starts_with("__") || *k == "name" || *k == "ctx"))
             .map(|((k, _), _)| *k)
             .collect();
         if unknown.is_empty() {

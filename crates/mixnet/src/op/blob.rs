@@ -1,7 +1,5 @@
 //! What a kernel sees of an array inside an engine operation: a typed, contiguous window.
 
-use std::sync::Arc;
-
 use crate::dtype::NativeType;
 use crate::shape::Shape;
 use crate::storage::Chunk;
@@ -9,31 +7,31 @@ use crate::{DType, Error, Result};
 
 /// One input or output of a running operation. Only `invoke` builds blobs, inside the
 /// engine operation that holds the right access to each chunk's var.
-pub struct Blob {
-    chunk: Arc<Chunk>,
+pub struct Blob<'a> {
+    chunk: &'a Chunk,
     offset_bytes: usize,
-    shape: Shape,
+    shape: &'a Shape,
     dtype: DType,
     writable: bool,
 }
 
-impl Blob {
+impl<'a> Blob<'a> {
     /// # Safety
     /// Must be created inside an engine operation that lists `chunk`'s var as a read
     /// (or as a write when `writable`), and no two blobs alive at once may give a writable
     /// view of overlapping bytes together with any other view of them.
     pub(crate) unsafe fn new(
-        chunk: Arc<Chunk>,
+        chunk: &'a Chunk,
         offset_bytes: usize,
-        shape: Shape,
+        shape: &'a Shape,
         dtype: DType,
         writable: bool,
     ) -> Self {
         Blob { chunk, offset_bytes, shape, dtype, writable }
     }
 
-    pub fn shape(&self) -> &Shape {
-        &self.shape
+    pub fn shape(&self) -> &'a Shape {
+        self.shape
     }
     pub fn dtype(&self) -> DType {
         self.dtype

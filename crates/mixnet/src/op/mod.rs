@@ -66,7 +66,7 @@ pub trait Operator: Send + Sync + 'static {
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>>;
 
     /// Run the kernel. `inputs` listed in [`Operator::mutate_inputs`] are writable.
-    fn compute(&self, ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()>;
+    fn compute(&self, ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()>;
 
     /// Inputs the op writes (MXNet's `FMutateInputs`: optimizer states, BatchNorm stats).
     fn mutate_inputs(&self) -> &[usize] {
