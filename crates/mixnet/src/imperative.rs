@@ -10,7 +10,7 @@ use std::sync::Arc;
 use mixnet_engine::OpProps;
 use smallvec::SmallVec;
 
-use crate::op::{registry, Attrs, OpContext, Operator, TensorInfo};
+use crate::op::{registry, Attrs, OpContext, Operator, Resource, TensorInfo};
 use crate::{Error, NDArray, Result};
 
 /// Outputs of one call; almost every operator has one or two.
@@ -95,11 +95,15 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
         }
     }
     let reads: SmallVec<[mixnet_engine::Var; 4]> = inputs.iter().map(|x| x.var().clone()).collect();
-    let writes: SmallVec<[mixnet_engine::Var; 4]> = outputs
+    let mut writes: SmallVec<[mixnet_engine::Var; 4]> = outputs
         .iter()
         .map(|x| x.var().clone())
         .chain(mutated.iter().map(|&m| inputs[m].var().clone()))
         .collect();
+    if op.resources().contains(&Resource::Random) {
+        // Ops drawing from the context's generator serialize on it, as in MXNet.
+        writes.push(crate::resource::random_var(ctx).clone());
+    }
 
     let light = outputs.iter().map(NDArray::size).sum::<usize>() <= LIGHT_NUMEL;
     let ctx = OpContext { is_train: crate::autograd::is_training() };
@@ -113,7 +117,11 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
         let mut in_blobs: SmallVec<[_; 4]> =
             ins.iter().enumerate().map(|(i, x)| unsafe { x.blob(mutated.contains(&i)) }).collect();
         let mut out_blobs: SmallVec<[_; 2]> = outs.iter().map(|x| unsafe { x.blob(true) }).collect();
-        op2.compute(&ctx, &mut in_blobs, &mut out_blobs).map_err(Into::into)
+        op2.compute(&ctx, &mut in_blobs, &mut out_blobs).map_err(|e| match e {
+            // The engine's error already names the operator.
+            Error::Operator { op, msg } if op == op2.name() => msg.into(),
+            other => other.into(),
+        })
     });
     mixnet_engine::get().push(kernel, &reads, &writes, OpProps::new(name).light(light));
     Ok(outputs)
