@@ -3,8 +3,6 @@
 //!
 //! `cargo bench -p mixnet-engine`
 
-#![allow(clippy::cloned_ref_to_slice_refs)] // `&[v.clone()]` reads better in tests
-
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -1,7 +1,5 @@
 //! Failure propagation, recovery and deletion, on every engine configuration.
 
-#![allow(clippy::cloned_ref_to_slice_refs)] // `&[v.clone()]` reads better in tests
-
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

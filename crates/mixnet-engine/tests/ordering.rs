@@ -1,7 +1,5 @@
 //! The ordering rules, versions, priorities and waits, on every engine configuration.
 
-#![allow(clippy::cloned_ref_to_slice_refs)] // `&[v.clone()]` reads better in tests
-
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,8 +1,6 @@
 //! Randomized DAGs: every engine must end in the state a sequential replay gives, and must
 //! never let a write overlap another access of the same var.
 
-#![allow(clippy::cloned_ref_to_slice_refs)] // `&[v.clone()]` reads better in tests
-
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};

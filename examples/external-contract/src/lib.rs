@@ -10,7 +10,11 @@ use mixnet::{imperative, ndarray, NDArray};
 pub fn add_first_two(path: &Path, out: &Path) -> mixnet::Result<(Vec<usize>, String, Vec<f64>)> {
     let (arrays, names) = ndarray::load(path)?;
     if arrays.len() < 2 {
-        return Err(mixnet::Error::Invalid(format!("{} holds {} arrays ({names:?})", path.display(), arrays.len())));
+        return Err(mixnet::Error::Invalid(format!(
+            "{} holds {} arrays ({names:?})",
+            path.display(),
+            arrays.len()
+        )));
     }
     let sum: NDArray = imperative::invoke("broadcast_add", &arrays[..2], &[])?.remove(0);
     sum.wait_to_read()?;

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 #[test]
 fn load_invoke_read_save() {
-    let fixture =
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/mxnet-1.9.1/ops/binary_add.params"));
+    let fixture = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/mxnet-1.9.1/ops/binary_add.params"
+    ));
     let out = std::env::temp_dir().join(format!("external-contract-{}.params", std::process::id()));
     let (shape, dtype, values) = external_contract::add_first_two(&fixture, &out).unwrap();
     // binary_add.params holds in0, in1 (the operands) then out0 (MXNet's sum).
