@@ -170,7 +170,8 @@ fn cvtt_i32(v: f64) -> i32 {
 /// `cvttsd2si` to 64 bits.
 #[inline(always)]
 fn cvtt_i64(v: f64) -> i64 {
-    if (-9.223372036854775808e18..9.223372036854775808e18).contains(&v) {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if (-TWO_63..TWO_63).contains(&v) {
         v as i64
     } else {
         i64::MIN
@@ -489,6 +490,8 @@ fn p1evl(x: f64, coef: &[f64]) -> f64 {
 }
 
 /// Inverse of the standard normal CDF for `0 < y0 < 1` (Cephes `ndtri`, as MXNet uses).
+/// Coefficients are Cephes' decimal strings verbatim.
+#[allow(clippy::excessive_precision)]
 fn ndtri(y0: f64) -> f64 {
     const S2PI: f64 = 2.50662827463100050242E0;
     const EXP_M2: f64 = 0.13533528323661269189;
@@ -567,11 +570,7 @@ fn ndtri(y0: f64) -> f64 {
     let x = (-2.0 * y.ln()).sqrt();
     let x0 = x - x.ln() / x;
     let z = 1.0 / x;
-    let x1 = if x < 8.0 {
-        z * polevl(z, &P1) / p1evl(z, &Q1)
-    } else {
-        z * polevl(z, &P2) / p1evl(z, &Q2)
-    };
+    let x1 = if x < 8.0 { z * polevl(z, &P1) / p1evl(z, &Q1) } else { z * polevl(z, &P2) / p1evl(z, &Q2) };
     let x = x0 - x1;
     if negate {
         -x

@@ -148,18 +148,21 @@ impl Operator for UnaryOp {
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
         let (x, out) = (&inputs[0], &mut outputs[0]);
         match self.kind {
+            Kind::Identity | Kind::Cast(_) if x.dtype() == out.dtype() => {
+                with_dtype!(out.dtype(), T => out.slice_mut::<T>()?.copy_from_slice(x.slice::<T>()?))
+            }
             Kind::Math(f) => with_dtype!(out.dtype(), T => unary(f, x.slice::<T>()?, out.slice_mut::<T>()?)),
-            Kind::Identity => with_dtype!(out.dtype(), T => out.slice_mut::<T>()?.copy_from_slice(x.slice::<T>()?)),
             Kind::Clip { a_min, a_max } => {
                 with_dtype!(out.dtype(), T => clip(x.slice::<T>()?, out.slice_mut::<T>()?, a_min, a_max))
             }
-            Kind::Cast(DType::Bool) => with_dtype!(x.dtype(), S => cast_to_bool(x.slice::<S>()?, out.slice_mut::<u8>()?)),
-            Kind::Cast(_) if x.dtype() == out.dtype() => {
-                with_dtype!(out.dtype(), T => out.slice_mut::<T>()?.copy_from_slice(x.slice::<T>()?))
+            Kind::Cast(DType::Bool) => {
+                with_dtype!(x.dtype(), S => cast_to_bool(x.slice::<S>()?, out.slice_mut::<u8>()?))
             }
-            Kind::Cast(to) => {
-                with_dtype!(to, D => with_dtype!(x.dtype(), S => cast::<S, D>(x.slice::<S>()?, out.slice_mut::<D>()?)))
-            }
+            // The output dtype is Cast's target.
+            Kind::Identity | Kind::Cast(_) => with_dtype!(out.dtype(), D => {
+                let out = out.slice_mut::<D>()?;
+                with_dtype!(x.dtype(), S => cast::<S, D>(x.slice::<S>()?, out))
+            }),
         }
         Ok(())
     }
