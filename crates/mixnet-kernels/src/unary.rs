@@ -451,9 +451,9 @@ pub fn unary<T: CElement>(op: UnaryFn, x: &[T], out: &mut [T]) {
     par_slices(x, out, |x, o| T::unary_slice(op, x, o));
 }
 
-/// MXNet's `clip`: values above `a_max` become `a_max`, then values below `a_min` become
-/// `a_min` (so `a_max` wins when `a_min > a_max`); NaN passes through. The bounds are
-/// `float`, compared in `float` (in `double` for float64 data).
+/// MXNet's `clip`: values above `a_max` become `a_max`, other values below `a_min` become
+/// `a_min` (no check that `a_min <= a_max`); NaN passes through. The bounds are `float`,
+/// compared in `float` (in `double` for float64 data).
 pub fn clip<T: CElement>(x: &[T], out: &mut [T], a_min: f32, a_max: f32) {
     let (lo, hi) = (a_min as f64, a_max as f64);
     let (lo_t, hi_t) = (T::from_f64_c(lo), T::from_f64_c(hi));
