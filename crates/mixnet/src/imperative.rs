@@ -106,9 +106,13 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
     }
 
     let light = outputs.iter().map(NDArray::size).sum::<usize>() <= LIGHT_NUMEL;
+    // Light ops run at once on this thread; only queued (heavy) ones count against the cap.
+    let guard =
+        (!light).then(|| crate::throttle::admit(outputs.iter().map(|o| o.size() * o.dtype().size()).sum()));
     let ctx = OpContext { is_train: crate::autograd::is_training() };
     let (op2, ins, outs) = (op.clone(), SmallVec::<[NDArray; 4]>::from(inputs), outputs.clone());
     let kernel: mixnet_engine::OpFn = Box::new(move || {
+        let _guard = guard;
         let mutated = op2.mutate_inputs();
         // SAFETY: this closure runs as the engine operation pushed below, whose reads are
         // every input's var and whose writes are every output's var and every mutated

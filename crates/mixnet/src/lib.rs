@@ -16,6 +16,7 @@ pub mod operator;
 pub mod resource;
 pub mod shape;
 pub mod storage;
+mod throttle;
 
 pub use context::{cpu, gpu, Context};
 pub use dtype::{DType, NativeType};
