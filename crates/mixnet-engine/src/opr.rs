@@ -126,6 +126,23 @@ impl OprBlock {
         self.wait.fetch_sub(granted, Ordering::AcqRel) == granted
     }
 
+    /// Take every var at once if all are idle (the inline fast path); otherwise take none.
+    /// The caller holds the push lock, so no var can become busy meanwhile except through
+    /// completions, which only grant queued ops (and every queue checked here is empty).
+    pub(crate) fn try_acquire_all(&self) -> bool {
+        let vars = self.reads.iter().map(|v| (v, false)).chain(self.writes.iter().map(|(v, _)| (v, true)));
+        for (i, (v, write)) in vars.clone().enumerate() {
+            let ok = if write { v.try_acquire_write() } else { v.try_acquire_read() };
+            if !ok {
+                for (u, w) in vars.take(i) {
+                    u.undo_acquire(w);
+                }
+                return false;
+            }
+        }
+        true
+    }
+
     /// One dependency was satisfied; queue the op if it was the last.
     pub(crate) fn grant(self: Arc<Self>, ready: &mut ReadyList) {
         if self.wait.fetch_sub(1, Ordering::AcqRel) == 1 {

@@ -126,11 +126,32 @@ impl Shared {
             self.errors.record(e);
         }
         drop(block);
+        self.finish_one();
+        ready
+    }
+
+    /// Run an op that already holds all its vars (the inline fast path).
+    fn run_acquired(&self, block: OprBlock) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        let (outcome, new) = block.run();
+        let mut ready = ReadyList::new();
+        block.complete(&outcome, &mut ready);
+        if let (Err(e), true) = (outcome, new) {
+            self.errors.record(e);
+        }
+        drop(block);
+        self.finish_one();
+        if !ready.is_empty() {
+            self.enqueue(ready);
+        }
+    }
+
+    /// One pushed op completed: wake `wait_all` when none is left.
+    fn finish_one(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             let _g = self.done_lock.lock();
             self.done_cv.notify_all();
         }
-        ready
     }
 
     fn enqueue(&self, ready: impl IntoIterator<Item = Arc<OprBlock>>) {
@@ -203,10 +224,17 @@ fn deadlock_error(what: &str) -> EngineError {
 impl Engine for ThreadedEngine {
     fn push(&self, func: OpFn, reads: &[Var], writes: &[Var], props: OpProps) {
         let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
-        let ready = {
-            let _g = self.shared.push_lock.lock();
-            self.shared.register(OprBlock::new(func, reads, writes, props, seq))
-        };
+        let inline = self.shared.inline && props.light;
+        let _g = self.shared.push_lock.lock();
+        let block = OprBlock::new(func, reads, writes, props, seq);
+        if inline && block.try_acquire_all() {
+            // Fast path: every var was idle, so run here without queueing the op at all.
+            drop(_g);
+            self.shared.run_acquired(block);
+            return;
+        }
+        let ready = self.shared.register(block);
+        drop(_g);
         if let Some(block) = ready {
             self.shared.dispatch(block);
         }

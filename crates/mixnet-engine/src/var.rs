@@ -116,6 +116,38 @@ impl Var {
         }
     }
 
+    /// Take read access now if nothing is running or queued that it must wait for.
+    /// Used under the push lock by the inline fast path (no op block is queued).
+    pub(crate) fn try_acquire_read(&self) -> bool {
+        let mut s = self.0.state.lock();
+        let free = !s.writing && s.queue.is_empty();
+        if free {
+            s.running_reads += 1;
+        }
+        free
+    }
+
+    /// Take write access now if the var is idle (see [`Var::try_acquire_read`]).
+    pub(crate) fn try_acquire_write(&self) -> bool {
+        let mut s = self.0.state.lock();
+        let free = !s.writing && s.running_reads == 0 && s.queue.is_empty();
+        if free {
+            s.writing = true;
+        }
+        free
+    }
+
+    /// Give back access taken by `try_acquire_*` without running (another var was busy).
+    /// Under the push lock the queue is still empty, so nobody needs to be released.
+    pub(crate) fn undo_acquire(&self, write: bool) {
+        let mut s = self.0.state.lock();
+        if write {
+            s.writing = false;
+        } else {
+            s.running_reads -= 1;
+        }
+    }
+
     /// A reader finished; the write queued behind it may start.
     pub(crate) fn complete_read(&self, ready: &mut ReadyList) {
         let mut s = self.0.state.lock();

@@ -59,8 +59,11 @@ pub fn invoke_operator(op: &Arc<dyn Operator>, inputs: &[NDArray]) -> Result<Vec
 /// [`invoke_operator`] without the `Vec`: the hot path of Rust operators and methods.
 pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) -> Result<Outputs> {
     let name = op.name();
-    let infos: SmallVec<[TensorInfo; 4]> =
-        inputs.iter().map(|x| TensorInfo { shape: x.shape().clone(), dtype: x.dtype() }).collect();
+    // Plain push loops: SmallVec's generic `extend` costs more than the work on this path.
+    let mut infos: SmallVec<[TensorInfo; 4]> = SmallVec::new();
+    for x in inputs {
+        infos.push(TensorInfo { shape: x.shape().clone(), dtype: x.dtype() });
+    }
     if inputs.len() != op.num_inputs() {
         return Err(Error::op(
             name,
@@ -94,12 +97,19 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
             }
         }
     }
-    let reads: SmallVec<[mixnet_engine::Var; 4]> = inputs.iter().map(|x| x.var().clone()).collect();
-    let mut writes: SmallVec<[mixnet_engine::Var; 4]> = outputs
-        .iter()
-        .map(|x| x.var().clone())
-        .chain(mutated.iter().map(|&m| inputs[m].var().clone()))
-        .collect();
+    let mut reads: SmallVec<[mixnet_engine::Var; 4]> = SmallVec::new();
+    let mut ins: SmallVec<[NDArray; 4]> = SmallVec::new();
+    for x in inputs {
+        reads.push(x.var().clone());
+        ins.push(x.clone());
+    }
+    let mut writes: SmallVec<[mixnet_engine::Var; 4]> = SmallVec::new();
+    for x in &outputs {
+        writes.push(x.var().clone());
+    }
+    for &m in mutated {
+        writes.push(inputs[m].var().clone());
+    }
     if op.resources().contains(&Resource::Random) {
         // Ops drawing from the context's generator serialize on it, as in MXNet.
         writes.push(crate::resource::random_var(ctx).clone());
@@ -110,7 +120,7 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
     let guard =
         (!light).then(|| crate::throttle::admit(outputs.iter().map(|o| o.size() * o.dtype().size()).sum()));
     let ctx = OpContext { is_train: crate::autograd::is_training() };
-    let (op2, ins, outs) = (op.clone(), SmallVec::<[NDArray; 4]>::from(inputs), outputs.clone());
+    let (op2, outs) = (op.clone(), outputs.clone());
     let kernel: mixnet_engine::OpFn = Box::new(move || {
         let _guard = guard;
         let mutated = op2.mutate_inputs();
@@ -118,9 +128,14 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
         // every input's var and whose writes are every output's var and every mutated
         // input's var; outputs are fresh arrays, and mutated inputs were checked not to
         // overlap any other argument.
-        let mut in_blobs: SmallVec<[_; 4]> =
-            ins.iter().enumerate().map(|(i, x)| unsafe { x.blob(mutated.contains(&i)) }).collect();
-        let mut out_blobs: SmallVec<[_; 2]> = outs.iter().map(|x| unsafe { x.blob(true) }).collect();
+        let mut in_blobs: SmallVec<[_; 4]> = SmallVec::new();
+        for (i, x) in ins.iter().enumerate() {
+            in_blobs.push(unsafe { x.blob(mutated.contains(&i)) });
+        }
+        let mut out_blobs: SmallVec<[_; 2]> = SmallVec::new();
+        for x in &outs {
+            out_blobs.push(unsafe { x.blob(true) });
+        }
         op2.compute(&ctx, &mut in_blobs, &mut out_blobs).map_err(|e| match e {
             // The engine's error already names the operator.
             Error::Operator { op, msg } if op == op2.name() => msg.into(),
