@@ -7,7 +7,7 @@
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -40,9 +40,9 @@ pub struct ThreadedEngine {
 }
 
 struct Shared {
-    /// Serializes dependency registration so multi-var pushes are atomic (see `register`).
-    push_lock: Mutex<()>,
-    seq: AtomicU64,
+    /// Serializes dependency registration so multi-var pushes are atomic (see `register`);
+    /// holds the push sequence number.
+    push_lock: Mutex<u64>,
     queue: Mutex<ReadyQueue>,
     work_cv: Condvar,
     /// Ops pushed and not yet completed, for `wait_all`.
@@ -83,8 +83,7 @@ impl Eq for Ready {}
 impl ThreadedEngine {
     pub fn new(config: ThreadedConfig) -> Self {
         let shared = Arc::new(Shared {
-            push_lock: Mutex::new(()),
-            seq: AtomicU64::new(0),
+            push_lock: Mutex::new(0),
             queue: Mutex::new(ReadyQueue::default()),
             work_cv: Condvar::new(),
             pending: AtomicUsize::new(0),
@@ -223,18 +222,18 @@ fn deadlock_error(what: &str) -> EngineError {
 
 impl Engine for ThreadedEngine {
     fn push(&self, func: OpFn, reads: &[Var], writes: &[Var], props: OpProps) {
-        let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
         let inline = self.shared.inline && props.light;
-        let _g = self.shared.push_lock.lock();
-        let block = OprBlock::new(func, reads, writes, props, seq);
+        let mut seq = self.shared.push_lock.lock();
+        *seq += 1;
+        let block = OprBlock::new(func, reads, writes, props, *seq);
         if inline && block.try_acquire_all() {
             // Fast path: every var was idle, so run here without queueing the op at all.
-            drop(_g);
+            drop(seq);
             self.shared.run_acquired(block);
             return;
         }
         let ready = self.shared.register(block);
-        drop(_g);
+        drop(seq);
         if let Some(block) = ready {
             self.shared.dispatch(block);
         }
@@ -281,15 +280,15 @@ impl Engine for ThreadedEngine {
     }
 
     fn delete_var(&self, var: &Var, on_delete: Box<dyn FnOnce() + Send>) {
-        let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
         let func: OpFn = Box::new(move || {
             on_delete();
             Ok(())
         });
         let props = OpProps::new("DeleteVariable").light(true).no_skip(true).priority(i32::MAX);
         let ready = {
-            let _g = self.shared.push_lock.lock();
-            let block = OprBlock::new(func, &[], std::slice::from_ref(var), props, seq);
+            let mut seq = self.shared.push_lock.lock();
+            *seq += 1;
+            let block = OprBlock::new(func, &[], std::slice::from_ref(var), props, *seq);
             var.mark_delete_requested();
             self.shared.register(block)
         };

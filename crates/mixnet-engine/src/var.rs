@@ -14,14 +14,11 @@ use parking_lot::Mutex;
 use crate::error::EngineError;
 use crate::opr::{OprBlock, ReadyList};
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
 /// Handle on an engine variable. Cheap to clone; all clones are the same variable.
 #[derive(Clone)]
 pub struct Var(pub(crate) Arc<VarInner>);
 
 pub(crate) struct VarInner {
-    id: u64,
     /// Completed writes so far. Read without a lock: autograd and caches compare versions.
     version: AtomicU64,
     /// Fast check before taking the lock: most vars are never poisoned.
@@ -46,7 +43,6 @@ impl Var {
     /// A fresh variable with version 0 and nothing pending.
     pub fn new() -> Var {
         Var(Arc::new(VarInner {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             version: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             delete_requested: AtomicBool::new(false),
@@ -54,9 +50,9 @@ impl Var {
         }))
     }
 
-    /// Process-unique id, for debugging and profiling.
+    /// Unique among live vars (its address), for debugging and profiling.
     pub fn id(&self) -> u64 {
-        self.0.id
+        Arc::as_ptr(&self.0) as usize as u64
     }
 
     /// Number of writes that have completed on this var (successful or not).

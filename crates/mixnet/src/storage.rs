@@ -8,7 +8,6 @@
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::collections::HashMap;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use mixnet_engine::Var;
@@ -72,10 +71,8 @@ pub struct StorageStats {
 
 /// A per-context pool of freed buffers keyed by size class.
 pub(crate) struct StoragePool {
+    /// Free lists and statistics under one lock: the hot path takes it once per alloc/free.
     free: Mutex<FreeLists>,
-    in_use: AtomicUsize,
-    pooled: AtomicUsize,
-    peak: AtomicUsize,
 }
 
 /// Freed buffers by size class: power-of-two classes in a small array (the hot path of
@@ -84,6 +81,7 @@ pub(crate) struct StoragePool {
 struct FreeLists {
     small: [Vec<AlignedBuf>; 21],
     big: HashMap<usize, Vec<AlignedBuf>>,
+    stats: StorageStats,
 }
 
 impl FreeLists {
@@ -119,50 +117,52 @@ fn size_class(bytes: usize) -> usize {
 
 impl StoragePool {
     fn new() -> Self {
-        StoragePool {
-            free: Mutex::new(FreeLists::default()),
-            in_use: AtomicUsize::new(0),
-            pooled: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
-        }
+        StoragePool { free: Mutex::new(FreeLists::default()) }
     }
 
     fn alloc(&self, bytes: usize) -> Result<AlignedBuf> {
         let class = size_class(bytes);
-        let reused = if class == 0 { None } else { self.free.lock().list(class).pop() };
-        let buf = match reused {
+        let mut lists = self.free.lock();
+        let buf = match if class == 0 { None } else { lists.list(class).pop() } {
             Some(b) => {
-                self.pooled.fetch_sub(class, Ordering::Relaxed);
+                lists.stats.bytes_pooled -= class;
                 b
             }
-            None => AlignedBuf::zeroed(class)?,
+            None => {
+                // Zeroing fresh memory may fault in pages: do it outside the lock.
+                drop(lists);
+                let b = AlignedBuf::zeroed(class)?;
+                lists = self.free.lock();
+                b
+            }
         };
-        let now = self.in_use.fetch_add(class, Ordering::Relaxed) + class;
-        self.peak.fetch_max(now, Ordering::Relaxed);
+        let st = &mut lists.stats;
+        st.bytes_in_use += class;
+        st.peak_bytes_in_use = st.peak_bytes_in_use.max(st.bytes_in_use);
         Ok(buf)
     }
 
     fn free(&self, buf: AlignedBuf) {
         let class = buf.capacity;
-        self.in_use.fetch_sub(class, Ordering::Relaxed);
+        let mut lists = self.free.lock();
+        lists.stats.bytes_in_use -= class;
         if class > 0 {
-            self.pooled.fetch_add(class, Ordering::Relaxed);
-            self.free.lock().list(class).push(buf);
+            lists.stats.bytes_pooled += class;
+            lists.list(class).push(buf);
         }
     }
 
     fn stats(&self) -> StorageStats {
-        StorageStats {
-            bytes_in_use: self.in_use.load(Ordering::Relaxed),
-            bytes_pooled: self.pooled.load(Ordering::Relaxed),
-            peak_bytes_in_use: self.peak.load(Ordering::Relaxed),
-        }
+        self.free.lock().stats
     }
 
     fn release(&self) {
-        let drained = self.free.lock().drain();
-        let bytes: usize = drained.iter().map(|b| b.capacity).sum();
-        self.pooled.fetch_sub(bytes, Ordering::Relaxed);
+        let drained = {
+            let mut lists = self.free.lock();
+            lists.stats.bytes_pooled = 0;
+            lists.drain()
+        };
+        drop(drained);
     }
 }
 
