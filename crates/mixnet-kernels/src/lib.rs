@@ -7,3 +7,5 @@ pub use element::Element;
 pub use half::{bf16, f16};
 pub mod elementwise;
 pub mod unary;
+pub mod fill;
+pub mod gemm;

@@ -3,6 +3,8 @@
 
 pub mod binary;
 pub mod unary;
+pub mod dot;
+pub mod init;
 
 use crate::op::Registry;
 
@@ -10,4 +12,6 @@ use crate::op::Registry;
 pub fn register_all(r: &mut Registry) {
     binary::register(r);
     unary::register(r);
+    dot::register(r);
+    init::register(r);
 }

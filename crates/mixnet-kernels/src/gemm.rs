@@ -1,0 +1,212 @@
+//! Matrix products for `dot`, `batch_dot` and everything built on them (FullyConnected,
+//! convolution via im2col). One strided entry point on the `gemm` crate: transposed operands
+//! are read through strides, never copied, and the choice between one thread and both
+//! cores is made here, once, from a measured threshold.
+
+use ::gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::Element;
+
+/// Below this many multiply-adds (m·n·k) a product runs on the calling thread: splitting it
+/// costs more than the second core gives back. Measured with `benches/gemm.rs` (square
+/// f32, 2 cores): one thread is faster up to n = 112 (79 vs 50 GFLOP/s), even at n = 128,
+/// and two threads win from n = 160 on (115 vs 84 GFLOP/s).
+pub const PARALLEL_MIN_MACS: usize = 128 * 128 * 128;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+    impl Sealed for half::f16 {}
+}
+
+/// Element types the `gemm` crate multiplies (it panics on any other type, so the bound is
+/// sealed to exactly these). f16 products accumulate in f32 inside the crate.
+pub trait GemmElement: Element + sealed::Sealed {}
+impl GemmElement for f32 {}
+impl GemmElement for f64 {}
+impl GemmElement for half::f16 {}
+
+/// Shape of one product `c (m×n) = op(a) (m×k) · op(b) (k×n)`, all row-major. With
+/// `trans_a`, `a` is stored as k×m; with `trans_b`, `b` is stored as n×k.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatMul {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+}
+
+impl MatMul {
+    /// Multiply-adds in one product.
+    pub fn macs(&self) -> usize {
+        self.m.saturating_mul(self.n).saturating_mul(self.k)
+    }
+
+    /// `c = op(a) · op(b)`, overwriting `c`.
+    ///
+    /// # Panics
+    /// If a slice length is not the product's operand size (callers check shapes first).
+    pub fn run<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T]) {
+        self.run_batch(1, a, b, c);
+    }
+
+    /// `batch` independent products over consecutive matrices of `a`, `b` and `c`.
+    ///
+    /// # Panics
+    /// If a slice length is not `batch` times the operand size.
+    pub fn run_batch<T: GemmElement>(&self, batch: usize, a: &[T], b: &[T], c: &mut [T]) {
+        let (sa, sb, sc) = (self.m * self.k, self.k * self.n, self.m * self.n);
+        assert!(
+            a.len() == batch * sa && b.len() == batch * sb && c.len() == batch * sc,
+            "gemm: operand lengths {}, {}, {} do not fit {batch} x {self:?}",
+            a.len(),
+            b.len(),
+            c.len()
+        );
+        if sc == 0 {
+            return;
+        }
+        if self.k == 0 {
+            c.fill(T::ZERO);
+            return;
+        }
+        if batch == 1 || self.macs() >= PARALLEL_MIN_MACS {
+            // One product at a time, each split across the cores if large enough.
+            let par = self.parallelism(self.macs());
+            let iter = a.chunks_exact(sa).zip(b.chunks_exact(sb));
+            for (c, (a, b)) in c.chunks_exact_mut(sc).zip(iter) {
+                self.one(a, b, c, par);
+            }
+        } else if self.macs().saturating_mul(batch) >= PARALLEL_MIN_MACS {
+            // Many small products: one per task, each single-threaded.
+            let iter = a.par_chunks_exact(sa).zip(b.par_chunks_exact(sb));
+            c.par_chunks_exact_mut(sc).zip(iter).for_each(|(c, (a, b))| self.one(a, b, c, Parallelism::None));
+        } else {
+            let iter = a.chunks_exact(sa).zip(b.chunks_exact(sb));
+            for (c, (a, b)) in c.chunks_exact_mut(sc).zip(iter) {
+                self.one(a, b, c, Parallelism::None);
+            }
+        }
+    }
+
+    fn parallelism(&self, macs: usize) -> Parallelism {
+        let threads = rayon::current_num_threads();
+        if macs < PARALLEL_MIN_MACS || threads < 2 {
+            Parallelism::None
+        } else {
+            Parallelism::Rayon(threads)
+        }
+    }
+
+    /// One product on slices of exactly the operand sizes, with m, n, k > 0.
+    fn one<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], par: Parallelism) {
+        let MatMul { m, n, k, trans_a, trans_b } = *self;
+        assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
+        // (row stride, column stride) of op(a) and op(b) in their row-major storage.
+        let (a_rs, a_cs) = if trans_a { (1, m) } else { (k, 1) };
+        let (b_rs, b_cs) = if trans_b { (1, k) } else { (n, 1) };
+        // SAFETY: the gemm crate reads op(a) at a[i*a_rs + p*a_cs] for i < m, p < k, which
+        // is below m*k = a.len() in both layouts; likewise op(b) below k*n = b.len(), and it
+        // writes c[i*n + j] for i < m, j < n, below m*n = c.len() (lengths asserted
+        // above). `c` is a unique borrow, so it does not alias `a` or `b`. T is one of
+        // the sealed GemmElement types, so gemm's type dispatch does not panic; with
+        // read_dst = false the initial contents of `c` are never read.
+        unsafe {
+            ::gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr(),
+                a_cs as isize,
+                a_rs as isize,
+                b.as_ptr(),
+                b_cs as isize,
+                b_rs as isize,
+                T::ZERO,
+                T::ONE,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Naive f64 reference for op(a)·op(b).
+    fn reference(p: &MatMul, a: &[f64], b: &[f64]) -> Vec<f64> {
+        let mut c = vec![0.0; p.m * p.n];
+        for i in 0..p.m {
+            for j in 0..p.n {
+                c[i * p.n + j] = (0..p.k)
+                    .map(|q| {
+                        let x = if p.trans_a { a[q * p.m + i] } else { a[i * p.k + q] };
+                        let y = if p.trans_b { b[j * p.k + q] } else { b[q * p.n + j] };
+                        x * y
+                    })
+                    .sum();
+            }
+        }
+        c
+    }
+
+    fn data(len: usize, seed: usize) -> Vec<f64> {
+        (0..len).map(|i| ((i * 7 + seed * 13) % 17) as f64 / 4.0 - 2.0).collect()
+    }
+
+    #[test]
+    fn all_layouts_and_sizes() {
+        for &(m, n, k) in &[(3, 5, 4), (1, 1, 7), (0, 3, 2), (4, 3, 0), (130, 70, 90)] {
+            for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+                let p = MatMul { m, n, k, trans_a, trans_b };
+                let (a, b) = (data(m * k, 1), data(k * n, 2));
+                let want = reference(&p, &a, &b);
+                let mut c = vec![f64::NAN; m * n];
+                p.run(&a, &b, &mut c);
+                assert_eq!(c, want, "{p:?}");
+                let (a32, b32): (Vec<f32>, Vec<f32>) =
+                    (a.iter().map(|&x| x as f32).collect(), b.iter().map(|&x| x as f32).collect());
+                let mut c32 = vec![f32::NAN; m * n];
+                p.run(&a32, &b32, &mut c32);
+                for (g, w) in c32.iter().zip(&want) {
+                    assert!((*g as f64 - w).abs() <= 1e-3 * w.abs().max(1.0), "{p:?}: {g} vs {w}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batches_small_and_large() {
+        for &(batch, m, n, k) in &[(3, 2, 3, 4), (200, 8, 8, 8), (2, 100, 100, 100)] {
+            let p = MatMul { m, n, k, trans_a: true, trans_b: false };
+            let (a, b) = (data(batch * m * k, 3), data(batch * k * n, 4));
+            let mut c = vec![0.0; batch * m * n];
+            p.run_batch(batch, &a, &b, &mut c);
+            for i in 0..batch {
+                let want = reference(&p, &a[i * m * k..][..m * k], &b[i * k * n..][..k * n]);
+                assert_eq!(&c[i * m * n..][..m * n], &want[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn half_precision() {
+        let p = MatMul { m: 2, n: 2, k: 3, trans_a: false, trans_b: false };
+        let a: Vec<half::f16> = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0].map(half::f16::from_f32).to_vec();
+        let b: Vec<half::f16> = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0].map(half::f16::from_f32).to_vec();
+        let mut c = vec![half::f16::ZERO; 4];
+        p.run(&a, &b, &mut c);
+        assert_eq!(c.iter().map(|x| x.to_f32()).collect::<Vec<_>>(), [4.0, 5.0, 10.0, 11.0]);
+    }
+}
