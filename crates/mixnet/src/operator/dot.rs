@@ -139,7 +139,7 @@ impl Operator for DotOp {
         Ok(vec![TensorInfo { shape, dtype: l.dtype }])
     }
 
-    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
         let (batch, p, _) = self.plan(inputs[0].shape(), inputs[1].shape())?;
         let (a, b, out) = (&inputs[0], &inputs[1], &mut outputs[0]);
         // Zero-size operands are not viewed at all (an empty chunk need not be aligned).

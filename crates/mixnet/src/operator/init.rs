@@ -280,7 +280,7 @@ impl Operator for InitOp {
         Ok(vec![out])
     }
 
-    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
         let out = &mut outputs[0];
         // Nothing to write, and an empty chunk need not be aligned for a typed view.
         if out.numel() == 0 {
@@ -355,7 +355,7 @@ fn int_range<T: WrapInt>(out: &mut [T], start: T, step: T, repeat: usize) {
 /// `std::is_signed` rejects: uint8, and also float16 and bfloat16 (mshadow class types),
 /// whose ranges therefore lose fractional starts and steps. Float types then compute in
 /// their own precision (half types round each operation to half, as mshadow's half_t).
-fn range_fill(op: &str, out: &mut Blob, r: Range) -> Result<()> {
+fn range_fill(op: &str, out: &mut Blob<'_>, r: Range) -> Result<()> {
     let Range { start, step, repeat } = r;
     let trunc = |v: f64| (v as i64) as f64;
     match out.dtype() {
