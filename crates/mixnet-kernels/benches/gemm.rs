@@ -1,6 +1,6 @@
 //! Throughput of the gemm wrapper behind `dot`/`batch_dot`, in FLOP/s (criterion's
-//! "elem/s" here counts 2·m·n·k floating-point operations), and the single- vs two-thread
-//! crossover that sets `PARALLEL_MIN_MACS`.
+//! "elem/s" here counts 2·m·n·k floating-point operations), against the gemm crate's own
+//! threading, and the single- vs two-thread crossover that sets `PARALLEL_MIN_MACS`.
 //!
 //! `cargo bench -p mixnet-kernels --bench gemm`
 
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mixnet_kernels::gemm::MatMul;
+use rayon::prelude::*;
 
 fn data(len: usize) -> Vec<f32> {
     (0..len).map(|i| (i % 97) as f32 / 97.0 - 0.5).collect()
@@ -26,6 +27,13 @@ fn square(c: &mut Criterion) {
             });
         }
     }
+    // The gemm crate's own threading on the same product, for the ratio.
+    let n = 1024;
+    let (a, b, mut out) = (data(n * n), data(n * n), vec![0.0f32; n * n]);
+    g.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+    g.bench_with_input(BenchmarkId::new("nn_gemm_rayon", n), &n, |bench, &n| {
+        bench.iter(|| raw(n, &a, &b, &mut out, ::gemm::Parallelism::Rayon(2)))
+    });
     g.finish();
 
     let mut g = c.benchmark_group("matmul_f64");
@@ -38,14 +46,15 @@ fn square(c: &mut Criterion) {
     g.finish();
 }
 
-/// One n×n×n product straight on the gemm crate with a forced parallelism.
+/// Rows of an n×n×n product straight on the gemm crate: `out` (m×n) = `a` (m×n) · `b` (n×n).
 fn raw(n: usize, a: &[f32], b: &[f32], out: &mut [f32], par: ::gemm::Parallelism) {
-    assert!(a.len() == n * n && b.len() == n * n && out.len() == n * n);
-    // SAFETY: a, b and out each hold n*n elements (asserted), read and written row-major
+    let m = out.len() / n;
+    assert!(a.len() == m * n && b.len() == n * n && out.len() == m * n);
+    // SAFETY: a and out hold m*n elements and b n*n (asserted), read and written row-major
     // with row stride n; out is a unique borrow distinct from a and b.
     unsafe {
         ::gemm::gemm(
-            n,
+            m,
             n,
             n,
             out.as_mut_ptr(),
@@ -68,21 +77,29 @@ fn raw(n: usize, a: &[f32], b: &[f32], out: &mut [f32], par: ::gemm::Parallelism
     }
 }
 
-/// Small products on one thread and on both cores, to place `PARALLEL_MIN_MACS`; then
-/// batches of small products (the wrapper splits the batch, not each product).
+/// Small products on one thread, split in two row blocks as the wrapper splits large ones,
+/// and on the gemm crate's own threading: where two threads start to win places
+/// `PARALLEL_MIN_MACS`. Then batches of small products (the wrapper splits the batch).
 fn crossover(c: &mut Criterion) {
     let mut g = c.benchmark_group("crossover_f32");
     g.sample_size(30).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
-    for n in [32, 64, 96, 112, 128, 160, 192, 256] {
+    for n in [64, 96, 128, 160, 192, 256] {
         let (a, b, mut out) = (data(n * n), data(n * n), vec![0.0f32; n * n]);
         g.throughput(Throughput::Elements(2 * (n * n * n) as u64));
-        for (name, par) in
-            [("1thread", ::gemm::Parallelism::None), ("2threads", ::gemm::Parallelism::Rayon(2))]
-        {
-            g.bench_with_input(BenchmarkId::new(name, n), &n, |bench, &n| {
-                bench.iter(|| raw(n, &a, &b, &mut out, par))
-            });
-        }
+        g.bench_with_input(BenchmarkId::new("1thread", n), &n, |bench, &n| {
+            bench.iter(|| raw(n, &a, &b, &mut out, ::gemm::Parallelism::None))
+        });
+        g.bench_with_input(BenchmarkId::new("2row_blocks", n), &n, |bench, &n| {
+            let half = n.div_ceil(2) * n;
+            bench.iter(|| {
+                out.par_chunks_mut(half)
+                    .zip(a.par_chunks(half))
+                    .for_each(|(out, a)| raw(n, a, &b, out, ::gemm::Parallelism::None))
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("gemm_rayon", n), &n, |bench, &n| {
+            bench.iter(|| raw(n, &a, &b, &mut out, ::gemm::Parallelism::Rayon(2)))
+        });
     }
     g.finish();
 

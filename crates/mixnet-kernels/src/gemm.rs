@@ -10,9 +10,12 @@ use crate::Element;
 
 /// Below this many multiply-adds (m·n·k) a product runs on the calling thread: splitting it
 /// costs more than the second core gives back. Measured with `benches/gemm.rs` (square
-/// f32, 2 cores): one thread is faster up to n = 112 (79 vs 50 GFLOP/s), even at n = 128,
-/// and two threads win from n = 160 on (115 vs 84 GFLOP/s).
+/// f32, 2 cores): one thread wins up to n = 96 (95 vs 64 GFLOP/s), n = 128 is even
+/// (102 vs 101), two threads win from n = 160 on (115 vs 91).
 pub const PARALLEL_MIN_MACS: usize = 128 * 128 * 128;
+
+/// Fewest output rows per thread worth a row split of one product.
+const MIN_SPLIT_ROWS: usize = 32;
 
 mod sealed {
     pub trait Sealed {}
@@ -22,7 +25,7 @@ mod sealed {
 }
 
 /// Element types the `gemm` crate multiplies (it panics on any other type, so the bound is
-/// sealed to exactly these). f16 products accumulate in f32 inside the crate.
+/// sealed to exactly these). The crate widens f16 operands to f32 for its kernels.
 pub trait GemmElement: Element + sealed::Sealed {}
 impl GemmElement for f32 {}
 impl GemmElement for f64 {}
@@ -73,57 +76,70 @@ impl MatMul {
             c.fill(T::ZERO);
             return;
         }
-        if batch == 1 || self.macs() >= PARALLEL_MIN_MACS {
-            // One product at a time, each split across the cores if large enough.
-            let par = self.parallelism(self.macs());
-            let iter = a.chunks_exact(sa).zip(b.chunks_exact(sb));
-            for (c, (a, b)) in c.chunks_exact_mut(sc).zip(iter) {
-                self.one(a, b, c, par);
-            }
-        } else if self.macs().saturating_mul(batch) >= PARALLEL_MIN_MACS {
-            // Many small products: one per task, each single-threaded.
-            let iter = a.par_chunks_exact(sa).zip(b.par_chunks_exact(sb));
-            c.par_chunks_exact_mut(sc).zip(iter).for_each(|(c, (a, b))| self.one(a, b, c, Parallelism::None));
-        } else {
-            let iter = a.chunks_exact(sa).zip(b.chunks_exact(sb));
-            for (c, (a, b)) in c.chunks_exact_mut(sc).zip(iter) {
-                self.one(a, b, c, Parallelism::None);
-            }
-        }
-    }
-
-    fn parallelism(&self, macs: usize) -> Parallelism {
         let threads = rayon::current_num_threads();
-        if macs < PARALLEL_MIN_MACS || threads < 2 {
-            Parallelism::None
-        } else {
-            Parallelism::Rayon(threads)
+        let split_each = threads > 1 && self.macs() >= PARALLEL_MIN_MACS;
+        if !split_each && threads > 1 && self.macs().saturating_mul(batch) >= PARALLEL_MIN_MACS {
+            // Many small products: one per task, each single-threaded.
+            let operands = a.par_chunks_exact(sa).zip(b.par_chunks_exact(sb));
+            c.par_chunks_exact_mut(sc)
+                .zip(operands)
+                .for_each(|(c, (a, b))| self.rows(a, b, c, 0, Parallelism::None));
+            return;
+        }
+        for (c, (a, b)) in c.chunks_exact_mut(sc).zip(a.chunks_exact(sa).zip(b.chunks_exact(sb))) {
+            if split_each {
+                self.split(a, b, c, threads);
+            } else {
+                self.rows(a, b, c, 0, Parallelism::None);
+            }
         }
     }
 
-    /// One product on slices of exactly the operand sizes, with m, n, k > 0.
-    fn one<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], par: Parallelism) {
+    /// One large product on `threads` cores: a block of output rows per thread, each a
+    /// single-threaded gemm. That synchronises once per product instead of once per gemm
+    /// cache block as `Parallelism::Rayon` does, which is worth 10-15% of median
+    /// throughput at n = 1024 on this 2-core VM (a preempted thread stalls every barrier).
+    /// Products too short to split by rows leave the split to the gemm crate.
+    fn split<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], threads: usize) {
+        let block = self.m.div_ceil(threads);
+        if block >= MIN_SPLIT_ROWS {
+            c.par_chunks_mut(block * self.n)
+                .enumerate()
+                .for_each(|(t, c)| self.rows(a, b, c, t * block, Parallelism::None));
+        } else {
+            self.rows(a, b, c, 0, Parallelism::Rayon(threads));
+        }
+    }
+
+    /// Output rows `first..first + c.len() / n` of one product into `c`, from operand
+    /// slices of exactly the operand sizes; m, n, k > 0.
+    fn rows<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], first: usize, par: Parallelism) {
         let MatMul { m, n, k, trans_a, trans_b } = *self;
-        assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
+        let rows = c.len() / n;
+        assert!(a.len() == m * k && b.len() == k * n && c.len() == rows * n && first + rows <= m);
+        if rows == 0 {
+            return;
+        }
         // (row stride, column stride) of op(a) and op(b) in their row-major storage.
         let (a_rs, a_cs) = if trans_a { (1, m) } else { (k, 1) };
         let (b_rs, b_cs) = if trans_b { (1, k) } else { (n, 1) };
-        // SAFETY: the gemm crate reads op(a) at a[i*a_rs + p*a_cs] for i < m, p < k, which
-        // is below m*k = a.len() in both layouts; likewise op(b) below k*n = b.len(), and it
-        // writes c[i*n + j] for i < m, j < n, below m*n = c.len() (lengths asserted
-        // above). `c` is a unique borrow, so it does not alias `a` or `b`. T is one of
-        // the sealed GemmElement types, so gemm's type dispatch does not panic; with
-        // read_dst = false the initial contents of `c` are never read.
+        // SAFETY: the gemm crate reads op(a) at a[(first + i)*a_rs + p*a_cs] for i < rows,
+        // p < k: at most (m-1)*a_rs + (k-1)*a_cs, which is below m*k = a.len() in both
+        // layouts; likewise op(b) below k*n = b.len(); it writes c[i*n + j] for i < rows,
+        // j < n, below c.len() (all asserted above, so `first*a_rs` is in bounds too). `c`
+        // is a unique borrow, so it does not alias `a` or `b`. T is one of the sealed
+        // GemmElement types, so gemm's type dispatch does not panic; with read_dst = false
+        // the initial contents of `c` are never read.
         unsafe {
             ::gemm::gemm(
-                m,
+                rows,
                 n,
                 k,
                 c.as_mut_ptr(),
                 1,
                 n as isize,
                 false,
-                a.as_ptr(),
+                a.as_ptr().add(first * a_rs),
                 a_cs as isize,
                 a_rs as isize,
                 b.as_ptr(),
@@ -167,7 +183,10 @@ mod tests {
 
     #[test]
     fn all_layouts_and_sizes() {
-        for &(m, n, k) in &[(3, 5, 4), (1, 1, 7), (0, 3, 2), (4, 3, 0), (130, 70, 90)] {
+        // The last two are split across threads: by row blocks, and (too few rows) by gemm.
+        for &(m, n, k) in
+            &[(3, 5, 4), (1, 1, 7), (0, 3, 2), (4, 3, 0), (130, 70, 90), (301, 130, 70), (40, 300, 300)]
+        {
             for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
                 let p = MatMul { m, n, k, trans_a, trans_b };
                 let (a, b) = (data(m * k, 1), data(k * n, 2));

@@ -127,8 +127,8 @@ impl Operator for DotOp {
                 format!("operands have different dtypes {} and {}", l.dtype, r.dtype),
             ));
         }
-        // MXNet's CPU dot takes float32/float64 only; float16 (on gemm's f16 kernel, f32
-        // accumulation) is a mixnet extension.
+        // MXNet's CPU dot takes float32/float64 only; float16 (gemm's f16 path, which
+        // computes in f32) is a mixnet extension.
         if !matches!(l.dtype, DType::F32 | DType::F64 | DType::F16) {
             return Err(Error::op(
                 self.name,
