@@ -6,6 +6,6 @@ pub mod element;
 pub use element::Element;
 pub use half::{bf16, f16};
 pub mod elementwise;
-pub mod unary;
 pub mod fill;
 pub mod gemm;
+pub mod unary;

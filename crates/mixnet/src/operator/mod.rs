@@ -2,9 +2,9 @@
 //! module registers its operators in [`register_all`].
 
 pub mod binary;
-pub mod unary;
 pub mod dot;
 pub mod init;
+pub mod unary;
 
 use crate::op::Registry;
 
