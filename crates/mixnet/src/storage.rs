@@ -19,6 +19,10 @@ use crate::{Error, Result};
 /// Alignment of every buffer: a cache line, and enough for any SIMD load.
 const ALIGN: usize = 64;
 
+/// The alignment unit; its dangling pointer is a valid, aligned base for empty views.
+#[repr(C, align(64))]
+struct AlignUnit([u8; ALIGN]);
+
 /// An owned, zero-initialized (when fresh), 64-byte aligned byte buffer.
 pub(crate) struct AlignedBuf {
     ptr: NonNull<u8>,
@@ -36,7 +40,7 @@ impl AlignedBuf {
     fn zeroed(capacity: usize) -> Result<Self> {
         if capacity == 0 {
             // A dangling, aligned pointer is a valid base for empty slices.
-            return Ok(AlignedBuf { ptr: NonNull::<[u8; ALIGN]>::dangling().cast(), capacity: 0 });
+            return Ok(AlignedBuf { ptr: NonNull::<AlignUnit>::dangling().cast(), capacity: 0 });
         }
         let layout = Layout::from_size_align(capacity, ALIGN)
             .map_err(|_| Error::Invalid(format!("cannot allocate {capacity} bytes: size too large")))?;
@@ -220,7 +224,7 @@ impl Chunk {
     }
 
     fn base(&self) -> *mut u8 {
-        self.buf.as_ref().map_or(NonNull::<[u8; ALIGN]>::dangling().cast().as_ptr(), |b| b.ptr.as_ptr())
+        self.buf.as_ref().map_or(NonNull::<AlignUnit>::dangling().cast().as_ptr(), |b| b.ptr.as_ptr())
     }
 
     /// Writable bytes of a chunk nobody else can reach yet (`&mut self`).

@@ -167,3 +167,12 @@ fn pooled_storage_is_reused_across_iterations() {
     );
     assert!(after.peak_bytes_in_use >= 2 * 64 * 64 * 4);
 }
+
+#[test]
+fn zero_size_arrays_have_aligned_typed_views() {
+    let e = NDArray::from_vec(Vec::<f64>::new(), [0, 3]).unwrap();
+    assert_eq!(e.to_vec::<f64>().unwrap(), Vec::<f64>::new());
+    let s = (&e + 1.0).unwrap();
+    assert_eq!(s.shape().to_vec(), [0, 3]);
+    assert!(s.to_f64_vec().unwrap().is_empty());
+}
