@@ -6,4 +6,5 @@ pub mod element;
 pub use element::Element;
 pub use half::{bf16, f16};
 pub mod elementwise;
+pub mod shape;
 pub mod unary;

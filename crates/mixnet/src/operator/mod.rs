@@ -2,6 +2,7 @@
 //! module registers its operators in [`register_all`].
 
 pub mod binary;
+pub mod matrix;
 pub mod unary;
 
 use crate::op::Registry;
@@ -10,4 +11,5 @@ use crate::op::Registry;
 pub fn register_all(r: &mut Registry) {
     binary::register(r);
     unary::register(r);
+    matrix::register(r);
 }
