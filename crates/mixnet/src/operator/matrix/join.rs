@@ -159,7 +159,7 @@ impl SplitOp {
         let size = shape[axis];
         let parts: Vec<(usize, usize)> = match &self.cuts {
             Cuts::Even(n) => {
-                if size % n != 0 {
+                if !size.is_multiple_of(*n) {
                     return Err(Error::op(
                         op,
                         format!("cannot split axis {axis} of shape {shape} into {n} equal parts"),

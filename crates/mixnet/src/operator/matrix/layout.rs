@@ -117,7 +117,7 @@ impl LayoutOp {
                     return Err(Error::op(op, format!("shape {shape} has a zero-size dimension")));
                 }
                 if let Kind::DepthToSpace(_) = self.kind {
-                    if c % (b * b) != 0 {
+                    if !c.is_multiple_of(b * b) {
                         return Err(Error::op(
                             op,
                             format!(
@@ -130,7 +130,7 @@ impl LayoutOp {
                     let v = View::contiguous(&[n, b, b, c / (b * b), h, w]).permute(&[0, 3, 4, 1, 5, 2]);
                     (Shape::new(&[n, c / (b * b), h * b, w * b]), v)
                 } else {
-                    if h % b != 0 || w % b != 0 {
+                    if !h.is_multiple_of(b) || !w.is_multiple_of(b) {
                         return Err(Error::op(
                             op,
                             format!("height and width (dimensions 2, 3) of {shape} are not multiples of block_size {b}"),

@@ -30,7 +30,7 @@ fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>
     };
     let widths = attrs.tuple("pad_width")?;
     let widths = required(attrs, "pad_width", widths)?;
-    if widths.len() % 2 != 0 || widths.iter().any(|&w| w < 0) {
+    if !widths.len().is_multiple_of(2) || widths.iter().any(|&w| w < 0) {
         return Err(Error::op(NAME, format!("pad_width {widths:?} must be pairs of non-negative widths")));
     }
     let widths = widths.chunks(2).map(|p| (p[0] as usize, p[1] as usize)).collect();
