@@ -11,11 +11,10 @@ use crate::elementwise::PARALLEL_MIN;
 
 /// Elements per parallel task (a rayon split costs ~µs; this keeps tasks well above it).
 const TASK: usize = 1 << 14;
-/// Output rows gathered together when the innermost source stride is not 1, so that
-/// neighbouring rows' reads share cache lines (the tile of a blocked transpose).
-const GROUP: usize = 16;
-/// Columns per tile in that case.
-const COLS: usize = 64;
+/// Most rows in a transpose tile (128 bytes of one-byte elements is more than enough).
+const MAX_GROUP: usize = 64;
+/// Columns per transpose tile.
+const COLS: usize = 32;
 
 /// `dst = src`, split across cores when large.
 pub fn copy<T: Copy + Send + Sync>(src: &[T], dst: &mut [T]) {
@@ -106,7 +105,7 @@ impl View {
     }
 }
 
-/// The source offset of successive output rows (all dimensions but the innermost).
+/// The offset of successive positions of an odometer over `dims`, stepping `strides`.
 struct Rows<'a> {
     dims: &'a [usize],
     strides: &'a [isize],
@@ -115,9 +114,9 @@ struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    fn starting_at(dims: &'a [usize], strides: &'a [isize], offset: usize, mut row: usize) -> Self {
+    fn starting_at(dims: &'a [usize], strides: &'a [isize], offset: isize, mut row: usize) -> Self {
         let mut idx = vec![0; dims.len()];
-        let mut base = offset as isize;
+        let mut base = offset;
         for d in (0..dims.len()).rev() {
             idx[d] = row % dims[d];
             row /= dims[d];
@@ -126,7 +125,7 @@ impl<'a> Rows<'a> {
         Rows { dims, strides, idx, base }
     }
 
-    /// Offset of the current row, then step to the next one.
+    /// Offset of the current position, then step to the next one.
     #[inline]
     fn next_base(&mut self) -> isize {
         let b = self.base;
@@ -144,10 +143,10 @@ impl<'a> Rows<'a> {
 }
 
 /// Split `out`, made of rows of `width` elements, into tasks of whole rows (a multiple
-/// of `GROUP` rows each) and run `f(first_row, rows)` on them, in parallel when large.
-fn for_row_blocks<T: Send, F: Fn(usize, &mut [T]) + Sync>(out: &mut [T], width: usize, f: F) {
+/// of `step` rows each) and run `f(first_row, rows)` on them, in parallel when large.
+fn for_row_blocks<T: Send, F: Fn(usize, &mut [T]) + Sync>(out: &mut [T], width: usize, step: usize, f: F) {
     let rows = out.len() / width;
-    let per_task = (TASK / width).max(1).div_ceil(GROUP) * GROUP;
+    let per_task = (TASK / width).max(1).div_ceil(step) * step;
     if out.len() >= PARALLEL_MIN && rows > per_task {
         out.par_chunks_mut(per_task * width).enumerate().for_each(|(t, block)| f(t * per_task, block));
     } else {
@@ -171,31 +170,73 @@ pub fn gather<T: Copy + Send + Sync>(src: &[T], view: &View, out: &mut [T]) {
     if outer_dims.is_empty() && s == 1 {
         return copy(&src[v.offset..v.offset + n], out);
     }
-    for_row_blocks(out, n, |first_row, block| {
-        let mut rows = Rows::starting_at(outer_dims, outer_strides, v.offset, first_row);
+    if !outer_dims.is_empty() && !(-1..=1).contains(&s) {
+        return gather_tiled(src, &v, out);
+    }
+    for_row_blocks(out, n, 1, |first_row, block| {
+        let mut odometer = Rows::starting_at(outer_dims, outer_strides, v.offset as isize, first_row);
+        let rows = block.chunks_exact_mut(n).map(|row| (odometer.next_base(), row));
         match s {
-            1 => block.chunks_exact_mut(n).for_each(|row| {
-                let b = rows.next_base() as usize;
-                row.copy_from_slice(&src[b..b + n]);
-            }),
-            0 => block.chunks_exact_mut(n).for_each(|row| row.fill(src[rows.next_base() as usize])),
-            -1 => block.chunks_exact_mut(n).for_each(|row| {
-                let last = rows.next_base() as usize;
+            1 => rows.for_each(|(b, row)| row.copy_from_slice(&src[b as usize..b as usize + n])),
+            0 => rows.for_each(|(b, row)| row.fill(src[b as usize])),
+            -1 => rows.for_each(|(b, row)| {
+                let last = b as usize;
                 row.iter_mut().zip(src[last + 1 - n..=last].iter().rev()).for_each(|(o, &x)| *o = x);
             }),
-            _ => {
-                let mut bases = [0isize; GROUP];
-                for group in block.chunks_mut(GROUP * n) {
-                    let g = group.len() / n;
-                    for b in &mut bases[..g] {
-                        *b = rows.next_base();
-                    }
-                    for c0 in (0..n).step_by(COLS) {
-                        for c in c0..(c0 + COLS).min(n) {
-                            let at = c as isize * s;
-                            for (r, &b) in bases[..g].iter().enumerate() {
-                                group[r * n + c] = src[(b + at) as usize];
-                            }
+            _ => rows.for_each(|(b, row)| {
+                row.iter_mut().enumerate().for_each(|(c, o)| *o = src[(b + c as isize * s) as usize]);
+            }),
+        }
+    });
+}
+
+/// The gather of a transpose: the innermost source stride is not 0 or ±1, so reading an
+/// output row touches a new cache line per element. Tile the innermost output dimension
+/// against the outer dimension `p` that steps least through the source: a tile of
+/// `group` rows (128 bytes of neighbouring source elements per column) by `COLS` columns
+/// stays in L1 while it is read and written, the 32 x 32 float tile MXNet's CPU transpose
+/// uses. Measured on float32 transposes (2-D, NCHW <-> NHWC, (2, 0, 1)): 2-4x faster than
+/// tiling only against the row above the innermost.
+fn gather_tiled<T: Copy + Send + Sync>(src: &[T], v: &View, out: &mut [T]) {
+    let rank = v.dims.len();
+    let (n, s) = (v.dims[rank - 1], v.strides[rank - 1]);
+    let out_strides = View::contiguous(&v.dims).strides;
+    let p = (0..rank - 1).rev().min_by_key(|&k| v.strides[k].unsigned_abs()).unwrap_or(0);
+    let (sp, op) = (v.strides[p], out_strides[p] as usize);
+    let group = (128 / std::mem::size_of::<T>()).clamp(8, MAX_GROUP);
+    // Every outer dimension but p, walked by an odometer over source and output offsets.
+    let others: Vec<usize> = (0..rank - 1).filter(|&k| k != p).collect();
+    let src_strides: Vec<isize> = others.iter().map(|&k| v.strides[k]).collect();
+    let dst_strides: Vec<isize> = others.iter().map(|&k| out_strides[k]).collect();
+    // Tasks take ranges of dimension 0, which are contiguous in the output (whole tiles of
+    // it when it is p).
+    let per_index = out.len() / v.dims[0];
+    for_row_blocks(out, per_index, if p == 0 { group } else { 1 }, |first, block| {
+        let last = first + block.len() / per_index;
+        let mut dims: Vec<usize> = others.iter().map(|&k| v.dims[k]).collect();
+        let (p_range, offset) = if p == 0 {
+            (first..last, v.offset as isize)
+        } else {
+            dims[0] = last - first;
+            (0..v.dims[p], v.offset as isize + first as isize * v.strides[0])
+        };
+        let mut src_rows = Rows::starting_at(&dims, &src_strides, offset, 0);
+        let mut dst_rows = Rows::starting_at(&dims, &dst_strides, 0, 0);
+        let (mut sb, mut ob) = ([0isize; MAX_GROUP], [0usize; MAX_GROUP]);
+        for _ in 0..dims.iter().product::<usize>() {
+            let (s0, o0) = (src_rows.next_base(), dst_rows.next_base() as usize);
+            for i0 in p_range.clone().step_by(group) {
+                let g = group.min(p_range.end - i0);
+                for r in 0..g {
+                    sb[r] = s0 + (i0 + r) as isize * sp;
+                    ob[r] = o0 + (i0 + r - p_range.start) * op;
+                }
+                for c0 in (0..n).step_by(COLS) {
+                    let c1 = (c0 + COLS).min(n);
+                    for r in 0..g {
+                        let (b, row) = (sb[r], &mut block[ob[r] + c0..ob[r] + c1]);
+                        for (c, o) in (c0..c1).zip(row) {
+                            *o = src[(b + c as isize * s) as usize];
                         }
                     }
                 }
@@ -211,14 +252,17 @@ pub fn concat<T: Copy + Send + Sync>(parts: &[&[T]], widths: &[usize], out: &mut
     if width == 0 || out.is_empty() {
         return;
     }
-    for_row_blocks(out, width, |first_row, block| {
-        for (r, row) in block.chunks_exact_mut(width).enumerate() {
-            let k = first_row + r;
-            let mut at = 0;
-            for (part, &w) in parts.iter().zip(widths) {
-                row[at..at + w].copy_from_slice(&part[k * w..(k + 1) * w]);
-                at += w;
+    for_row_blocks(out, width, 1, |first, block| {
+        let (rows, mut at) = (block.len() / width, 0);
+        for (part, &w) in parts.iter().zip(widths) {
+            let part = &part[first * w..(first + rows) * w];
+            let out_rows = block.chunks_exact_mut(width);
+            if w == 1 {
+                out_rows.zip(part).for_each(|(row, &x)| row[at] = x);
+            } else if w > 0 {
+                out_rows.zip(part.chunks_exact(w)).for_each(|(row, x)| row[at..at + w].copy_from_slice(x));
             }
+            at += w;
         }
     });
 }
@@ -278,7 +322,7 @@ pub fn pad<T: Copy + Send + Sync>(
         return;
     };
     let (n, b, w) = (dims[rank - 1], before[rank - 1], inner.len());
-    for_row_blocks(out, w, |first_row, block| {
+    for_row_blocks(out, w, 1, |first_row, block| {
         let mut idx: Vec<usize> = vec![0; outer.len()];
         let mut row = first_row;
         for d in (0..outer.len()).rev() {
@@ -333,6 +377,49 @@ mod tests {
         }
     }
 
+    /// Every path of [`gather`] against per-element index arithmetic.
+    fn check_gather<T: Copy + Send + Sync + PartialEq + std::fmt::Debug + TryFrom<usize>>(
+        src_shape: &[usize],
+    ) {
+        let n: usize = src_shape.iter().product();
+        let src: Vec<T> = (0..n).map(|i| T::try_from(i % 251).ok().unwrap()).collect();
+        let rank = src_shape.len();
+        let mut views = Vec::new();
+        for perm in [(0..rank).collect::<Vec<_>>(), (0..rank).rev().collect(), vec![2, 0, 1], vec![0, 2, 1]] {
+            let mut v = View::contiguous(src_shape).permute(&perm);
+            views.push(v.clone());
+            v.flip(0);
+            v.flip(rank - 1);
+            views.push(v.clone());
+            v.narrow(1, 1, v.dims[1] - 2);
+            v.broadcast(1, 3);
+            views.push(v);
+        }
+        for v in views {
+            let mut out = vec![src[0]; v.numel()];
+            gather(&src, &v, &mut out);
+            let mut idx = vec![0usize; v.dims.len()];
+            for (i, &o) in out.iter().enumerate() {
+                let mut rem = i;
+                for d in (0..idx.len()).rev() {
+                    idx[d] = rem % v.dims[d];
+                    rem /= v.dims[d];
+                }
+                let at = v.offset as isize
+                    + idx.iter().zip(&v.strides).map(|(&i, &s)| i as isize * s).sum::<isize>();
+                assert_eq!(o, src[at as usize], "{v:?} at {idx:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn gather_paths_in_every_word_size() {
+        check_gather::<u8>(&[70, 9, 130]);
+        check_gather::<u16>(&[5, 33, 7]);
+        check_gather::<u32>(&[64, 40, 30]);
+        check_gather::<u64>(&[3, 200, 129]);
+    }
+
     #[test]
     fn flip_broadcast_narrow() {
         let x = iota(6); // (2, 3)
@@ -360,6 +447,18 @@ mod tests {
         let mut out = [0u8; 6];
         concat(&[&a, &b], &[2, 1], &mut out);
         assert_eq!(out, [1, 2, 9, 3, 4, 8]);
+        // Parts of width 1, 0 and more, over enough rows for the parallel path.
+        let rows = 20_000;
+        let widths = [1, 3, 0, 2];
+        let parts: Vec<Vec<u32>> = widths.iter().map(|&w| (0..(rows * w) as u32).collect()).collect();
+        let refs: Vec<&[u32]> = parts.iter().map(|p| &p[..]).collect();
+        let mut out = vec![0u32; rows * 6];
+        concat(&refs, &widths, &mut out);
+        for r in 0..rows {
+            let want: Vec<u32> =
+                parts.iter().zip(widths).flat_map(|(p, w)| p[r * w..(r + 1) * w].to_vec()).collect();
+            assert_eq!(out[r * 6..(r + 1) * 6], want[..]);
+        }
     }
 
     #[test]
