@@ -92,7 +92,7 @@ impl Operator for JoinOp {
         Ok(vec![TensorInfo { shape, dtype }])
     }
 
-    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
         let shapes: Vec<&Shape> = inputs.iter().map(|b| b.shape()).collect();
         let (axis, out_shape, extents) = self.plan(&shapes)?;
         let inner: usize = out_shape[axis + 1..].iter().product();
@@ -249,7 +249,7 @@ impl Operator for SplitOp {
             .collect())
     }
 
-    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
         let x = &inputs[0];
         let (axis, parts) = self.plan(x.shape())?;
         with_word!(x.dtype(), W => {

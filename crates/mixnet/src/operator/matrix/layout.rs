@@ -200,7 +200,7 @@ impl Operator for LayoutOp {
         Ok(vec![TensorInfo { shape, dtype: inputs[0].dtype }])
     }
 
-    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
         let (_, view) = self.plan(inputs[0].shape())?;
         let (x, out) = (&inputs[0], &mut outputs[0]);
         with_word!(x.dtype(), W => gather(words::<W>(x)?, &view, words_mut::<W>(out)?));

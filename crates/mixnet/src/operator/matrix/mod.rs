@@ -39,21 +39,21 @@ macro_rules! with_word {
 use with_word;
 
 /// A blob's elements as words of their size (see [`with_word!`]).
-fn words<W: bytemuck::Pod>(b: &Blob) -> Result<&[W]> {
+fn words<'a, W: bytemuck::Pod>(b: &'a Blob<'_>) -> Result<&'a [W]> {
     with_dtype!(b.dtype(), T => bytemuck::try_cast_slice::<T, W>(b.slice::<T>()?)).map_err(|e| {
         Error::Invalid(format!("{} array viewed as {}-byte words: {e}", b.dtype(), size_of::<W>()))
     })
 }
 
 /// A writable blob's elements as words of their size.
-fn words_mut<W: bytemuck::Pod>(b: &mut Blob) -> Result<&mut [W]> {
+fn words_mut<'a, W: bytemuck::Pod>(b: &'a mut Blob<'_>) -> Result<&'a mut [W]> {
     let dtype = b.dtype();
     with_dtype!(dtype, T => bytemuck::try_cast_slice_mut::<T, W>(b.slice_mut::<T>()?))
         .map_err(|e| Error::Invalid(format!("{dtype} array viewed as {}-byte words: {e}", size_of::<W>())))
 }
 
 /// Copy input 0 to output 0 unchanged (the kernel of every op that only renames the shape).
-fn copy_blob(input: &Blob, out: &mut Blob) -> Result<()> {
+fn copy_blob(input: &Blob<'_>, out: &mut Blob<'_>) -> Result<()> {
     with_word!(out.dtype(), W => mixnet_kernels::shape::copy(words::<W>(input)?, words_mut::<W>(out)?));
     Ok(())
 }

@@ -102,7 +102,7 @@ impl Operator for PadOp {
         Ok(vec![TensorInfo { shape: self.out_shape(&inputs[0])?, dtype: inputs[0].dtype }])
     }
 
-    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
         let (x, out) = (&inputs[0], &mut outputs[0]);
         let before: Vec<usize> = self.widths.iter().map(|w| w.0).collect();
         let after: Vec<usize> = self.widths.iter().map(|w| w.1).collect();

@@ -328,7 +328,7 @@ impl Operator for ReshapeOp {
         Ok(vec![TensorInfo { shape: self.out_shape(inputs)?, dtype: inputs[0].dtype }])
     }
 
-    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
         copy_blob(&inputs[0], &mut outputs[0])
     }
 }
