@@ -8,4 +8,5 @@ pub use half::{bf16, f16};
 pub mod elementwise;
 pub mod fill;
 pub mod gemm;
+pub mod shape;
 pub mod unary;

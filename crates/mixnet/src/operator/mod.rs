@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod dot;
 pub mod init;
+pub mod matrix;
 pub mod unary;
 
 use crate::op::Registry;
@@ -14,4 +15,5 @@ pub fn register_all(r: &mut Registry) {
     unary::register(r);
     dot::register(r);
     init::register(r);
+    matrix::register(r);
 }
