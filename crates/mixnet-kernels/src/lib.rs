@@ -6,3 +6,4 @@ pub mod element;
 pub use element::Element;
 pub use half::{bf16, f16};
 pub mod elementwise;
+pub mod reduce;

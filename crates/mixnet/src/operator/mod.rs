@@ -2,10 +2,12 @@
 //! module registers its operators in [`register_all`].
 
 pub mod binary;
+pub mod reduce;
 
 use crate::op::Registry;
 
 /// Register every operator family.
 pub fn register_all(r: &mut Registry) {
     binary::register(r);
+    reduce::register(r);
 }
