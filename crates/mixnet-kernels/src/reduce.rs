@@ -398,9 +398,9 @@ pub fn reduce<T: Copy + Sync, R: Reducer<T>>(
 /// `argmax`/`argmin`: the first NaN counts as the extreme. `m` must be at least 1.
 pub fn arg_reduce<T: Accumulate>(x: &[T], outer: usize, m: usize, inner: usize, out: &mut [T], max: bool) {
     if max {
-        arg_reduce_by(x, outer, m, inner, out, |best, v| !(best >= v));
+        arg_reduce_by(x, outer, m, inner, out, |best, v| best < v || is_nan(v));
     } else {
-        arg_reduce_by(x, outer, m, inner, out, |best, v| !(best <= v));
+        arg_reduce_by(x, outer, m, inner, out, |best, v| best > v || is_nan(v));
     }
 }
 
