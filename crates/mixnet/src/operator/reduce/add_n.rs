@@ -45,6 +45,9 @@ impl Operator for AddN {
     }
 
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
+        if outputs[0].numel() == 0 {
+            return Ok(());
+        }
         with_dtype!(outputs[0].dtype(), T => {
             let xs = inputs.iter().map(|b| b.slice::<T>()).collect::<Result<Vec<_>>>()?;
             add_n(&xs, outputs[0].slice_mut::<T>()?);

@@ -152,6 +152,9 @@ impl Operator for BroadcastOp {
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
         let x = &inputs[0];
         let out = &mut outputs[0];
+        if out.numel() == 0 {
+            return Ok(());
+        }
         let out_shape = out.shape().clone();
         let strides = broadcast_strides(x.shape(), &out_shape).ok_or_else(|| {
             Error::op(self.name, format!("cannot broadcast {} to {}", x.shape(), out_shape))
