@@ -10,3 +10,4 @@ pub mod fill;
 pub mod gemm;
 pub mod shape;
 pub mod unary;
+pub mod reduce;

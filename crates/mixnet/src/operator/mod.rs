@@ -6,6 +6,7 @@ pub mod dot;
 pub mod init;
 pub mod matrix;
 pub mod unary;
+pub mod reduce;
 
 use crate::op::Registry;
 
@@ -16,4 +17,5 @@ pub fn register_all(r: &mut Registry) {
     dot::register(r);
     init::register(r);
     matrix::register(r);
+    reduce::register(r);
 }
