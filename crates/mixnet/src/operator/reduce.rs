@@ -87,16 +87,6 @@ impl Axes {
     }
 }
 
-/// The elements of an input that may be empty: a zero-byte allocation need not be aligned
-/// for `T`, so an empty array is not viewed at all.
-fn elements<T: NativeType>(b: &Blob) -> Result<&[T]> {
-    if b.numel() == 0 {
-        Ok(&[])
-    } else {
-        b.slice::<T>()
-    }
-}
-
 fn parse_axes(attrs: &mut Attrs<'_>, exclude: bool) -> Result<Axes> {
     let axis = attrs.tuple("axis")?;
     let keepdims = attrs.bool("keepdims", false)?;
@@ -138,7 +128,7 @@ impl Operator for ReduceOp {
         let shape = x.shape().clone();
         if x.dtype() == DType::Bool {
             // MXNet's reducers on bool: sums and maxima are "any", products and minima "all".
-            let (xs, os) = (elements::<u8>(x)?, out.slice_mut::<u8>()?);
+            let (xs, os) = (x.slice::<u8>()?, out.slice_mut::<u8>()?);
             match self.kind {
                 Kind::Prod | Kind::NanProd | Kind::Min => kernel::reduce(xs, &shape, &mask, os, kernel::Min),
                 _ => kernel::reduce(xs, &shape, &mask, os, kernel::Max),
@@ -147,7 +137,7 @@ impl Operator for ReduceOp {
         }
         let count = x.numel().checked_div(out.numel()).unwrap_or(0);
         with_dtype!(x.dtype(), T => {
-            let (xs, os) = (elements::<T>(x)?, out.slice_mut::<T>()?);
+            let (xs, os) = (x.slice::<T>()?, out.slice_mut::<T>()?);
             match self.kind {
                 Kind::Sum => kernel::reduce(xs, &shape, &mask, os, kernel::Sum),
                 Kind::Mean => {
@@ -200,7 +190,7 @@ impl Operator for NormOp {
         let (_, mask) = self.axes.apply("norm", x.shape())?;
         let mut norms = vec![0.0f64; out.numel()];
         with_dtype!(x.dtype(), T => {
-            let xs = elements::<T>(x)?;
+            let xs = x.slice::<T>()?;
             if self.ord == 1 {
                 kernel::reduce(xs, x.shape(), &mask, &mut norms, kernel::L1Norm);
             } else {
