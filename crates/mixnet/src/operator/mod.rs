@@ -2,6 +2,7 @@
 //! module registers its operators in [`register_all`].
 
 pub mod binary;
+pub(crate) mod copy;
 pub mod unary;
 
 use crate::op::Registry;
