@@ -94,6 +94,9 @@ impl OprBlock {
                 r.push(v.clone());
             }
         }
+        for (v, _) in &w {
+            v.note_pushed_write();
+        }
         let pre_error = r.iter().chain(w.iter().map(|(v, _)| v)).find(|v| v.is_deleted()).map(|v| {
             EngineError::new(
                 props.name.clone(),

@@ -19,8 +19,11 @@ use crate::opr::{OprBlock, ReadyList};
 pub struct Var(pub(crate) Arc<VarInner>);
 
 pub(crate) struct VarInner {
-    /// Completed writes so far. Read without a lock: autograd and caches compare versions.
+    /// Completed writes so far. Read without a lock: caches compare versions.
     version: AtomicU64,
+    /// Writes pushed so far (completed or not): a clock that moves at push time, so a
+    /// reader can tell "written since I looked" without waiting for the engine.
+    pushed_writes: AtomicU64,
     /// Fast check before taking the lock: most vars are never poisoned.
     poisoned: AtomicBool,
     /// Set when `delete_var` is pushed: later pushes naming this var fail.
@@ -44,6 +47,7 @@ impl Var {
     pub fn new() -> Var {
         Var(Arc::new(VarInner {
             version: AtomicU64::new(0),
+            pushed_writes: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
             delete_requested: AtomicBool::new(false),
             state: Mutex::new(VarState::default()),
@@ -58,6 +62,16 @@ impl Var {
     /// Number of writes that have completed on this var (successful or not).
     pub fn version(&self) -> u64 {
         self.0.version.load(Ordering::Acquire)
+    }
+
+    /// Number of writes pushed on this var so far, run or not. Autograd compares it to
+    /// detect in-place mutation of saved arrays.
+    pub fn pushed_writes(&self) -> u64 {
+        self.0.pushed_writes.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn note_pushed_write(&self) {
+        self.0.pushed_writes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Whether two handles name the same variable.

@@ -143,5 +143,8 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
         })
     });
     mixnet_engine::get().push(kernel, &reads, &writes, OpProps::new(name).light(light));
+    if crate::autograd::is_recording() {
+        return Ok(crate::autograd::record_op(op, inputs, outputs));
+    }
     Ok(outputs)
 }

@@ -6,8 +6,10 @@
 //! allocator (and the page-fault cost of fresh memory) after its first step.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::any::Any;
 use std::collections::HashMap;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 use mixnet_engine::Var;
@@ -197,6 +199,10 @@ pub fn release_pooled(ctx: Context) {
 /// or a write; that is what makes the accessors below sound.
 pub(crate) struct Chunk {
     var: Var,
+    /// Autograd's mark when this memory is a variable (opaque here: storage sits below
+    /// autograd). Shared by every handle on the chunk, so `attach_grad(&self)` is seen by
+    /// all clones of the array.
+    pub(crate) ag_slot: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
     buf: Option<AlignedBuf>,
     bytes: usize,
     ctx: Context,
@@ -206,7 +212,7 @@ impl Chunk {
     /// A chunk of `bytes` bytes on `ctx`; contents are unspecified (reused memory).
     pub(crate) fn alloc(bytes: usize, ctx: Context) -> Result<Chunk> {
         let buf = pool(ctx)?.alloc(bytes)?;
-        Ok(Chunk { var: Var::new(), buf: Some(buf), bytes, ctx })
+        Ok(Chunk { var: Var::new(), ag_slot: Mutex::new(None), buf: Some(buf), bytes, ctx })
     }
 
     /// A chunk holding a copy of `data`, written before anyone else can see the chunk.

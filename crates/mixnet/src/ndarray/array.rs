@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use mixnet_engine::{OpProps, Var};
 
+use crate::autograd::{Entry, GradReq, Node};
 use crate::context::Context;
 use crate::dtype::NativeType;
 use crate::op::Blob;
@@ -20,6 +21,27 @@ pub struct NDArray {
     offset: usize,
     shape: Shape,
     dtype: DType,
+    /// Place in the autograd tape.
+    tape: Tape,
+}
+
+/// How an array relates to the autograd tape.
+#[derive(Clone, Default)]
+enum Tape {
+    /// Look at the chunk: a marked variable, or nothing.
+    #[default]
+    Inherit,
+    /// Output of a recorded operation.
+    Recorded(Entry),
+    /// Cut off from the tape (`detach`).
+    Detached,
+}
+
+/// What autograd keeps on a variable's chunk: which view is the variable, and its node.
+struct VariableMark {
+    offset: usize,
+    shape: Shape,
+    node: Arc<Node>,
 }
 
 impl NDArray {
@@ -29,7 +51,13 @@ impl NDArray {
             .iter()
             .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
             .ok_or_else(|| Error::Invalid(format!("array of shape {shape} {dtype} is too large")))?;
-        Ok(NDArray { chunk: Arc::new(Chunk::alloc(bytes, ctx)?), offset: 0, shape, dtype })
+        Ok(NDArray {
+            chunk: Arc::new(Chunk::alloc(bytes, ctx)?),
+            offset: 0,
+            shape,
+            dtype,
+            tape: Tape::Inherit,
+        })
     }
 
     /// An array holding a copy of `data` (little-endian element bytes) on `ctx`.
@@ -41,7 +69,13 @@ impl NDArray {
                 data.len()
             )));
         }
-        Ok(NDArray { chunk: Arc::new(Chunk::from_bytes(data, ctx)?), offset: 0, shape, dtype })
+        Ok(NDArray {
+            chunk: Arc::new(Chunk::from_bytes(data, ctx)?),
+            offset: 0,
+            shape,
+            dtype,
+            tape: Tape::Inherit,
+        })
     }
 
     /// An array holding `data` with `shape` on `cpu(0)`.
@@ -72,7 +106,7 @@ impl NDArray {
         let shape = shape.into();
         let mut chunk = Chunk::alloc(shape.numel() * dtype.size(), ctx)?;
         chunk.bytes_exclusive().fill(0);
-        Ok(NDArray { chunk: Arc::new(chunk), offset: 0, shape, dtype })
+        Ok(NDArray { chunk: Arc::new(chunk), offset: 0, shape, dtype, tape: Tape::Inherit })
     }
 
     pub fn shape(&self) -> &Shape {
@@ -100,6 +134,12 @@ impl NDArray {
     /// Completed writes to this array's memory; moves whenever the data is mutated.
     pub fn version(&self) -> u64 {
         self.var().version()
+    }
+
+    /// Writes pushed to this array's memory so far (run or not): moves at the moment an
+    /// in-place operation is issued.
+    pub fn write_count(&self) -> u64 {
+        self.var().pushed_writes()
     }
 
     /// Whether two arrays share memory.
@@ -207,7 +247,12 @@ impl NDArray {
         let row = self.shape[1..].iter().product::<usize>();
         let mut dims = self.shape.to_vec();
         dims[0] = end - begin;
-        Ok(NDArray { offset: self.offset + begin * row, shape: dims.into(), ..self.clone() })
+        Ok(NDArray {
+            offset: self.offset + begin * row,
+            shape: dims.into(),
+            tape: Tape::Inherit,
+            ..self.clone()
+        })
     }
 
     /// Row `i` along axis 0 with that axis dropped, sharing memory (MXNet's `x[i]`).
@@ -231,6 +276,74 @@ impl NDArray {
         if dims.iter().product::<usize>() != self.size() {
             return Err(bad());
         }
-        Ok(NDArray { shape: dims.into(), ..self.clone() })
+        Ok(NDArray { shape: dims.into(), tape: Tape::Inherit, ..self.clone() })
+    }
+
+    /// An array of `shape` filled with `value` (converted to `dtype`).
+    pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType, ctx: Context) -> Result<NDArray> {
+        let shape = shape.into();
+        let n = shape.numel();
+        crate::with_dtype!(dtype, T => {
+            let v = vec![<T as mixnet_kernels::Element>::from_f64(value); n];
+            let v: Vec<T> = if dtype == DType::Bool { v.into_iter().map(|x| if x != <T as mixnet_kernels::Element>::ZERO { <T as mixnet_kernels::Element>::ONE } else { x }).collect() } else { v };
+            NDArray::from_bytes(bytemuck::cast_slice(&v), shape, dtype, ctx)
+        })
+    }
+
+    /// Copy `src`'s values into this array's memory (same shape and dtype), through the
+    /// engine like any write.
+    pub fn assign(&self, src: &NDArray) -> Result<()> {
+        let op: Arc<dyn crate::op::Operator> = Arc::new(crate::operator::copy::Assign);
+        crate::imperative::invoke_operator(&op, &[self.clone(), src.clone()]).map(drop)
+    }
+
+    /// Mark this array as a variable with a zeroed gradient buffer (`grad_req` write).
+    pub fn attach_grad(&self) -> Result<()> {
+        self.attach_grad_with(GradReq::Write)
+    }
+
+    /// Mark this array as a variable with the given `grad_req` (MXNet's `attach_grad`).
+    pub fn attach_grad_with(&self, req: GradReq) -> Result<()> {
+        crate::autograd::attach_grad(self, req)
+    }
+
+    /// The gradient buffer of a variable (None if `attach_grad` was not called).
+    pub fn grad(&self) -> Option<NDArray> {
+        match self.ag_entry()?.node.as_ref() {
+            Node::Variable { grad, .. } => Some(grad.clone()),
+            Node::Op(_) => None,
+        }
+    }
+
+    /// The same array cut off from the autograd tape (MXNet's `detach`).
+    pub fn detach(&self) -> NDArray {
+        self.without_entry()
+    }
+
+    pub(crate) fn set_variable(&self, node: Arc<Node>) {
+        let mark = VariableMark { offset: self.offset, shape: self.shape.clone(), node };
+        *self.chunk.ag_slot.lock() = Some(Arc::new(mark));
+    }
+
+    /// This array's place on the tape, if any.
+    pub(crate) fn ag_entry(&self) -> Option<Entry> {
+        match &self.tape {
+            Tape::Recorded(e) => Some(e.clone()),
+            Tape::Detached => None,
+            Tape::Inherit => {
+                let slot = self.chunk.ag_slot.lock();
+                let mark = slot.as_ref()?.clone().downcast::<VariableMark>().ok()?;
+                (mark.offset == self.offset && mark.shape == self.shape)
+                    .then(|| Entry { node: mark.node.clone(), index: 0 })
+            }
+        }
+    }
+
+    pub(crate) fn without_entry(&self) -> NDArray {
+        NDArray { tape: Tape::Detached, ..self.clone() }
+    }
+
+    pub(crate) fn with_entry(self, entry: Entry) -> NDArray {
+        NDArray { tape: Tape::Recorded(entry), ..self }
     }
 }

@@ -56,6 +56,22 @@ impl<'a> Blob<'a> {
         }
     }
 
+    /// The raw little-endian bytes, read-only (kernels that only move data).
+    pub fn bytes(&self) -> Result<&[u8]> {
+        // SAFETY: as in `slice`: read access is held; the range lies inside the chunk.
+        Ok(unsafe { &self.chunk.bytes()[self.range()] })
+    }
+
+    /// The raw bytes, writable (outputs and mutated inputs only).
+    pub fn bytes_mut(&mut self) -> Result<&mut [u8]> {
+        if !self.writable {
+            return Err(Error::Invalid("kernel tried to write a read-only input".into()));
+        }
+        let range = self.range();
+        // SAFETY: as in `slice_mut`: write access is held and this view is unique.
+        Ok(unsafe { &mut self.chunk.bytes_mut()[range] })
+    }
+
     /// The elements, read-only.
     pub fn slice<T: NativeType>(&self) -> Result<&[T]> {
         self.check::<T>()?;

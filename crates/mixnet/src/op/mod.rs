@@ -49,6 +49,16 @@ pub enum Resource {
     Random,
 }
 
+/// What a gradient definition sees: the recorded call and the gradients of its outputs.
+pub struct GradContext<'a> {
+    /// Inputs as they were when the call was recorded (their versions are checked).
+    pub inputs: &'a [crate::NDArray],
+    /// Outputs of the call.
+    pub outputs: &'a [crate::NDArray],
+    /// Gradient of the loss with respect to each output (zeros for unused outputs).
+    pub out_grads: &'a [crate::NDArray],
+}
+
 /// A configured operator: attributes parsed, ready to infer and compute.
 pub trait Operator: Send + Sync + 'static {
     /// Canonical registered name (the one symbol JSON stores).
@@ -81,6 +91,18 @@ pub trait Operator: Send + Sync + 'static {
     /// Resources the kernel needs (MXNet's `FResourceRequest`).
     fn resources(&self) -> &[Resource] {
         &[]
+    }
+
+    /// Gradients of the inputs (None: no gradient flows to that input), written once per
+    /// operator in terms of operators, so autograd and the graph's gradient pass share it
+    /// and it runs on the engine. The default: the operator is not differentiable.
+    fn gradient(&self, _ctx: &GradContext<'_>) -> Result<Vec<Option<crate::NDArray>>> {
+        Err(crate::Error::op(self.name(), "has no gradient defined"))
+    }
+
+    /// Whether [`Operator::gradient`] is defined (the registry test lists ops lacking one).
+    fn has_gradient(&self) -> bool {
+        false
     }
 
     /// Argument names (MXNet's `FListInputNames`): `data`, or `arg0, arg1, ...`.

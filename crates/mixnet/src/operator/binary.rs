@@ -7,7 +7,8 @@ use std::sync::Arc;
 use mixnet_kernels::elementwise::{broadcast_shape, broadcast_strides, broadcast_zip, map, zip};
 use mixnet_kernels::Element;
 
-use crate::op::{Attrs, Blob, OpContext, Operator, Registry, TensorInfo};
+use crate::op::{Attrs, Blob, GradContext, OpContext, Operator, Registry, TensorInfo};
+use crate::NDArray;
 use crate::{with_dtype, DType, Error, Result};
 
 /// The elementwise function of a binary operator.
@@ -239,6 +240,25 @@ impl Operator for BinaryOp {
         &[(0, 0)]
     }
 
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let g = &ctx.out_grads[0];
+        match self.form {
+            Form::Scalar { scalar, reverse } => {
+                Ok(vec![Some(scalar_grad(self.func, scalar, reverse, &ctx.inputs[0], &ctx.outputs[0], g)?)])
+            }
+            Form::Elemwise | Form::Broadcast => {
+                let (a, b) = (&ctx.inputs[0], &ctx.inputs[1]);
+                let (ga, gb) = pair_grad(self.func, a, b, &ctx.outputs[0], g)?;
+                // Broadcast inputs get the gradient summed back to their own shape.
+                Ok(vec![Some(sum_to_shape(&ga, a.shape())?), Some(sum_to_shape(&gb, b.shape())?)])
+            }
+        }
+    }
+
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
         let dtype = inputs[0].dtype;
         if dtype == DType::Bool {
@@ -375,4 +395,98 @@ pub(crate) fn register(r: &mut Registry) {
     for e in SCALAR {
         r.register(crate::op::OpDef { name: e.0, aliases: e.1, build });
     }
+}
+
+// ---- gradients (MXNet's `_backward_*` of each function, written with operators) ----
+
+fn zeros_like(x: &NDArray) -> Result<NDArray> {
+    NDArray::zeros(x.shape().clone(), x.dtype(), x.context())
+}
+
+/// `f(a, b)` elementwise with broadcasting (comparisons give 1 or 0 in the dtype).
+fn elementwise(cmp: BinaryFn, a: &NDArray, b: &NDArray) -> Result<NDArray> {
+    let op: Arc<dyn Operator> = Arc::new(BinaryOp::broadcast(cmp));
+    Ok(crate::imperative::invoke_operator(&op, &[a.clone(), b.clone()])?.remove(0))
+}
+
+fn with_scalar(cmp: BinaryFn, a: &NDArray, s: f64) -> Result<NDArray> {
+    let op: Arc<dyn Operator> = Arc::new(BinaryOp::scalar(cmp, s, false));
+    Ok(crate::imperative::invoke_operator(&op, std::slice::from_ref(a))?.remove(0))
+}
+
+fn unary(op: &str, x: &NDArray) -> Result<NDArray> {
+    Ok(crate::imperative::invoke(op, std::slice::from_ref(x), &[])?.remove(0))
+}
+
+/// Gradients of `out = f(a, b)` for same-shape (or broadcast, before reduction) operands.
+fn pair_grad(
+    f: BinaryFn,
+    a: &NDArray,
+    b: &NDArray,
+    out: &NDArray,
+    g: &NDArray,
+) -> Result<(NDArray, NDArray)> {
+    Ok(match f {
+        BinaryFn::Add => ((g * 1.0)?, (g * 1.0)?),
+        BinaryFn::Sub => ((g * 1.0)?, (-g)?),
+        BinaryFn::Mul => ((g * b)?, (g * a)?),
+        BinaryFn::Div => ((g / b)?, (&(-g)? * &(out / b)?)?),
+        BinaryFn::Mod => ((g * 1.0)?, (&(-g)? * &unary("floor", &(a / b)?)?)?),
+        BinaryFn::Power => {
+            // d/da a^b = b a^(b-1) = b out / a;  d/db a^b = out ln a
+            let ga = (g * &(b * &elementwise(BinaryFn::Power, a, &(b - 1.0)?)?)?)?;
+            (ga, (g * &(out * &unary("log", a)?)?)?)
+        }
+        BinaryFn::Maximum => {
+            ((g * &elementwise(BinaryFn::GreaterEqual, a, b)?)?, (g * &elementwise(BinaryFn::Lesser, a, b)?)?)
+        }
+        BinaryFn::Minimum => {
+            ((g * &elementwise(BinaryFn::LesserEqual, a, b)?)?, (g * &elementwise(BinaryFn::Greater, a, b)?)?)
+        }
+        BinaryFn::Hypot => ((g * &(a / out)?)?, (g * &(b / out)?)?),
+        // Comparisons and logic are piecewise constant: zero gradient, as MXNet defines it.
+        _ => (zeros_like(out)?, zeros_like(out)?),
+    })
+}
+
+fn scalar_grad(
+    f: BinaryFn,
+    s: f64,
+    reverse: bool,
+    x: &NDArray,
+    out: &NDArray,
+    g: &NDArray,
+) -> Result<NDArray> {
+    match (f, reverse) {
+        (BinaryFn::Add, _) | (BinaryFn::Sub, false) | (BinaryFn::Mod, false) => g * 1.0,
+        (BinaryFn::Sub, true) => -g,
+        (BinaryFn::Mul, _) => g * s,
+        (BinaryFn::Div, false) => g / s,
+        (BinaryFn::Div, true) => g * &(&(-out)? / x)?, // d(s/x) = -s/x^2 = -out/x
+        (BinaryFn::Power, false) => g * &(&with_scalar(BinaryFn::Power, x, s - 1.0)? * s)?,
+        (BinaryFn::Power, true) => g * &(out * s.ln())?,
+        (BinaryFn::Mod, true) => g * &(-&unary("floor", &(s / x)?)?)?,
+        (BinaryFn::Maximum, _) => g * &with_scalar(BinaryFn::GreaterEqual, x, s)?,
+        (BinaryFn::Minimum, _) => g * &with_scalar(BinaryFn::LesserEqual, x, s)?,
+        (BinaryFn::Hypot, _) => g * &(x / out)?,
+        _ => zeros_like(out),
+    }
+}
+
+/// Sum `g` over the axes along which an operand of `shape` was broadcast.
+pub(crate) fn sum_to_shape(g: &NDArray, shape: &[usize]) -> Result<NDArray> {
+    if g.shape().dims() == shape {
+        return Ok(g.clone());
+    }
+    let lead = g.ndim() - shape.len();
+    let axes: Vec<String> = (0..g.ndim())
+        .filter(|&i| i < lead || (shape[i - lead] == 1 && g.shape()[i] != 1))
+        .map(|i| i.to_string())
+        .collect();
+    let axis = format!("({},)", axes.join(", "));
+    let summed =
+        crate::imperative::invoke("sum", std::slice::from_ref(g), &[("axis", &axis), ("keepdims", "True")])?
+            .remove(0);
+    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    summed.reshape(&dims)
 }

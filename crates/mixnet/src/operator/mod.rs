@@ -5,6 +5,7 @@ pub mod binary;
 pub mod dot;
 pub mod init;
 pub mod matrix;
+pub(crate) mod copy;
 pub mod unary;
 pub mod reduce;
 
