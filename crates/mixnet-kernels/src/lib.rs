@@ -8,6 +8,6 @@ pub use half::{bf16, f16};
 pub mod elementwise;
 pub mod fill;
 pub mod gemm;
+pub mod reduce;
 pub mod shape;
 pub mod unary;
-pub mod reduce;

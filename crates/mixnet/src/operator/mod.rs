@@ -2,12 +2,12 @@
 //! module registers its operators in [`register_all`].
 
 pub mod binary;
+pub(crate) mod copy;
 pub mod dot;
 pub mod init;
 pub mod matrix;
-pub(crate) mod copy;
-pub mod unary;
 pub mod reduce;
+pub mod unary;
 
 use crate::op::Registry;
 

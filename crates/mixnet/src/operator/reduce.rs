@@ -13,7 +13,7 @@ use mixnet_kernels::Element;
 
 use crate::op::{Attrs, Blob, OpContext, Operator, Registry, TensorInfo};
 use crate::shape::Shape;
-use crate::{with_dtype, DType, Error, NativeType, Result};
+use crate::{with_dtype, DType, Error, Result};
 
 /// The reduction of an axes-reducing operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
