@@ -28,13 +28,7 @@ impl Engine for NaiveEngine {
     }
 
     fn wait_for_var(&self, var: &Var) -> Result<(), EngineError> {
-        match var.poison() {
-            Some(e) => {
-                e.mark_reported();
-                Err(e)
-            }
-            None => Ok(()),
-        }
+        var.report_poison()
     }
 
     fn wait_all(&self) -> Result<(), EngineError> {

@@ -117,13 +117,20 @@ impl Shared {
         block.register().then_some(block)
     }
 
-    fn execute(&self, block: Arc<OprBlock>) -> ReadyList {
+    /// Run an op holding its vars, release them and log a new failure; returns the ops
+    /// its completion made ready.
+    fn run_and_release(&self, block: &OprBlock) -> ReadyList {
         let (outcome, new) = block.run();
         let mut ready = ReadyList::new();
         block.complete(&outcome, &mut ready);
         if let (Err(e), true) = (outcome, new) {
             self.errors.record(e);
         }
+        ready
+    }
+
+    fn execute(&self, block: Arc<OprBlock>) -> ReadyList {
+        let ready = self.run_and_release(&block);
         drop(block);
         self.finish_one();
         ready
@@ -132,12 +139,7 @@ impl Shared {
     /// Run an op that already holds all its vars (the inline fast path).
     fn run_acquired(&self, block: OprBlock) {
         self.pending.fetch_add(1, Ordering::AcqRel);
-        let (outcome, new) = block.run();
-        let mut ready = ReadyList::new();
-        block.complete(&outcome, &mut ready);
-        if let (Err(e), true) = (outcome, new) {
-            self.errors.record(e);
-        }
+        let ready = self.run_and_release(&block);
         drop(block);
         self.finish_one();
         if !ready.is_empty() {
@@ -258,13 +260,7 @@ impl Engine for ThreadedEngine {
                 signal.1.wait(&mut done);
             }
         }
-        match var.poison() {
-            Some(e) => {
-                e.mark_reported();
-                Err(e)
-            }
-            None => Ok(()),
-        }
+        var.report_poison()
     }
 
     fn wait_all(&self) -> Result<(), EngineError> {

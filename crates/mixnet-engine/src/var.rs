@@ -87,6 +87,17 @@ impl Var {
         self.0.state.lock().poison.clone()
     }
 
+    /// `Err` with the poison, marked as surfaced to the user (so `wait_all` skips it).
+    pub(crate) fn report_poison(&self) -> Result<(), EngineError> {
+        match self.poison() {
+            Some(e) => {
+                e.mark_reported();
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Whether `delete_var` has been pushed for this var.
     pub fn is_deleted(&self) -> bool {
         self.0.delete_requested.load(Ordering::Acquire)
