@@ -262,6 +262,13 @@ impl<'a> Walk<'a> {
     }
 }
 
+/// `f(i, chunk)` for the `i`-th `len`-sized chunk of `out`, on all threads. Generic over the
+/// element type only, so rayon's machinery compiles a few times rather than once per
+/// kernel and reduction (that was most of this module's compile time).
+fn par_chunks<O: Send>(out: &mut [O], len: usize, f: &(dyn Fn(usize, &mut [O]) + Sync)) {
+    out.par_chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));
+}
+
 /// Split `out` into chunks of whole `unit`s, each worth about [`TASK_WORK`] elements of
 /// work at `work_per_unit`, and run `f(first_unit, chunk)` on each, in parallel when
 /// `parallel`.
@@ -269,6 +276,9 @@ fn for_each_chunk<O: Send, F>(out: &mut [O], unit: usize, work_per_unit: usize, 
 where
     F: Fn(usize, &mut [O]) + Sync,
 {
+    // Called through a reference to a trait object, the body compiles once, not once per
+    // branch below.
+    let f: &(dyn Fn(usize, &mut [O]) + Sync) = &f;
     if out.is_empty() || unit == 0 {
         return;
     }
@@ -276,7 +286,7 @@ where
         return f(0, out);
     }
     let units = TASK_WORK.div_ceil(work_per_unit.max(1)).max(1);
-    out.par_chunks_mut(unit * units).enumerate().for_each(|(c, chunk)| f(c * units, chunk));
+    par_chunks(out, unit * units, &|c, chunk| f(c * units, chunk));
 }
 
 /// Dimensions of `shape` with reduced flags, size-1 dimensions dropped and runs of equal
@@ -317,125 +327,147 @@ pub fn reduce<T: Copy + Sync, R: Reducer<T>>(
         return;
     }
     let dims = merge_dims(shape, reduced);
-    let parallel = x.len() >= PARALLEL_MIN;
-    let threads = rayon::current_num_threads();
-    let &(inner, _, inner_reduced) = dims.last().unwrap_or(&(1, 1, false));
-    let select = |red: bool, upto: usize| -> Vec<(usize, usize)> {
-        dims[..upto].iter().filter(|d| d.2 == red).map(|d| (d.0, d.1)).collect()
-    };
-    if inner_reduced {
-        // Each output merges, in order, the folds of its runs of `inner` contiguous elements
-        // (one run per position of the other reduced dimensions; long runs in slices).
-        let kept = select(false, dims.len());
-        let run_dims = select(true, dims.len() - 1);
-        let n_runs: usize = run_dims.iter().map(|d| d.0).product();
-        let slices = inner.div_ceil(PIECE);
-        let fold_slice =
-            |start: usize, k: usize| fold_run(r, &x[start + k * PIECE..start + inner.min((k + 1) * PIECE)]);
-        if parallel && out.len() < FEW_TASKS {
-            // Few outputs: split each one over threads in pieces (a slice of a long run, or
-            // a group of short runs), merged in order.
-            let runs_per_piece = (PIECE / inner).max(1);
-            let n_pieces = n_runs.div_ceil(runs_per_piece) * slices;
-            let piece = |base: usize, walk: &mut Walk, p: usize| {
-                if slices > 1 {
-                    return fold_slice(base + walk.seek(p / slices).offset, p % slices);
+    match dims.last() {
+        Some(&(inner, _, true)) => reduce_runs(x, &dims, inner, out, r),
+        Some(&(inner, _, false)) => reduce_strips(x, &dims, inner, out, r),
+        None => {}
+    }
+}
+
+/// The `(size, stride)` of the dimensions among `dims` that are (or are not) `reduced`.
+fn pick(dims: &[(usize, usize, bool)], reduced: bool) -> Vec<(usize, usize)> {
+    dims.iter().filter(|d| d.2 == reduced).map(|d| (d.0, d.1)).collect()
+}
+
+/// A reduced innermost block of `inner` elements: each output merges, in order, the folds
+/// of its contiguous runs (one per position of the other reduced dimensions; long runs in
+/// slices).
+fn reduce_runs<T: Copy + Sync, R: Reducer<T>>(
+    x: &[T],
+    dims: &[(usize, usize, bool)],
+    inner: usize,
+    out: &mut [R::Out],
+    r: R,
+) {
+    let (parallel, threads) = (x.len() >= PARALLEL_MIN, rayon::current_num_threads());
+    let kept = pick(dims, false);
+    let run_dims = pick(&dims[..dims.len() - 1], true);
+    let n_runs: usize = run_dims.iter().map(|d| d.0).product();
+    let slices = inner.div_ceil(PIECE);
+    let fold_slice =
+        |start: usize, k: usize| fold_run(r, &x[start + k * PIECE..start + inner.min((k + 1) * PIECE)]);
+    if parallel && out.len() < FEW_TASKS {
+        // Few outputs: split each one over threads in pieces (a slice of a long run, or a
+        // group of short runs), merged in order.
+        let runs_per_piece = (PIECE / inner).max(1);
+        let n_pieces = n_runs.div_ceil(runs_per_piece) * slices;
+        let piece = |base: usize, walk: &mut Walk, p: usize| {
+            if slices > 1 {
+                return fold_slice(base + walk.seek(p / slices).offset, p % slices);
+            }
+            let first = p * runs_per_piece;
+            walk.seek(first);
+            (first..n_runs.min(first + runs_per_piece)).fold(r.init(), |a, _| {
+                let run = fold_run(r, &x[base + walk.offset..][..inner]);
+                walk.advance();
+                r.merge(a, run)
+            })
+        };
+        let mut at = Walk::new(&kept);
+        for o in out.iter_mut() {
+            let base = at.offset;
+            let mut parts = vec![r.init(); n_pieces];
+            par_chunks(&mut parts, 4, &|c, slots| {
+                let mut walk = Walk::new(&run_dims);
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    *slot = piece(base, &mut walk, c * 4 + i);
                 }
-                let first = p * runs_per_piece;
-                walk.seek(first);
-                (first..n_runs.min(first + runs_per_piece)).fold(r.init(), |a, _| {
-                    let run = fold_run(r, &x[base + walk.offset..][..inner]);
-                    walk.advance();
-                    r.merge(a, run)
-                })
-            };
-            let mut at = Walk::new(&kept);
-            for o in out.iter_mut() {
-                let base = at.offset;
-                let parts: Vec<R::Acc> = (0..n_pieces)
-                    .into_par_iter()
-                    .map_init(|| Walk::new(&run_dims), |walk, p| piece(base, walk, p))
-                    .collect();
-                *o = r.finish(parts.into_iter().fold(r.init(), |a, b| r.merge(a, b)));
+            });
+            *o = r.finish(parts.into_iter().fold(r.init(), |a, b| r.merge(a, b)));
+            at.advance();
+        }
+        return;
+    }
+    // Many outputs: a chunk of them at a time, taking every run position in turn so that
+    // the input streams in memory order.
+    let per_chunk = (TASK_WORK / inner).clamp(1, out.len().div_ceil(4 * threads).max(1));
+    let chunk_fn: &(dyn Fn(usize, &mut [R::Out]) + Sync) = &|first, chunk| {
+        let mut acc = vec![r.init(); chunk.len()];
+        let (mut at, mut run) = (Walk::new(&kept), Walk::new(&run_dims));
+        for _ in 0..n_runs {
+            at.seek(first);
+            for a in acc.iter_mut() {
+                let start = at.offset + run.offset;
+                *a = (0..slices).fold(*a, |a, k| r.merge(a, fold_slice(start, k)));
                 at.advance();
+            }
+            run.advance();
+        }
+        chunk.iter_mut().zip(acc).for_each(|(o, a)| *o = r.finish(a));
+    };
+    if parallel {
+        par_chunks(out, per_chunk, &|c, o| chunk_fn(c * per_chunk, o));
+    } else {
+        out.chunks_mut(per_chunk).enumerate().for_each(|(c, o)| chunk_fn(c * per_chunk, o));
+    }
+}
+
+/// A kept innermost block of `inner` elements: each row of outputs is folded a strip of
+/// columns at a time, streaming the input rows at every position of the reduced
+/// dimensions. When there are few strips, each is split into pieces (groups of positions)
+/// folded in parallel and merged in order; whether that happens depends on the shape alone.
+fn reduce_strips<T: Copy + Sync, R: Reducer<T>>(
+    x: &[T],
+    dims: &[(usize, usize, bool)],
+    inner: usize,
+    out: &mut [R::Out],
+    r: R,
+) {
+    let (parallel, threads) = (x.len() >= PARALLEL_MIN, rayon::current_num_threads());
+    let kept = pick(&dims[..dims.len() - 1], false);
+    let red = pick(dims, true);
+    let m: usize = red.iter().map(|d| d.0).product();
+    let (rows, strips) = (out.len() / inner, inner.div_ceil(COLS));
+    let per_piece = (PIECE / inner.min(COLS)).max(1);
+    let split = parallel && rows * strips < FEW_TASKS && m > per_piece;
+    let split_strips = parallel && rows < 2 * threads && strips > 1;
+    let fold = |from: usize, first: usize, count: usize, acc: &mut [R::Acc]| {
+        let mut walk = Walk::new(&red);
+        walk.seek(first);
+        fold_rows(r, x, from, &mut walk, count, acc);
+    };
+    let strip: &(dyn Fn(usize, &mut [R::Out]) + Sync) = &|from, o| {
+        let mut acc = [r.init(); COLS];
+        let acc = &mut acc[..o.len()];
+        if split {
+            let w = o.len();
+            let mut parts = vec![r.init(); m.div_ceil(per_piece) * w];
+            par_chunks(&mut parts, w, &|p, part| {
+                fold(from, p * per_piece, per_piece.min(m - p * per_piece), part);
+            });
+            for part in parts.chunks(w) {
+                acc.iter_mut().zip(part).for_each(|(a, &p)| *a = r.merge(*a, p));
             }
         } else {
-            // Many outputs: a chunk of them at a time, taking every run position in turn so
-            // that the input streams in memory order.
-            let per_chunk = (TASK_WORK / inner).clamp(1, out.len().div_ceil(4 * threads).max(1));
-            let chunk_fn = |first: usize, chunk: &mut [R::Out]| {
-                let mut acc = vec![r.init(); chunk.len()];
-                let (mut at, mut run) = (Walk::new(&kept), Walk::new(&run_dims));
-                for _ in 0..n_runs {
-                    at.seek(first);
-                    for a in acc.iter_mut() {
-                        let start = at.offset + run.offset;
-                        *a = (0..slices).fold(*a, |a, k| r.merge(a, fold_slice(start, k)));
-                        at.advance();
-                    }
-                    run.advance();
-                }
-                chunk.iter_mut().zip(acc).for_each(|(o, a)| *o = r.finish(a));
-            };
-            if parallel {
-                out.par_chunks_mut(per_chunk).enumerate().for_each(|(c, o)| chunk_fn(c * per_chunk, o));
-            } else {
-                out.chunks_mut(per_chunk).enumerate().for_each(|(c, o)| chunk_fn(c * per_chunk, o));
-            }
+            fold(from, 0, m, acc);
         }
-    } else {
-        // Each row of `inner` outputs is folded a strip of columns at a time, streaming the
-        // input rows at every position of the reduced dimensions. When there are few
-        // strips, each is split into pieces (groups of positions) folded in parallel and
-        // merged in order; whether that happens depends on the shape alone.
-        let kept = select(false, dims.len() - 1);
-        let red = select(true, dims.len());
-        let m: usize = red.iter().map(|d| d.0).product();
-        let (rows, strips) = (out.len() / inner, inner.div_ceil(COLS));
-        let per_piece = (PIECE / inner.min(COLS)).max(1);
-        let split = parallel && rows * strips < FEW_TASKS && m > per_piece;
-        let split_strips = parallel && rows < 2 * threads && strips > 1;
-        let fold = |from: usize, first: usize, count: usize, acc: &mut [R::Acc]| {
-            let mut walk = Walk::new(&red);
-            walk.seek(first);
-            fold_rows(r, x, from, &mut walk, count, acc);
-        };
-        let strip = |from: usize, o: &mut [R::Out]| {
-            let mut acc = [r.init(); COLS];
-            let acc = &mut acc[..o.len()];
-            if split {
-                let parts: Vec<Vec<R::Acc>> = (0..m.div_ceil(per_piece))
-                    .into_par_iter()
-                    .map(|p| {
-                        let mut part = vec![r.init(); o.len()];
-                        fold(from, p * per_piece, per_piece.min(m - p * per_piece), &mut part);
-                        part
-                    })
-                    .collect();
-                for part in parts {
-                    acc.iter_mut().zip(part).for_each(|(a, p)| *a = r.merge(*a, p));
-                }
+        for (o, &a) in o.iter_mut().zip(acc.iter()) {
+            *o = r.finish(a);
+        }
+    };
+    for_each_chunk(out, inner, m * inner, parallel, |first, chunk| {
+        let mut at = Walk::new(&kept);
+        at.seek(first);
+        for orow in chunk.chunks_mut(inner) {
+            let base = at.offset;
+            if split_strips {
+                par_chunks(orow, COLS, &|s, o| strip(base + s * COLS, o));
             } else {
-                fold(from, 0, m, acc);
+                orow.chunks_mut(COLS).enumerate().for_each(|(s, o)| strip(base + s * COLS, o));
             }
-            for (o, &a) in o.iter_mut().zip(acc.iter()) {
-                *o = r.finish(a);
-            }
-        };
-        for_each_chunk(out, inner, m * inner, parallel, |first, chunk| {
-            let mut at = Walk::new(&kept);
-            at.seek(first);
-            for orow in chunk.chunks_mut(inner) {
-                let base = at.offset;
-                if split_strips {
-                    orow.par_chunks_mut(COLS).enumerate().for_each(|(s, o)| strip(base + s * COLS, o));
-                } else {
-                    orow.chunks_mut(COLS).enumerate().for_each(|(s, o)| strip(base + s * COLS, o));
-                }
-                at.advance();
-            }
-        });
-    }
+            at.advance();
+        }
+    });
 }
 
 /// The `w` elements of `x` at `from` plus the walk's offset; then step the walk.
@@ -510,7 +542,7 @@ fn arg_reduce_by<T: Accumulate, R, F>(
     }
     // Positions as u32 (same width as f32, so the selects vectorize); MXNet's own `int`
     // cast of the index overflows sooner.
-    let strip = |o: usize, j0: usize, dst: &mut [T]| {
+    let strip: &(dyn Fn(usize, usize, &mut [T]) + Sync) = &|o, j0, dst| {
         let xo = &x[o * m * inner + j0..];
         let mut best = [T::ZERO; COLS];
         let mut idx = [0u32; COLS];
@@ -519,8 +551,9 @@ fn arg_reduce_by<T: Accumulate, R, F>(
         for k in 1..m {
             let row = &xo[k * inner..k * inner + dst.len()];
             for ((b, i), &v) in best.iter_mut().zip(idx.iter_mut()).zip(row) {
+                // Selects written as arithmetic and as the reducer's fold: with `if`s, LLVM
+                // makes per-lane branches of them.
                 let take = !is_nan(*b) & better(*b, v);
-                // Arithmetic select: LLVM turns an `if` here into per-lane branches.
                 let mask = 0u32.wrapping_sub(take as u32);
                 *i ^= (*i ^ k as u32) & mask;
                 *b = r.fold(*b, v);
@@ -532,15 +565,111 @@ fn arg_reduce_by<T: Accumulate, R, F>(
     };
     let split_strips = parallel && outer < 2 * rayon::current_num_threads() && inner > COLS;
     for_each_chunk(out, inner, m * inner, parallel, |first, chunk| {
-        for (r, orow) in chunk.chunks_mut(inner).enumerate() {
+        for (i, orow) in chunk.chunks_mut(inner).enumerate() {
             if split_strips {
-                orow.par_chunks_mut(COLS).enumerate().for_each(|(s, dst)| strip(first + r, s * COLS, dst));
+                par_chunks(orow, COLS, &|s, dst| strip(first + i, s * COLS, dst));
             } else {
-                orow.chunks_mut(COLS).enumerate().for_each(|(s, dst)| strip(first + r, s * COLS, dst));
+                orow.chunks_mut(COLS).enumerate().for_each(|(s, dst)| strip(first + i, s * COLS, dst));
             }
         }
     });
 }
+
+/// One of MXNet's reducers, for [`Reduce::reduce_axes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduction {
+    Sum,
+    Prod,
+    NanSum,
+    NanProd,
+    Max,
+    Min,
+}
+
+/// The norm [`Reduce::norm_axes`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Norm {
+    L1,
+    L2,
+}
+
+/// The reductions of each element type, compiled once, here, rather than in every crate
+/// that calls them (each is a large function); the reduction is picked at run time, once
+/// per call.
+pub trait Reduce: Accumulate {
+    /// [`reduce`] with one of MXNet's reducers.
+    fn reduce_axes(x: &[Self], shape: &[usize], reduced: &[bool], out: &mut [Self], op: Reduction);
+    /// The L1 or L2 norm over the reduced dimensions, in f64.
+    fn norm_axes(x: &[Self], shape: &[usize], reduced: &[bool], out: &mut [f64], ord: Norm);
+    /// [`arg_reduce`].
+    fn arg_axis(x: &[Self], outer: usize, m: usize, inner: usize, out: &mut [Self], max: bool);
+}
+
+macro_rules! impl_reduce {
+    // Integers have no NaN: their nan-reductions are the plain ones.
+    ($nan_sum:ident, $nan_prod:ident: $($t:ty),*) => {$(
+        impl Reduce for $t {
+            fn reduce_axes(x: &[$t], shape: &[usize], reduced: &[bool], out: &mut [$t], op: Reduction) {
+                match op {
+                    Reduction::Sum => reduce(x, shape, reduced, out, Sum),
+                    Reduction::Prod => reduce(x, shape, reduced, out, Prod),
+                    Reduction::NanSum => reduce(x, shape, reduced, out, $nan_sum),
+                    Reduction::NanProd => reduce(x, shape, reduced, out, $nan_prod),
+                    Reduction::Max => reduce(x, shape, reduced, out, Max),
+                    Reduction::Min => reduce(x, shape, reduced, out, Min),
+                }
+            }
+            fn norm_axes(x: &[$t], shape: &[usize], reduced: &[bool], out: &mut [f64], ord: Norm) {
+                match ord {
+                    Norm::L1 => reduce(x, shape, reduced, out, L1Norm),
+                    Norm::L2 => reduce(x, shape, reduced, out, L2Norm),
+                }
+            }
+            fn arg_axis(x: &[$t], outer: usize, m: usize, inner: usize, out: &mut [$t], max: bool) {
+                arg_reduce(x, outer, m, inner, out, max)
+            }
+        }
+    )*};
+}
+impl_reduce!(NanSum, NanProd: f32, f64);
+impl_reduce!(Sum, Prod: i32, i64);
+
+/// `x` converted elementwise into a new vector.
+fn converted<A: Copy + Sync, B: Copy + Send + Default>(x: &[A], f: impl Fn(A) -> B + Sync) -> Vec<B> {
+    let mut v = vec![B::default(); x.len()];
+    crate::elementwise::map(x, &mut v, f);
+    v
+}
+
+// Half and byte types reduce through a widened copy, which halves the compiled code and
+// changes nothing: half values are exact in f32 (whose sums accumulate in f64 anyway),
+// and wrapping i32 arithmetic cut to 8 bits is wrapping 8-bit arithmetic. Integer norms
+// come out more exact than 8-bit ones would (MXNet's are garbage there).
+macro_rules! impl_reduce_widened {
+    ($($t:ty => $w:ty, $to:expr, $from:expr);*) => {$(
+        impl Reduce for $t {
+            fn reduce_axes(x: &[$t], shape: &[usize], reduced: &[bool], out: &mut [$t], op: Reduction) {
+                let mut wide = vec![<$w>::default(); out.len()];
+                <$w>::reduce_axes(&converted(x, $to), shape, reduced, &mut wide, op);
+                crate::elementwise::map(&wide, out, $from);
+            }
+            fn norm_axes(x: &[$t], shape: &[usize], reduced: &[bool], out: &mut [f64], ord: Norm) {
+                <$w>::norm_axes(&converted(x, $to), shape, reduced, out, ord);
+            }
+            fn arg_axis(x: &[$t], outer: usize, m: usize, inner: usize, out: &mut [$t], max: bool) {
+                let mut wide = vec![<$w>::default(); out.len()];
+                <$w>::arg_axis(&converted(x, $to), outer, m, inner, &mut wide, max);
+                crate::elementwise::map(&wide, out, $from);
+            }
+        }
+    )*};
+}
+impl_reduce_widened!(
+    f16 => f32, f16::to_f32, f16::from_f32;
+    bf16 => f32, bf16::to_f32, bf16::from_f32;
+    u8 => i32, i32::from, |v: i32| v as u8;
+    i8 => i32, i32::from, |v: i32| v as i8
+);
 
 /// `out[idx] = x[idx · strides]` over `out_shape`, with strides from
 /// [`crate::elementwise::broadcast_strides`].

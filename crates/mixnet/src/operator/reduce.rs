@@ -8,7 +8,7 @@ mod broadcast;
 
 use std::sync::Arc;
 
-use mixnet_kernels::reduce::{self as kernel, Accumulate};
+use mixnet_kernels::reduce::{Accumulate, Norm, Reduce, Reduction};
 use mixnet_kernels::Element;
 
 use crate::op::{Attrs, Blob, OpContext, Operator, Registry, TensorInfo};
@@ -128,29 +128,29 @@ impl Operator for ReduceOp {
         let shape = x.shape().clone();
         if x.dtype() == DType::Bool {
             // MXNet's reducers on bool: sums and maxima are "any", products and minima "all".
-            let (xs, os) = (x.slice::<u8>()?, out.slice_mut::<u8>()?);
-            match self.kind {
-                Kind::Prod | Kind::NanProd | Kind::Min => kernel::reduce(xs, &shape, &mask, os, kernel::Min),
-                _ => kernel::reduce(xs, &shape, &mask, os, kernel::Max),
-            }
+            let op = match self.kind {
+                Kind::Prod | Kind::NanProd | Kind::Min => Reduction::Min,
+                _ => Reduction::Max,
+            };
+            u8::reduce_axes(x.slice::<u8>()?, &shape, &mask, out.slice_mut::<u8>()?, op);
             return Ok(());
         }
+        let op = match self.kind {
+            Kind::Sum | Kind::Mean => Reduction::Sum,
+            Kind::Prod => Reduction::Prod,
+            Kind::NanSum => Reduction::NanSum,
+            Kind::NanProd => Reduction::NanProd,
+            Kind::Max => Reduction::Max,
+            Kind::Min => Reduction::Min,
+        };
         let count = x.numel().checked_div(out.numel()).unwrap_or(0);
         with_dtype!(x.dtype(), T => {
-            let (xs, os) = (x.slice::<T>()?, out.slice_mut::<T>()?);
-            match self.kind {
-                Kind::Sum => kernel::reduce(xs, &shape, &mask, os, kernel::Sum),
-                Kind::Mean => {
-                    // As MXNet: the sum rounded to T, then divided in T.
-                    kernel::reduce(xs, &shape, &mask, os, kernel::Sum);
-                    let n = T::from_usize(count);
-                    os.iter_mut().for_each(|o| *o = o.div(n));
-                }
-                Kind::Prod => kernel::reduce(xs, &shape, &mask, os, kernel::Prod),
-                Kind::NanSum => kernel::reduce(xs, &shape, &mask, os, kernel::NanSum),
-                Kind::NanProd => kernel::reduce(xs, &shape, &mask, os, kernel::NanProd),
-                Kind::Max => kernel::reduce(xs, &shape, &mask, os, kernel::Max),
-                Kind::Min => kernel::reduce(xs, &shape, &mask, os, kernel::Min),
+            let os = out.slice_mut::<T>()?;
+            T::reduce_axes(x.slice::<T>()?, &shape, &mask, os, op);
+            if self.kind == Kind::Mean {
+                // As MXNet: the sum rounded to T, then divided in T.
+                let n = T::from_usize(count);
+                os.iter_mut().for_each(|o| *o = o.div(n));
             }
         });
         Ok(())
@@ -189,14 +189,8 @@ impl Operator for NormOp {
         }
         let (_, mask) = self.axes.apply("norm", x.shape())?;
         let mut norms = vec![0.0f64; out.numel()];
-        with_dtype!(x.dtype(), T => {
-            let xs = x.slice::<T>()?;
-            if self.ord == 1 {
-                kernel::reduce(xs, x.shape(), &mask, &mut norms, kernel::L1Norm);
-            } else {
-                kernel::reduce(xs, x.shape(), &mask, &mut norms, kernel::L2Norm);
-            }
-        });
+        let ord = if self.ord == 1 { Norm::L1 } else { Norm::L2 };
+        with_dtype!(x.dtype(), T => T::norm_axes(x.slice::<T>()?, x.shape(), &mask, &mut norms, ord));
         with_dtype!(out.dtype(), O => {
             out.slice_mut::<O>()?.iter_mut().zip(&norms).for_each(|(o, &v)| *o = O::from_f64(v));
         });
@@ -273,7 +267,7 @@ impl Operator for ArgOp {
             return Ok(());
         }
         with_dtype!(x.dtype(), T => {
-            kernel::arg_reduce(x.slice::<T>()?, outer, m, inner, out.slice_mut::<T>()?, self.max);
+            T::arg_axis(x.slice::<T>()?, outer, m, inner, out.slice_mut::<T>()?, self.max);
         });
         Ok(())
     }
