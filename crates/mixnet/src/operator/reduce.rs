@@ -157,9 +157,11 @@ impl Operator for ReduceOp {
     }
 }
 
-/// `norm`: the L1 or L2 norm over axes, computed in f64 and cast to `out_dtype`.
+/// `norm`: the L1 or L2 norm over axes, computed in f64 and cast to `out_dtype`. (MXNet
+/// 1.9.1 honours an `out_dtype` other than the input's only under
+/// `MXNET_SAFE_ACCUMULATION=1`, and fails without it; here it always works.)
 pub struct NormOp {
-    ord: i64,
+    ord: Norm,
     axes: Axes,
     out_dtype: Option<DType>,
 }
@@ -189,8 +191,7 @@ impl Operator for NormOp {
         }
         let (_, mask) = self.axes.apply("norm", x.shape())?;
         let mut norms = vec![0.0f64; out.numel()];
-        let ord = if self.ord == 1 { Norm::L1 } else { Norm::L2 };
-        with_dtype!(x.dtype(), T => T::norm_axes(x.slice::<T>()?, x.shape(), &mask, &mut norms, ord));
+        with_dtype!(x.dtype(), T => T::norm_axes(x.slice::<T>()?, x.shape(), &mask, &mut norms, self.ord));
         with_dtype!(out.dtype(), O => {
             out.slice_mut::<O>()?.iter_mut().zip(&norms).for_each(|(o, &v)| *o = O::from_f64(v));
         });
@@ -279,10 +280,11 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
     }
     match name {
         "norm" => {
-            let ord = attrs.int("ord", 2)?;
-            if ord != 1 && ord != 2 {
-                return Err(Error::op(name, format!("ord={ord} is not supported (only 1 and 2)")));
-            }
+            let ord = match attrs.int("ord", 2)? {
+                1 => Norm::L1,
+                2 => Norm::L2,
+                ord => return Err(Error::op(name, format!("ord={ord} is not supported (only 1 and 2)"))),
+            };
             let out_dtype = attrs.dtype("out_dtype")?;
             if let Some(d) = out_dtype {
                 if !matches!(d, DType::F16 | DType::F32 | DType::F64 | DType::I64 | DType::I32 | DType::I8) {
