@@ -119,7 +119,7 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
     // Light ops run at once on this thread; only queued (heavy) ones count against the cap.
     let guard =
         (!light).then(|| crate::throttle::admit(outputs.iter().map(|o| o.size() * o.dtype().size()).sum()));
-    let ctx = OpContext { is_train: crate::autograd::is_training() };
+    let ctx = OpContext { is_train: crate::autograd::is_training(), ctx };
     let (op2, outs) = (op.clone(), outputs.clone());
     let kernel: mixnet_engine::OpFn = Box::new(move || {
         let _guard = guard;

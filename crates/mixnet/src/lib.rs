@@ -13,6 +13,7 @@ pub mod imperative;
 pub mod ndarray;
 pub mod op;
 pub mod operator;
+pub mod random;
 pub mod resource;
 pub mod shape;
 pub mod storage;

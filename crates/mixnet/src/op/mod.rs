@@ -38,6 +38,8 @@ impl std::fmt::Display for TensorInfo {
 pub struct OpContext {
     /// Training mode (Dropout, BatchNorm consult it); set by `autograd::record`/`train_mode`.
     pub is_train: bool,
+    /// Where the op runs (kernels reach per-context resources such as the generator).
+    pub ctx: crate::Context,
 }
 
 /// Resources an operator asks the engine for (MXNet's `FResourceRequest`).
