@@ -1,0 +1,10 @@
+//! Neural-network layers (MXNet's `src/operator/nn`): one module per operator.
+
+pub mod fully_connected;
+
+use crate::op::Registry;
+
+/// Register every layer of this directory.
+pub(crate) fn register(r: &mut Registry) {
+    fully_connected::register(r);
+}
