@@ -1,5 +1,6 @@
 //! Neural-network layers (MXNet's `src/operator/nn`): one module per operator.
 
+pub mod convolution;
 pub mod fully_connected;
 
 use crate::op::Registry;
@@ -7,4 +8,5 @@ use crate::op::Registry;
 /// Register every layer of this directory.
 pub(crate) fn register(r: &mut Registry) {
     fully_connected::register(r);
+    convolution::register(r);
 }
