@@ -9,6 +9,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod fill;
 pub mod gemm;
+pub mod pool;
 pub mod reduce;
 pub mod shape;
 pub mod unary;

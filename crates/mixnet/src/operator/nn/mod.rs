@@ -2,6 +2,7 @@
 
 pub mod convolution;
 pub mod fully_connected;
+pub mod pooling;
 
 use crate::op::Registry;
 
@@ -9,4 +10,5 @@ use crate::op::Registry;
 pub(crate) fn register(r: &mut Registry) {
     fully_connected::register(r);
     convolution::register(r);
+    pooling::register(r);
 }
