@@ -142,8 +142,8 @@ impl PoolParam {
                 ));
             }
             let mut out = Vec::with_capacity(n);
-            for i in 0..n {
-                let padded = spatial[i] + 2 * self.pad[i];
+            for (i, &len) in spatial.iter().enumerate() {
+                let padded = len + 2 * self.pad[i];
                 let (k, s) = (self.kernel[i], self.stride[i]);
                 if k > padded {
                     return Err(Error::op(
