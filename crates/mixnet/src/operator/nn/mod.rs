@@ -6,6 +6,7 @@ pub mod convolution;
 pub mod fully_connected;
 pub(crate) mod kernel;
 pub mod leaky_relu;
+pub mod pooling;
 
 use crate::op::Registry;
 
@@ -15,4 +16,5 @@ pub(crate) fn register(r: &mut Registry) {
     leaky_relu::register(r);
     fully_connected::register(r);
     convolution::register(r);
+    pooling::register(r);
 }

@@ -1,0 +1,361 @@
+//! Pooling over channel-first planes, as MXNet's CPU `pool.h` computes it: 1-D and 2-D
+//! pooling are 3-D pooling with unit leading dimensions.
+//!
+//! A window along one dimension starts at `o·stride - pad`. Max pooling clips it to the
+//! input (padding never wins; an empty window gives the lowest finite value) and starts
+//! from that value, so NaNs are skipped. Sum-type pooling (avg, sum, lp) divides each
+//! term by the window size: avg counts the window up to `input + pad` (the padding
+//! included) or, with `count_include_pad` false, only the input positions; sum and lp
+//! divide by 1. Lp raises terms to the p-th power without taking absolute values
+//! (MXNet's `a_pow_p`) and takes the p-th root of the sum. The max gradient goes to the
+//! first position of the window (in d, h, w order) equal to the output.
+
+use rayon::prelude::*;
+
+use crate::{f16, Element};
+
+/// How a window is reduced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Avg {
+        count_include_pad: bool,
+    },
+    Sum,
+    /// Lp pooling with p in 1..=3.
+    Lp(u32),
+}
+
+/// Geometry of one pooling: `planes` (batch × channels) planes of spatial `input` (d, h, w)
+/// pooled to `output`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolGeom {
+    pub planes: usize,
+    pub input: [usize; 3],
+    pub output: [usize; 3],
+    pub kernel: [usize; 3],
+    pub stride: [usize; 3],
+    pub pad: [usize; 3],
+}
+
+impl PoolGeom {
+    fn in_plane(&self) -> usize {
+        self.input.iter().product()
+    }
+    fn out_plane(&self) -> usize {
+        self.output.iter().product()
+    }
+}
+
+/// Window of output position `o` along dimension `i`: the clipped input range, and the
+/// extent counted by avg pooling with padding included.
+#[inline]
+fn window(g: &PoolGeom, i: usize, o: usize) -> (usize, usize, usize) {
+    let start = (o * g.stride[i]) as isize - g.pad[i] as isize;
+    let n = g.input[i] as isize;
+    let end_padded = (start + g.kernel[i] as isize).min(n + g.pad[i] as isize);
+    let size = (end_padded - start).max(0) as usize;
+    let lo = start.max(0).min(n) as usize;
+    let hi = (start + g.kernel[i] as isize).min(n).max(lo as isize) as usize;
+    (lo, hi, size)
+}
+
+/// Visit every output position of a plane with its windows.
+#[inline]
+fn for_each_window(g: &PoolGeom, mut f: impl FnMut(usize, [(usize, usize, usize); 3])) {
+    let [od, oh, ow] = g.output;
+    let mut o = 0;
+    for z in 0..od {
+        let wz = window(g, 0, z);
+        for y in 0..oh {
+            let wy = window(g, 1, y);
+            for x in 0..ow {
+                f(o, [wz, wy, window(g, 2, x)]);
+                o += 1;
+            }
+        }
+    }
+}
+
+/// Float types pooled natively.
+pub trait PoolFloat: Element {
+    const LOWEST: Self;
+    fn root(self, p: u32) -> Self;
+}
+
+impl PoolFloat for f32 {
+    const LOWEST: f32 = f32::MIN;
+    fn root(self, p: u32) -> f32 {
+        match p {
+            1 => self,
+            2 => self.sqrt(),
+            3 => self.cbrt(),
+            _ => self.powf(1.0 / p as f32),
+        }
+    }
+}
+
+impl PoolFloat for f64 {
+    const LOWEST: f64 = f64::MIN;
+    fn root(self, p: u32) -> f64 {
+        match p {
+            1 => self,
+            2 => self.sqrt(),
+            3 => self.cbrt(),
+            _ => self.powf(1.0 / p as f64),
+        }
+    }
+}
+
+#[inline(always)]
+fn pow_p<T: Element>(a: T, p: u32) -> T {
+    match p {
+        1 => a,
+        2 => a.mul(a),
+        _ => a.mul(a).mul(a),
+    }
+}
+
+fn pool_plane<T: PoolFloat>(g: &PoolGeom, kind: PoolKind, x: &[T], y: &mut [T]) {
+    let [_, ih, iw] = g.input;
+    for_each_window(g, |o, [(z0, z1, zs), (y0, y1, ys), (x0, x1, xs)]| {
+        y[o] = match kind {
+            PoolKind::Max => {
+                let mut m = T::LOWEST;
+                for z in z0..z1 {
+                    for r in y0..y1 {
+                        for &v in &x[(z * ih + r) * iw..][x0..x1] {
+                            if v > m {
+                                m = v;
+                            }
+                        }
+                    }
+                }
+                m
+            }
+            _ => {
+                let (p, size) = match kind {
+                    PoolKind::Avg { count_include_pad: true } => (1, zs * ys * xs),
+                    PoolKind::Avg { count_include_pad: false } => (1, (z1 - z0) * (y1 - y0) * (x1 - x0)),
+                    PoolKind::Lp(p) => (p, 1),
+                    _ => (1, 1),
+                };
+                let size = T::from_f64(size as f64);
+                let mut s = T::ZERO;
+                for z in z0..z1 {
+                    for r in y0..y1 {
+                        for &v in &x[(z * ih + r) * iw..][x0..x1] {
+                            s = s.add(pow_p(v, p).div(size));
+                        }
+                    }
+                }
+                s.root(p)
+            }
+        };
+    });
+}
+
+fn unpool_plane<T: PoolFloat>(g: &PoolGeom, kind: PoolKind, dy: &[T], x: &[T], y: &[T], dx: &mut [T]) {
+    let [_, ih, iw] = g.input;
+    dx.fill(T::ZERO);
+    for_each_window(g, |o, [(z0, z1, zs), (y0, y1, ys), (x0, x1, xs)]| match kind {
+        PoolKind::Max => {
+            'found: for z in z0..z1 {
+                for r in y0..y1 {
+                    let row = (z * ih + r) * iw;
+                    if let Some(j) = x[row + x0..row + x1].iter().position(|&v| v == y[o]) {
+                        let at = row + x0 + j;
+                        dx[at] = dx[at].add(dy[o]);
+                        break 'found;
+                    }
+                }
+            }
+        }
+        _ => {
+            let (p, size) = match kind {
+                PoolKind::Avg { count_include_pad: true } => (1, zs * ys * xs),
+                PoolKind::Avg { count_include_pad: false } => (1, (z1 - z0) * (y1 - y0) * (x1 - x0)),
+                PoolKind::Lp(p) => (p, 1),
+                _ => (1, 1),
+            };
+            let size = T::from_f64(size as f64);
+            let (g_out, out) = (dy[o], y[o]);
+            for z in z0..z1 {
+                for r in y0..y1 {
+                    let row = (z * ih + r) * iw;
+                    for at in row + x0..row + x1 {
+                        let v = x[at];
+                        let grad = match p {
+                            1 => g_out,
+                            _ if out == T::ZERO => T::ZERO,
+                            2 => g_out.mul(v.div(out)),
+                            _ => {
+                                let ratio = v.div(out);
+                                g_out.mul(ratio).mul(ratio)
+                            }
+                        };
+                        dx[at] = dx[at].add(grad.div(size));
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Planes per parallel task for this geometry, or None to stay on one thread.
+fn planes_per_task(g: &PoolGeom) -> Option<usize> {
+    let work = g.planes * (g.in_plane() + g.out_plane() * g.kernel.iter().product::<usize>());
+    let threads = rayon::current_num_threads();
+    (threads > 1 && work >= 1 << 15 && g.planes > 1).then(|| g.planes.div_ceil(threads * 4).max(1))
+}
+
+fn check(g: &PoolGeom, x: usize, y: usize) {
+    assert!(
+        x == g.planes * g.in_plane() && y == g.planes * g.out_plane(),
+        "pool: slice lengths {x}, {y} do not fit {g:?}"
+    );
+}
+
+/// Pool `x` (planes × input) into `y` (planes × output).
+pub fn pool<T: PoolFloat>(g: &PoolGeom, kind: PoolKind, x: &[T], y: &mut [T]) {
+    check(g, x.len(), y.len());
+    let (si, so) = (g.in_plane(), g.out_plane());
+    if so == 0 {
+        return;
+    }
+    match planes_per_task(g) {
+        Some(per) => y.par_chunks_mut(per * so).enumerate().for_each(|(t, ys)| {
+            for (i, y) in ys.chunks_exact_mut(so).enumerate() {
+                pool_plane(g, kind, &x[(t * per + i) * si..][..si], y);
+            }
+        }),
+        None => {
+            for (p, y) in y.chunks_exact_mut(so).enumerate() {
+                pool_plane(g, kind, &x[p * si..][..si], y);
+            }
+        }
+    }
+}
+
+/// Gradient of [`pool`]: `dx` (overwritten) from the output gradient `dy`, input `x` and
+/// output `y`.
+pub fn unpool<T: PoolFloat>(g: &PoolGeom, kind: PoolKind, dy: &[T], x: &[T], y: &[T], dx: &mut [T]) {
+    check(g, x.len(), y.len());
+    assert!(dy.len() == y.len() && dx.len() == x.len());
+    let (si, so) = (g.in_plane(), g.out_plane());
+    if si == 0 {
+        return;
+    }
+    let plane = |p: usize, dx: &mut [T]| {
+        unpool_plane(g, kind, &dy[p * so..][..so], &x[p * si..][..si], &y[p * so..][..so], dx)
+    };
+    match planes_per_task(g) {
+        Some(per) => dx.par_chunks_mut(per * si).enumerate().for_each(|(t, xs)| {
+            for (i, dx) in xs.chunks_exact_mut(si).enumerate() {
+                plane(t * per + i, dx);
+            }
+        }),
+        None => {
+            for (p, dx) in dx.chunks_exact_mut(si).enumerate() {
+                plane(p, dx);
+            }
+        }
+    }
+}
+
+/// Pooling of one element type, compiled once here (see `reduce::Reduce`).
+pub trait Pool: Element {
+    fn pool(g: &PoolGeom, kind: PoolKind, x: &[Self], y: &mut [Self]);
+    fn unpool(g: &PoolGeom, kind: PoolKind, dy: &[Self], x: &[Self], y: &[Self], dx: &mut [Self]);
+}
+
+macro_rules! impl_pool {
+    ($($t:ty),*) => {$(
+        impl Pool for $t {
+            fn pool(g: &PoolGeom, kind: PoolKind, x: &[$t], y: &mut [$t]) {
+                pool(g, kind, x, y)
+            }
+            fn unpool(g: &PoolGeom, kind: PoolKind, dy: &[$t], x: &[$t], y: &[$t], dx: &mut [$t]) {
+                unpool(g, kind, dy, x, y, dx)
+            }
+        }
+    )*};
+}
+impl_pool!(f32, f64);
+
+fn widen(x: &[f16]) -> Vec<f32> {
+    x.iter().map(|v| v.to_f32()).collect()
+}
+
+// float16 pools through f32 copies: MXNet accumulates half sums in float too, and max
+// compares exactly.
+impl Pool for f16 {
+    fn pool(g: &PoolGeom, kind: PoolKind, x: &[f16], y: &mut [f16]) {
+        let mut wide = vec![0f32; y.len()];
+        pool(g, kind, &widen(x), &mut wide);
+        for (d, s) in y.iter_mut().zip(wide) {
+            *d = f16::from_f32(s);
+        }
+    }
+    fn unpool(g: &PoolGeom, kind: PoolKind, dy: &[f16], x: &[f16], y: &[f16], dx: &mut [f16]) {
+        let mut wide = vec![0f32; dx.len()];
+        unpool(g, kind, &widen(dy), &widen(x), &widen(y), &mut wide);
+        for (d, s) in dx.iter_mut().zip(wide) {
+            *d = f16::from_f32(s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom2(planes: usize, h: usize, w: usize, k: usize, s: usize, p: usize) -> PoolGeom {
+        let o = |n: usize| (n + 2 * p - k) / s + 1;
+        PoolGeom {
+            planes,
+            input: [1, h, w],
+            output: [1, o(h), o(w)],
+            kernel: [1, k, k],
+            stride: [1, s, s],
+            pad: [0, p, p],
+        }
+    }
+
+    #[test]
+    fn max_and_avg_small() {
+        let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let g = geom2(1, 4, 4, 2, 2, 0);
+        let mut y = vec![0.0; 4];
+        pool(&g, PoolKind::Max, &x, &mut y);
+        assert_eq!(y, [5.0, 7.0, 13.0, 15.0]);
+        pool(&g, PoolKind::Avg { count_include_pad: true }, &x, &mut y);
+        assert_eq!(y, [2.5, 4.5, 10.5, 12.5]);
+        let mut dx = vec![9.0; 16];
+        unpool(&g, PoolKind::Max, &[1.0, 2.0, 3.0, 4.0], &x, &[5.0, 7.0, 13.0, 15.0], &mut dx);
+        assert_eq!(dx[5], 1.0);
+        assert_eq!(dx[15], 4.0);
+        assert_eq!(dx.iter().sum::<f32>(), 10.0);
+        // Padding: 3x3 windows with pad 1 over 2x2, include vs exclude.
+        let g = geom2(1, 2, 2, 3, 1, 1);
+        let x = [1.0f32, 2.0, 3.0, 4.0];
+        let mut y = vec![0.0; 4];
+        pool(&g, PoolKind::Avg { count_include_pad: true }, &x, &mut y);
+        assert_eq!(y, [10.0 / 9.0; 4]);
+        pool(&g, PoolKind::Avg { count_include_pad: false }, &x, &mut y);
+        assert_eq!(y, [2.5; 4]);
+        pool(&g, PoolKind::Lp(2), &x, &mut y);
+        assert!((y[0] - 30f32.sqrt()).abs() < 1e-5);
+    }
+
+    #[test]
+    fn parallel_matches_serial() {
+        let g = geom2(64, 24, 24, 2, 2, 0);
+        let x: Vec<f64> = (0..64 * 576).map(|i| ((i * 37) % 101) as f64).collect();
+        let mut y = vec![0.0; 64 * 144];
+        pool(&g, PoolKind::Max, &x, &mut y);
+        let mut y1 = vec![0.0; 144];
+        pool_plane(&g, PoolKind::Max, &x[63 * 576..], &mut y1);
+        assert_eq!(&y[63 * 144..], &y1[..]);
+    }
+}
