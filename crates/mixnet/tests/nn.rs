@@ -90,3 +90,39 @@ fn prelu_shared_gamma_gradient() {
     let e = err("LeakyReLU", &[x, bad], &[("act_type", "prelu")]);
     assert!(e.contains("gamma"), "{e}");
 }
+
+#[test]
+fn softmax_length_axis_and_errors() {
+    let x = arr(&[1.0f32, 2.0, 3.0, 1.0, 1.0, 1.0], &[2, 3]);
+    let len = arr(&[2i64, 3], &[2]);
+    x.attach_grad().unwrap();
+    let y = {
+        let _r = autograd::record(true);
+        run("softmax", &[x.clone(), len.clone()], &[("use_length", "True")]).remove(0)
+    };
+    let v = f32s(&y);
+    let p = 1.0 / (1.0 + 1f32.exp());
+    close(&v, &[p, 1.0 - p, 0.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0], 1e-6);
+    autograd::backward(&[y], &[arr(&[1.0f32, 0.0, 5.0, 1.0, 0.0, 0.0], &[2, 3])], false).unwrap();
+    let g = f32s(&x.grad().unwrap());
+    assert_eq!(g[2], 0.0, "no gradient past the length");
+    close(&g[..2], &[p * (1.0 - p), -p * (1.0 - p)], 1e-6);
+    // log_softmax = log(softmax); softmin(x) = softmax(-x).
+    let ls = f32s(&run("log_softmax", std::slice::from_ref(&x), &[("axis", "0")]).remove(0));
+    let s = f32s(&run("softmax", std::slice::from_ref(&x), &[("axis", "0")]).remove(0));
+    close(&ls, &s.iter().map(|v| v.ln()).collect::<Vec<_>>(), 1e-6);
+    let neg = run("negative", std::slice::from_ref(&x), &[]).remove(0);
+    close(
+        &f32s(&run("softmin", std::slice::from_ref(&x), &[]).remove(0)),
+        &f32s(&run("softmax", &[neg], &[]).remove(0)),
+        1e-6,
+    );
+    let e = err("softmax", std::slice::from_ref(&x), &[("axis", "2")]);
+    assert!(e.contains("softmax") && e.contains("axis"), "{e}");
+    let e = err("softmax", &[x.clone(), arr(&[2i64, 3, 1], &[3])], &[("use_length", "True")]);
+    assert!(e.contains("length"), "{e}");
+    let e = err("log_softmax", &[x.clone(), len], &[("use_length", "True")]);
+    assert!(e.contains("softmax only"), "{e}");
+    let y64 = run("softmax", std::slice::from_ref(&x), &[("dtype", "float64")]).remove(0);
+    assert_eq!(y64.dtype(), DType::F64);
+}

@@ -4,6 +4,7 @@
 pub mod activation;
 pub(crate) mod kernel;
 pub mod leaky_relu;
+pub mod softmax;
 
 use crate::op::Registry;
 
@@ -11,4 +12,5 @@ use crate::op::Registry;
 pub(crate) fn register(r: &mut Registry) {
     activation::register(r);
     leaky_relu::register(r);
+    softmax::register(r);
 }
