@@ -126,3 +126,36 @@ fn softmax_length_axis_and_errors() {
     let y64 = run("softmax", std::slice::from_ref(&x), &[("dtype", "float64")]).remove(0);
     assert_eq!(y64.dtype(), DType::F64);
 }
+
+#[test]
+fn losses_without_goldens() {
+    // softmax_cross_entropy: sum of -log p[label]; gradient (p - onehot) * head.
+    let x = arr(&[1.0f32, 2.0, 3.0, 0.0, 0.0, 0.0], &[2, 3]);
+    let l = arr(&[2.0f32, 0.0], &[2]);
+    x.attach_grad().unwrap();
+    let y = {
+        let _r = autograd::record(true);
+        run("softmax_cross_entropy", &[x.clone(), l.clone()], &[]).remove(0)
+    };
+    let e: f32 = [1f32, 2.0, 3.0].iter().map(|v| v.exp()).sum();
+    let want = -(3f32.exp() / e).ln() + 3f32.ln();
+    close(&f32s(&y), &[want], 1e-5);
+    autograd::backward(&[y], &[arr(&[2.0f32], &[1])], false).unwrap();
+    let g = f32s(&x.grad().unwrap());
+    close(&g[3..], &[2.0 * (1.0 / 3.0 - 1.0), 2.0 / 3.0, 2.0 / 3.0], 1e-5);
+    // SVMOutput (L2): identity forward; gradient by MXNet's L2_SVM.
+    let s = arr(&[0.5f32, -2.0], &[1, 2]);
+    s.attach_grad().unwrap();
+    let y = {
+        let _r = autograd::record(true);
+        run("SVMOutput", &[s.clone(), arr(&[0.0f32], &[1])], &[]).remove(0)
+    };
+    close(&f32s(&y), &[0.5, -2.0], 0.0);
+    autograd::backward(&[y], &[], false).unwrap();
+    // label column: -2 (m - s) = -1; other: -2 (m + s) * -1 where m > -s: 1 > 2 is false -> 0
+    close(&f32s(&s.grad().unwrap()), &[-1.0, 0.0], 1e-6);
+    let e = err("SoftmaxOutput", &[x.clone(), arr(&[1.0f32; 3], &[3])], &[]);
+    assert!(e.contains("label shape"), "{e}");
+    let e = err("SoftmaxOutput", &[x, l], &[("normalization", "all")]);
+    assert!(e.contains("normalization"), "{e}");
+}

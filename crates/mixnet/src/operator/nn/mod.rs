@@ -4,6 +4,7 @@
 pub mod activation;
 pub(crate) mod kernel;
 pub mod leaky_relu;
+pub mod loss_output;
 pub mod softmax;
 
 use crate::op::Registry;
@@ -13,4 +14,5 @@ pub(crate) fn register(r: &mut Registry) {
     activation::register(r);
     leaky_relu::register(r);
     softmax::register(r);
+    loss_output::register(r);
 }
