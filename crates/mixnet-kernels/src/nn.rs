@@ -25,14 +25,12 @@ pub fn par_units<O: Send>(out: &mut [O], unit: usize, f: &(dyn Fn(usize, &mut [O
     out.par_chunks_mut(unit * units).enumerate().for_each(|(i, c)| f(i * units, c));
 }
 
+/// The body of [`par_units2`].
+pub type Units2Fn<'a, O> = dyn Fn(usize, &mut [O], &mut [O]) + Sync + 'a;
+
 /// `f(first_unit, a_chunk, b_chunk)` over two equally split outputs (e.g. the two
 /// gradients of a binary op).
-pub fn par_units2<O: Send>(
-    a: &mut [O],
-    b: &mut [O],
-    unit: usize,
-    f: &(dyn Fn(usize, &mut [O], &mut [O]) + Sync),
-) {
+pub fn par_units2<O: Send>(a: &mut [O], b: &mut [O], unit: usize, f: &Units2Fn<'_, O>) {
     if a.is_empty() || unit == 0 {
         return;
     }

@@ -90,3 +90,72 @@ fn prelu_shared_gamma_gradient() {
     let e = err("LeakyReLU", &[x, bad], &[("act_type", "prelu")]);
     assert!(e.contains("gamma"), "{e}");
 }
+
+#[test]
+fn softmax_length_axis_and_errors() {
+    let x = arr(&[1.0f32, 2.0, 3.0, 1.0, 1.0, 1.0], &[2, 3]);
+    let len = arr(&[2i64, 3], &[2]);
+    x.attach_grad().unwrap();
+    let y = {
+        let _r = autograd::record(true);
+        run("softmax", &[x.clone(), len.clone()], &[("use_length", "True")]).remove(0)
+    };
+    let v = f32s(&y);
+    let p = 1.0 / (1.0 + 1f32.exp());
+    close(&v, &[p, 1.0 - p, 0.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0], 1e-6);
+    autograd::backward(&[y], &[arr(&[1.0f32, 0.0, 5.0, 1.0, 0.0, 0.0], &[2, 3])], false).unwrap();
+    let g = f32s(&x.grad().unwrap());
+    assert_eq!(g[2], 0.0, "no gradient past the length");
+    close(&g[..2], &[p * (1.0 - p), -p * (1.0 - p)], 1e-6);
+    // log_softmax = log(softmax); softmin(x) = softmax(-x).
+    let ls = f32s(&run("log_softmax", std::slice::from_ref(&x), &[("axis", "0")]).remove(0));
+    let s = f32s(&run("softmax", std::slice::from_ref(&x), &[("axis", "0")]).remove(0));
+    close(&ls, &s.iter().map(|v| v.ln()).collect::<Vec<_>>(), 1e-6);
+    let neg = run("negative", std::slice::from_ref(&x), &[]).remove(0);
+    close(
+        &f32s(&run("softmin", std::slice::from_ref(&x), &[]).remove(0)),
+        &f32s(&run("softmax", &[neg], &[]).remove(0)),
+        1e-6,
+    );
+    let e = err("softmax", std::slice::from_ref(&x), &[("axis", "2")]);
+    assert!(e.contains("softmax") && e.contains("axis"), "{e}");
+    let e = err("softmax", &[x.clone(), arr(&[2i64, 3, 1], &[3])], &[("use_length", "True")]);
+    assert!(e.contains("length"), "{e}");
+    let e = err("log_softmax", &[x.clone(), len], &[("use_length", "True")]);
+    assert!(e.contains("softmax only"), "{e}");
+    let y64 = run("softmax", std::slice::from_ref(&x), &[("dtype", "float64")]).remove(0);
+    assert_eq!(y64.dtype(), DType::F64);
+}
+
+#[test]
+fn losses_without_goldens() {
+    // softmax_cross_entropy: sum of -log p[label]; gradient (p - onehot) * head.
+    let x = arr(&[1.0f32, 2.0, 3.0, 0.0, 0.0, 0.0], &[2, 3]);
+    let l = arr(&[2.0f32, 0.0], &[2]);
+    x.attach_grad().unwrap();
+    let y = {
+        let _r = autograd::record(true);
+        run("softmax_cross_entropy", &[x.clone(), l.clone()], &[]).remove(0)
+    };
+    let e: f32 = [1f32, 2.0, 3.0].iter().map(|v| v.exp()).sum();
+    let want = -(3f32.exp() / e).ln() + 3f32.ln();
+    close(&f32s(&y), &[want], 1e-5);
+    autograd::backward(&[y], &[arr(&[2.0f32], &[1])], false).unwrap();
+    let g = f32s(&x.grad().unwrap());
+    close(&g[3..], &[2.0 * (1.0 / 3.0 - 1.0), 2.0 / 3.0, 2.0 / 3.0], 1e-5);
+    // SVMOutput (L2): identity forward; gradient by MXNet's L2_SVM.
+    let s = arr(&[0.5f32, -2.0], &[1, 2]);
+    s.attach_grad().unwrap();
+    let y = {
+        let _r = autograd::record(true);
+        run("SVMOutput", &[s.clone(), arr(&[0.0f32], &[1])], &[]).remove(0)
+    };
+    close(&f32s(&y), &[0.5, -2.0], 0.0);
+    autograd::backward(&[y], &[], false).unwrap();
+    // label column: -2 (m - s) = -1; other: -2 (m + s) * -1 where m > -s: 1 > 2 is false -> 0
+    close(&f32s(&s.grad().unwrap()), &[-1.0, 0.0], 1e-6);
+    let e = err("SoftmaxOutput", &[x.clone(), arr(&[1.0f32; 3], &[3])], &[]);
+    assert!(e.contains("label shape"), "{e}");
+    let e = err("SoftmaxOutput", &[x, l], &[("normalization", "all")]);
+    assert!(e.contains("normalization"), "{e}");
+}

@@ -7,6 +7,8 @@ pub mod fully_connected;
 pub(crate) mod kernel;
 pub mod leaky_relu;
 pub mod pooling;
+pub mod loss_output;
+pub mod softmax;
 
 use crate::op::Registry;
 
@@ -17,4 +19,6 @@ pub(crate) fn register(r: &mut Registry) {
     fully_connected::register(r);
     convolution::register(r);
     pooling::register(r);
+    softmax::register(r);
+    loss_output::register(r);
 }
