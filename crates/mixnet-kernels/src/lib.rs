@@ -8,6 +8,7 @@ pub use half::{bf16, f16};
 pub mod elementwise;
 pub mod fill;
 pub mod gemm;
+pub mod optimizer;
 pub mod reduce;
 pub mod shape;
 pub mod unary;

@@ -6,6 +6,7 @@ pub(crate) mod copy;
 pub mod dot;
 pub mod init;
 pub mod matrix;
+pub mod optimizer;
 pub mod reduce;
 pub mod unary;
 
@@ -19,4 +20,5 @@ pub fn register_all(r: &mut Registry) {
     init::register(r);
     matrix::register(r);
     reduce::register(r);
+    optimizer::register(r);
 }
