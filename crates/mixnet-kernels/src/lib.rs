@@ -11,6 +11,7 @@ pub mod fill;
 pub mod gemm;
 pub mod nn;
 pub mod pool;
+pub mod optimizer;
 pub mod reduce;
 pub mod shape;
 pub mod unary;
