@@ -17,13 +17,18 @@ enum Command {
     TrainFashionMnist(fashion_mnist::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Some(Command::TrainFashionMnist(args)) => fashion_mnist::run(args),
         None => {
             println!("mixnet {} (try `mixnet --help`)", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+    };
+    if let Err(e) = result {
+        // The message (with its causes), not a backtrace: these are user-facing errors.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
     }
 }
