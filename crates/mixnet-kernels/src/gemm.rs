@@ -56,6 +56,38 @@ impl MatMul {
         self.run_batch(1, a, b, c);
     }
 
+    /// `c = op(a) · op(b)` (`accumulate` false) or `c += op(a) · op(b)` (true), on the
+    /// calling thread only when `parallel` is false (callers that already run one task per
+    /// core), else split across cores as [`MatMul::run`] does.
+    ///
+    /// # Panics
+    /// If a slice length is not the product's operand size.
+    pub fn run_with<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], accumulate: bool, parallel: bool) {
+        let (sa, sb, sc) = (self.m * self.k, self.k * self.n, self.m * self.n);
+        assert!(
+            a.len() == sa && b.len() == sb && c.len() == sc,
+            "gemm: operand lengths {}, {}, {} do not fit {self:?}",
+            a.len(),
+            b.len(),
+            c.len()
+        );
+        if sc == 0 {
+            return;
+        }
+        if self.k == 0 {
+            if !accumulate {
+                c.fill(T::ZERO);
+            }
+            return;
+        }
+        let threads = rayon::current_num_threads();
+        if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS {
+            self.split(a, b, c, threads, accumulate);
+        } else {
+            self.rows(a, b, c, 0, Parallelism::None, accumulate);
+        }
+    }
+
     /// `batch` independent products over consecutive matrices of `a`, `b` and `c`.
     ///
     /// # Panics
@@ -83,14 +115,14 @@ impl MatMul {
             let operands = a.par_chunks_exact(sa).zip(b.par_chunks_exact(sb));
             c.par_chunks_exact_mut(sc)
                 .zip(operands)
-                .for_each(|(c, (a, b))| self.rows(a, b, c, 0, Parallelism::None));
+                .for_each(|(c, (a, b))| self.rows(a, b, c, 0, Parallelism::None, false));
             return;
         }
         for (c, (a, b)) in c.chunks_exact_mut(sc).zip(a.chunks_exact(sa).zip(b.chunks_exact(sb))) {
             if split_each {
-                self.split(a, b, c, threads);
+                self.split(a, b, c, threads, false);
             } else {
-                self.rows(a, b, c, 0, Parallelism::None);
+                self.rows(a, b, c, 0, Parallelism::None, false);
             }
         }
     }
@@ -100,20 +132,20 @@ impl MatMul {
     /// cache block as `Parallelism::Rayon` does, which is worth 10-15% of median
     /// throughput at n = 1024 on this 2-core VM (a preempted thread stalls every barrier).
     /// Products too short to split by rows leave the split to the gemm crate.
-    fn split<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], threads: usize) {
+    fn split<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], threads: usize, acc: bool) {
         let block = self.m.div_ceil(threads);
         if block >= MIN_SPLIT_ROWS {
             c.par_chunks_mut(block * self.n)
                 .enumerate()
-                .for_each(|(t, c)| self.rows(a, b, c, t * block, Parallelism::None));
+                .for_each(|(t, c)| self.rows(a, b, c, t * block, Parallelism::None, acc));
         } else {
-            self.rows(a, b, c, 0, Parallelism::Rayon(threads));
+            self.rows(a, b, c, 0, Parallelism::Rayon(threads), acc);
         }
     }
 
     /// Output rows `first..first + c.len() / n` of one product into `c`, from operand
-    /// slices of exactly the operand sizes; m, n, k > 0.
-    fn rows<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], first: usize, par: Parallelism) {
+    /// slices of exactly the operand sizes; m, n, k > 0. With `acc`, adds to `c`.
+    fn rows<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], first: usize, par: Parallelism, acc: bool) {
         let MatMul { m, n, k, trans_a, trans_b } = *self;
         let rows = c.len() / n;
         assert!(a.len() == m * k && b.len() == k * n && c.len() == rows * n && first + rows <= m);
@@ -129,7 +161,8 @@ impl MatMul {
         // j < n, below c.len() (all asserted above, so `first*a_rs` is in bounds too). `c`
         // is a unique borrow, so it does not alias `a` or `b`. T is one of the sealed
         // GemmElement types, so gemm's type dispatch does not panic; with read_dst = false
-        // the initial contents of `c` are never read.
+        // the initial contents of `c` are never read (with `acc` they are initialized
+        // elements of `c`).
         unsafe {
             ::gemm::gemm(
                 rows,
@@ -138,14 +171,14 @@ impl MatMul {
                 c.as_mut_ptr(),
                 1,
                 n as isize,
-                false,
+                acc,
                 a.as_ptr().add(first * a_rs),
                 a_cs as isize,
                 a_rs as isize,
                 b.as_ptr(),
                 b_cs as isize,
                 b_rs as isize,
-                T::ZERO,
+                if acc { T::ONE } else { T::ZERO },
                 T::ONE,
                 false,
                 false,

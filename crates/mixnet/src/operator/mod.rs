@@ -4,6 +4,7 @@
 pub mod binary;
 pub(crate) mod copy;
 pub mod dot;
+pub(crate) mod grad;
 pub mod init;
 pub mod matrix;
 pub mod nn;

@@ -2,6 +2,8 @@
 //! the legacy layers beside it).
 
 pub mod activation;
+pub mod convolution;
+pub mod fully_connected;
 pub(crate) mod kernel;
 pub mod leaky_relu;
 
@@ -11,4 +13,6 @@ use crate::op::Registry;
 pub(crate) fn register(r: &mut Registry) {
     activation::register(r);
     leaky_relu::register(r);
+    fully_connected::register(r);
+    convolution::register(r);
 }

@@ -1,0 +1,566 @@
+//! Convolution on channel-first slices (N, C, D, H, W): im2col / col2im around the strided
+//! gemm of [`crate::gemm`]. 1-D and 2-D convolutions are 3-D ones with unit leading spatial
+//! dimensions, so one code path serves all three.
+//!
+//! Per image and group, with `K = C/G · kd·kh·kw` and `N` output positions:
+//! - forward: `y (F/G × N) = W_g (F/G × K) · col(x) (K × N)`, the bias written first and the
+//!   product accumulated onto it;
+//! - data gradient: `col (K × N) = W_gᵀ · dy`, scattered back with col2im;
+//! - weight gradient: `dW_g += dy (F/G × N) · col(x)ᵀ`, summed over the batch.
+//!
+//! Deconvolution is the same three kernels with the roles swapped (its forward is the data
+//! gradient of the convolution whose input has the deconvolution's output shape).
+//!
+//! Threads: a batch is split into one contiguous run of images per core, each run with
+//! single-threaded products and its own scratch; a batch too small to split evenly runs
+//! image by image with products split across cores instead. Pointwise convolutions
+//! (1×1 kernel, unit stride, no padding) skip im2col: the image is its own column matrix.
+//! Scratch memory is kept per thread between calls (see [`with_scratch`]).
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use crate::gemm::{GemmElement, MatMul, PARALLEL_MIN_MACS};
+use crate::Element;
+
+/// Geometry of one convolution, spatial dimensions as (d, h, w) (1-D and 2-D ones padded
+/// with leading 1s, kernel 1, stride 1, pad 0, dilate 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub batch: usize,
+    pub groups: usize,
+    /// Channels of the input `x` (all groups).
+    pub in_channels: usize,
+    /// Channels of the output `y` (all groups).
+    pub out_channels: usize,
+    pub input: [usize; 3],
+    pub output: [usize; 3],
+    pub kernel: [usize; 3],
+    pub stride: [usize; 3],
+    pub pad: [usize; 3],
+    pub dilate: [usize; 3],
+}
+
+impl ConvGeom {
+    pub fn in_spatial(&self) -> usize {
+        self.input.iter().product()
+    }
+    pub fn out_spatial(&self) -> usize {
+        self.output.iter().product()
+    }
+    pub fn kernel_volume(&self) -> usize {
+        self.kernel.iter().product()
+    }
+    /// Elements of `x`.
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_channels * self.in_spatial()
+    }
+    /// Elements of `y`.
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_channels * self.out_spatial()
+    }
+    /// Elements of the weight (F, C/G, kd, kh, kw).
+    pub fn weight_len(&self) -> usize {
+        self.out_channels * self.col_rows()
+    }
+    /// Multiply-adds of the forward pass.
+    pub fn macs(&self) -> usize {
+        self.output_len() * self.col_rows()
+    }
+    /// Rows of one group's column matrix, `C/G · kernel volume`.
+    fn col_rows(&self) -> usize {
+        self.in_channels / self.groups * self.kernel_volume()
+    }
+    fn pointwise(&self) -> bool {
+        self.kernel == [1; 3] && self.stride == [1; 3] && self.pad == [0; 3]
+    }
+    /// Whether the dimensions are consistent: groups divide the channels and every output
+    /// position is `(in + 2·pad - dilated kernel) / stride + 1` or smaller.
+    pub fn check(&self) -> bool {
+        self.groups > 0
+            && self.in_channels.is_multiple_of(self.groups)
+            && self.out_channels.is_multiple_of(self.groups)
+            && (0..3).all(|i| {
+                let span = self.dilate[i] * (self.kernel[i].max(1) - 1) + 1;
+                self.kernel[i] > 0
+                    && self.stride[i] > 0
+                    && self.dilate[i] > 0
+                    && (self.output[i] == 0
+                        || (self.output[i] - 1) * self.stride[i] + span <= self.input[i] + 2 * self.pad[i])
+            })
+    }
+
+    /// Images per parallel task, or None to go image by image with parallel products.
+    fn images_per_task(&self) -> Option<usize> {
+        let threads = rayon::current_num_threads();
+        let (b, macs) = (self.batch, self.macs());
+        if threads < 2 || b < 2 || macs < PARALLEL_MIN_MACS / 4 {
+            return None;
+        }
+        let per_image = macs / b;
+        // An uneven split (3 images on 2 cores) idles a core for a whole image; products
+        // large enough to split well are then better taken one at a time.
+        if b.is_multiple_of(threads) || b >= 4 * threads || per_image < PARALLEL_MIN_MACS {
+            Some(b.div_ceil(threads))
+        } else {
+            None
+        }
+    }
+}
+
+/// Scratch buffers larger than this are not kept between calls.
+const KEEP_SCRATCH_BYTES: usize = 64 << 20;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with `len` elements of scratch memory (contents unspecified but initialized),
+/// reusing a buffer kept per thread: fresh multi-megabyte buffers cost page faults on every
+/// call. A nested call on the same thread gets a fresh buffer.
+pub fn with_scratch<T: bytemuck::Pod, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    let bytes = len * std::mem::size_of::<T>();
+    let words = bytes.div_ceil(8);
+    assert!(std::mem::align_of::<T>() <= 8);
+    let run = |buf: &mut Vec<u64>| {
+        if buf.len() < words {
+            buf.resize(words, 0);
+        }
+        let all: &mut [T] = bytemuck::cast_slice_mut(&mut buf[..]);
+        f(&mut all[..len])
+    };
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) if bytes <= KEEP_SCRATCH_BYTES => run(&mut buf),
+        _ => run(&mut Vec::new()),
+    })
+}
+
+/// `dst[j] = src[j·stride + off]` where that index is inside `src`, else zero.
+#[inline]
+fn gather_row<T: Element>(dst: &mut [T], src: &[T], off: isize, stride: usize) {
+    let (lo, hi) = valid_range(dst.len(), src.len(), off, stride);
+    dst[..lo].fill(T::ZERO);
+    dst[hi..].fill(T::ZERO);
+    if lo == hi {
+        return;
+    }
+    let start = (lo as isize * stride as isize + off) as usize;
+    if stride == 1 {
+        dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+    } else {
+        for (d, s) in dst[lo..hi].iter_mut().zip(src[start..].iter().step_by(stride)) {
+            *d = *s;
+        }
+    }
+}
+
+/// `dst[j·stride + off] += src[j]` where that index is inside `dst`.
+#[inline]
+fn scatter_row<T: Element>(dst: &mut [T], src: &[T], off: isize, stride: usize) {
+    let (lo, hi) = valid_range(src.len(), dst.len(), off, stride);
+    if lo == hi {
+        return;
+    }
+    let start = (lo as isize * stride as isize + off) as usize;
+    if stride == 1 {
+        for (d, s) in dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+            *d = d.add(*s);
+        }
+    } else {
+        for (d, s) in dst[start..].iter_mut().step_by(stride).zip(&src[lo..hi]) {
+            *d = d.add(*s);
+        }
+    }
+}
+
+/// The `j` in `0..n` with `0 <= j·stride + off < len`, as a range.
+#[inline]
+fn valid_range(n: usize, len: usize, off: isize, stride: usize) -> (usize, usize) {
+    let s = stride as isize;
+    let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s } as usize;
+    let hi = if (len as isize) <= off { 0 } else { ((len as isize - off) + s - 1) / s } as usize;
+    let lo = lo.min(n);
+    (lo, hi.min(n).max(lo))
+}
+
+/// Visit every (column-matrix row, output row) pair of one group's image: `f(row, zo, yo,
+/// input row offset or None when padding, x offset along w)`.
+#[inline]
+fn for_each_row(g: &ConvGeom, channels: usize, mut f: impl FnMut(usize, usize, Option<usize>, isize)) {
+    let [id, ih, iw] = g.input;
+    let [od, oh, _] = g.output;
+    let [kd, kh, kw] = g.kernel;
+    let in_sp = id * ih * iw;
+    let mut row = 0;
+    for c in 0..channels {
+        for a in 0..kd {
+            for b in 0..kh {
+                for e in 0..kw {
+                    let off_w = (e * g.dilate[2]) as isize - g.pad[2] as isize;
+                    for zo in 0..od {
+                        let zi = (zo * g.stride[0] + a * g.dilate[0]) as isize - g.pad[0] as isize;
+                        for yo in 0..oh {
+                            let yi = (yo * g.stride[1] + b * g.dilate[1]) as isize - g.pad[1] as isize;
+                            let inside = zi >= 0 && (zi as usize) < id && yi >= 0 && (yi as usize) < ih;
+                            let at = inside.then(|| c * in_sp + (zi as usize * ih + yi as usize) * iw);
+                            f(row, zo * oh + yo, at, off_w);
+                        }
+                    }
+                    row += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Column matrix (K × N) of one group of one image `x` (C/G × in spatial).
+pub fn im2col<T: Element>(g: &ConvGeom, x: &[T], col: &mut [T]) {
+    let (n, ow, iw) = (g.out_spatial(), g.output[2], g.input[2]);
+    for_each_row(g, g.in_channels / g.groups, |row, orow, at, off| {
+        let dst = &mut col[row * n + orow * ow..][..ow];
+        match at {
+            Some(at) => gather_row(dst, &x[at..at + iw], off, g.stride[2]),
+            None => dst.fill(T::ZERO),
+        }
+    });
+}
+
+/// Add a column matrix (K × N) back onto one group of one image `x` (the adjoint of
+/// [`im2col`]).
+pub fn col2im<T: Element>(g: &ConvGeom, col: &[T], x: &mut [T]) {
+    let (n, ow, iw) = (g.out_spatial(), g.output[2], g.input[2]);
+    for_each_row(g, g.in_channels / g.groups, |row, orow, at, off| {
+        if let Some(at) = at {
+            scatter_row(&mut x[at..at + iw], &col[row * n + orow * ow..][..ow], off, g.stride[2]);
+        }
+    });
+}
+
+/// Per-image sizes: (x, y, group input, group output, K, N, F/G).
+fn sizes(g: &ConvGeom) -> (usize, usize, usize, usize, usize, usize, usize) {
+    let (cg, fg) = (g.in_channels / g.groups, g.out_channels / g.groups);
+    let (isp, osp) = (g.in_spatial(), g.out_spatial());
+    (g.in_channels * isp, g.out_channels * osp, cg * isp, fg * osp, g.col_rows(), osp, fg)
+}
+
+fn forward_image<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T], par: bool) {
+    let (_, _, gx, gy, k, n, fg) = sizes(g);
+    let p = MatMul { m: fg, n, k, trans_a: false, trans_b: false };
+    if let Some(bias) = bias {
+        for (row, &b) in y.chunks_exact_mut(n).zip(bias) {
+            row.fill(b);
+        }
+    }
+    let acc = bias.is_some();
+    let wg = fg * k;
+    if g.pointwise() {
+        for grp in 0..g.groups {
+            p.run_with(&w[grp * wg..][..wg], &x[grp * gx..][..gx], &mut y[grp * gy..][..gy], acc, par);
+        }
+        return;
+    }
+    with_scratch(k * n, |col: &mut [T]| {
+        for grp in 0..g.groups {
+            im2col(g, &x[grp * gx..][..gx], col);
+            p.run_with(&w[grp * wg..][..wg], col, &mut y[grp * gy..][..gy], acc, par);
+        }
+    });
+}
+
+fn backward_data_image<T: GemmElement>(g: &ConvGeom, dy: &[T], w: &[T], dx: &mut [T], par: bool) {
+    let (_, _, gx, gy, k, n, fg) = sizes(g);
+    let p = MatMul { m: k, n, k: fg, trans_a: true, trans_b: false };
+    let wg = fg * k;
+    if g.pointwise() {
+        for grp in 0..g.groups {
+            p.run_with(&w[grp * wg..][..wg], &dy[grp * gy..][..gy], &mut dx[grp * gx..][..gx], false, par);
+        }
+        return;
+    }
+    dx.fill(T::ZERO);
+    with_scratch(k * n, |col: &mut [T]| {
+        for grp in 0..g.groups {
+            p.run_with(&w[grp * wg..][..wg], &dy[grp * gy..][..gy], col, false, par);
+            col2im(g, col, &mut dx[grp * gx..][..gx]);
+        }
+    });
+}
+
+fn backward_weight_image<T: GemmElement>(
+    g: &ConvGeom,
+    dy: &[T],
+    x: &[T],
+    dw: &mut [T],
+    acc: bool,
+    par: bool,
+) {
+    let (_, _, gx, gy, k, n, fg) = sizes(g);
+    let p = MatMul { m: fg, n: k, k: n, trans_a: false, trans_b: true };
+    let wg = fg * k;
+    if g.pointwise() {
+        for grp in 0..g.groups {
+            p.run_with(&dy[grp * gy..][..gy], &x[grp * gx..][..gx], &mut dw[grp * wg..][..wg], acc, par);
+        }
+        return;
+    }
+    with_scratch(k * n, |col: &mut [T]| {
+        for grp in 0..g.groups {
+            im2col(g, &x[grp * gx..][..gx], col);
+            p.run_with(&dy[grp * gy..][..gy], col, &mut dw[grp * wg..][..wg], acc, par);
+        }
+    });
+}
+
+fn assert_lens(g: &ConvGeom, x: usize, w: usize, y: usize) {
+    assert!(g.check(), "conv: inconsistent geometry {g:?}");
+    assert!(
+        x == g.input_len() && w == g.weight_len() && y == g.output_len(),
+        "conv: slice lengths {x}, {w}, {y} do not fit {g:?}"
+    );
+}
+
+/// `y = conv(x, w) + bias`, overwriting `y` (N, F, out spatial).
+pub fn conv_forward<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
+    assert_lens(g, x.len(), w.len(), y.len());
+    assert!(bias.is_none_or(|b| b.len() == g.out_channels));
+    let (sx, sy, ..) = sizes(g);
+    if sy == 0 {
+        return;
+    }
+    match g.images_per_task() {
+        Some(per) => y.par_chunks_mut(per * sy).enumerate().for_each(|(t, ys)| {
+            for (i, y) in ys.chunks_exact_mut(sy).enumerate() {
+                let b = t * per + i;
+                forward_image(g, &x[b * sx..][..sx], w, bias, y, false);
+            }
+        }),
+        None => {
+            for (b, y) in y.chunks_exact_mut(sy).enumerate() {
+                forward_image(g, &x[b * sx..][..sx], w, bias, y, true);
+            }
+        }
+    }
+}
+
+/// Gradient of the input: `dx = convᵀ(dy, w)`, overwriting `dx` (N, C, in spatial).
+pub fn conv_backward_data<T: GemmElement>(g: &ConvGeom, dy: &[T], w: &[T], dx: &mut [T]) {
+    assert_lens(g, dx.len(), w.len(), dy.len());
+    let (sx, sy, ..) = sizes(g);
+    if sx == 0 {
+        return;
+    }
+    if sy == 0 {
+        dx.fill(T::ZERO);
+        return;
+    }
+    match g.images_per_task() {
+        Some(per) => dx.par_chunks_mut(per * sx).enumerate().for_each(|(t, xs)| {
+            for (i, dx) in xs.chunks_exact_mut(sx).enumerate() {
+                let b = t * per + i;
+                backward_data_image(g, &dy[b * sy..][..sy], w, dx, false);
+            }
+        }),
+        None => {
+            for (b, dx) in dx.chunks_exact_mut(sx).enumerate() {
+                backward_data_image(g, &dy[b * sy..][..sy], w, dx, true);
+            }
+        }
+    }
+}
+
+/// Gradient of the weight, summed over the batch, overwriting `dw` (F, C/G, kernel).
+pub fn conv_backward_weight<T: GemmElement>(g: &ConvGeom, dy: &[T], x: &[T], dw: &mut [T]) {
+    assert_lens(g, x.len(), dw.len(), dy.len());
+    let (sx, sy, ..) = sizes(g);
+    if dw.is_empty() {
+        return;
+    }
+    if sy == 0 || sx == 0 {
+        dw.fill(T::ZERO);
+        return;
+    }
+    match g.images_per_task() {
+        Some(per) => {
+            let tasks = g.batch.div_ceil(per);
+            // The first run of images sums into dw, the others into their own buffers.
+            let mut partial: Vec<Vec<T>> = (1..tasks).map(|_| vec![T::ZERO; dw.len()]).collect();
+            let mut dests: Vec<&mut [T]> =
+                std::iter::once(&mut *dw).chain(partial.iter_mut().map(|v| v.as_mut_slice())).collect();
+            dests.par_iter_mut().enumerate().for_each(|(t, dw)| {
+                for b in t * per..((t + 1) * per).min(g.batch) {
+                    backward_weight_image(g, &dy[b * sy..][..sy], &x[b * sx..][..sx], dw, b > t * per, false);
+                }
+            });
+            for p in &partial {
+                for (d, s) in dw.iter_mut().zip(p) {
+                    *d = d.add(*s);
+                }
+            }
+        }
+        None => {
+            for b in 0..g.batch {
+                backward_weight_image(g, &dy[b * sy..][..sy], &x[b * sx..][..sx], dw, b > 0, true);
+            }
+        }
+    }
+}
+
+/// Convolutions of one element type, compiled once here (see `reduce::Reduce`).
+pub trait Conv: GemmElement {
+    fn conv_forward(g: &ConvGeom, x: &[Self], w: &[Self], bias: Option<&[Self]>, y: &mut [Self]);
+    fn conv_backward_data(g: &ConvGeom, dy: &[Self], w: &[Self], dx: &mut [Self]);
+    fn conv_backward_weight(g: &ConvGeom, dy: &[Self], x: &[Self], dw: &mut [Self]);
+}
+
+macro_rules! impl_conv {
+    ($($t:ty),*) => {$(
+        impl Conv for $t {
+            fn conv_forward(g: &ConvGeom, x: &[$t], w: &[$t], bias: Option<&[$t]>, y: &mut [$t]) {
+                conv_forward(g, x, w, bias, y)
+            }
+            fn conv_backward_data(g: &ConvGeom, dy: &[$t], w: &[$t], dx: &mut [$t]) {
+                conv_backward_data(g, dy, w, dx)
+            }
+            fn conv_backward_weight(g: &ConvGeom, dy: &[$t], x: &[$t], dw: &mut [$t]) {
+                conv_backward_weight(g, dy, x, dw)
+            }
+        }
+    )*};
+}
+impl_conv!(f32, f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution in f64.
+    fn naive(g: &ConvGeom, x: &[f64], w: &[f64]) -> Vec<f64> {
+        let (cg, fg) = (g.in_channels / g.groups, g.out_channels / g.groups);
+        let [id, ih, iw] = g.input;
+        let [od, oh, ow] = g.output;
+        let [kd, kh, kw] = g.kernel;
+        let mut y = vec![0.0; g.output_len()];
+        for b in 0..g.batch {
+            for f in 0..g.out_channels {
+                let grp = f / fg;
+                for (zo, yo, xo) in itertools(od, oh, ow) {
+                    let mut s = 0.0;
+                    for c in 0..cg {
+                        for (a, bb, e) in itertools(kd, kh, kw) {
+                            let zi = (zo * g.stride[0] + a * g.dilate[0]) as isize - g.pad[0] as isize;
+                            let yi = (yo * g.stride[1] + bb * g.dilate[1]) as isize - g.pad[1] as isize;
+                            let xi = (xo * g.stride[2] + e * g.dilate[2]) as isize - g.pad[2] as isize;
+                            if zi < 0 || yi < 0 || xi < 0 {
+                                continue;
+                            }
+                            let (zi, yi, xi) = (zi as usize, yi as usize, xi as usize);
+                            if zi >= id || yi >= ih || xi >= iw {
+                                continue;
+                            }
+                            let xv = x[(((b * g.in_channels + grp * cg + c) * id + zi) * ih + yi) * iw + xi];
+                            let wv = w[(((f * cg + c) * kd + a) * kh + bb) * kw + e];
+                            s += xv * wv;
+                        }
+                    }
+                    y[(((b * g.out_channels + f) * od + zo) * oh + yo) * ow + xo] = s;
+                }
+            }
+        }
+        y
+    }
+
+    fn itertools(a: usize, b: usize, c: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+        (0..a).flat_map(move |i| (0..b).flat_map(move |j| (0..c).map(move |k| (i, j, k))))
+    }
+
+    fn data(len: usize, seed: usize) -> Vec<f64> {
+        (0..len).map(|i| ((i * 7 + seed * 13) % 17) as f64 / 4.0 - 2.0).collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn geom(
+        batch: usize,
+        groups: usize,
+        c: usize,
+        f: usize,
+        input: [usize; 3],
+        k: [usize; 3],
+        s: [usize; 3],
+        p: [usize; 3],
+        d: [usize; 3],
+    ) -> ConvGeom {
+        let output = std::array::from_fn(|i| (input[i] + 2 * p[i] - (d[i] * (k[i] - 1) + 1)) / s[i] + 1);
+        ConvGeom {
+            batch,
+            groups,
+            in_channels: c,
+            out_channels: f,
+            input,
+            output,
+            kernel: k,
+            stride: s,
+            pad: p,
+            dilate: d,
+        }
+    }
+
+    fn dot(a: &[f64], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn forward_and_adjoints_match_naive() {
+        let cases = [
+            geom(2, 1, 3, 4, [1, 6, 7], [1, 3, 3], [1, 1, 1], [0, 1, 1], [1; 3]),
+            geom(1, 2, 4, 6, [1, 5, 5], [1, 3, 3], [1, 2, 1], [0, 0, 2], [1, 2, 1]),
+            geom(3, 4, 4, 4, [1, 5, 5], [1, 3, 3], [1, 1, 1], [0, 1, 1], [1; 3]),
+            geom(2, 1, 3, 5, [1, 1, 11], [1, 1, 3], [1, 1, 2], [0, 0, 1], [1, 1, 2]),
+            geom(1, 1, 2, 3, [5, 5, 5], [3, 3, 3], [2, 2, 2], [1, 1, 1], [1; 3]),
+            geom(4, 1, 8, 6, [1, 4, 4], [1; 3], [1; 3], [0; 3], [1; 3]),
+            geom(4, 2, 8, 6, [1, 4, 4], [1; 3], [1, 2, 2], [0; 3], [1; 3]),
+            geom(8, 1, 20, 50, [1, 12, 12], [1, 5, 5], [1; 3], [0; 3], [1; 3]),
+        ];
+        for g in cases {
+            let x = data(g.input_len(), 1);
+            let w = data(g.weight_len(), 2);
+            let want = naive(&g, &x, &w);
+            let mut y = vec![f64::NAN; g.output_len()];
+            conv_forward(&g, &x, &w, None, &mut y);
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-9, "{g:?}: {a} vs {b}");
+            }
+            // Bias.
+            let bias = data(g.out_channels, 5);
+            conv_forward(&g, &x, &w, Some(&bias), &mut y);
+            let sp = g.out_spatial();
+            for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                let f = (i / sp) % g.out_channels;
+                assert!((a - b - bias[f]).abs() < 1e-9);
+            }
+            // Adjoint identities: <conv(x, w), dy> = <x, dx(dy, w)> = <w, dw(dy, x)>.
+            let dy = data(g.output_len(), 3);
+            let lhs = dot(&want, &dy);
+            let mut dx = vec![f64::NAN; g.input_len()];
+            conv_backward_data(&g, &dy, &w, &mut dx);
+            assert!((lhs - dot(&x, &dx)).abs() < 1e-6 * lhs.abs().max(1.0), "{g:?} data");
+            let mut dw = vec![f64::NAN; g.weight_len()];
+            conv_backward_weight(&g, &dy, &x, &mut dw);
+            assert!((lhs - dot(&w, &dw)).abs() < 1e-6 * lhs.abs().max(1.0), "{g:?} weight");
+        }
+    }
+
+    #[test]
+    fn rows_at_the_edges() {
+        let mut d = [9.0; 5];
+        gather_row(&mut d, &[1.0, 2.0, 3.0, 4.0], -1, 2);
+        assert_eq!(d, [0.0, 2.0, 4.0, 0.0, 0.0]);
+        gather_row(&mut d, &[1.0, 2.0, 3.0, 4.0], 2, 1);
+        assert_eq!(d, [3.0, 4.0, 0.0, 0.0, 0.0]);
+        gather_row(&mut d, &[1.0, 2.0], 7, 1);
+        assert_eq!(d, [0.0; 5]);
+        let mut x = [0.0; 4];
+        scatter_row(&mut x, &[1.0, 1.0, 1.0, 1.0, 1.0], -1, 2);
+        assert_eq!(x, [0.0, 1.0, 0.0, 1.0]);
+    }
+}
