@@ -97,10 +97,8 @@ fn state_path(out: &Path) -> PathBuf {
 
 /// `epoch=N` and the run's settings, so a resumed run can check it continues the same run.
 fn write_progress(out: &Path, epoch: usize, args: &Args) -> Result<()> {
-    let text = format!(
-        "epoch={epoch}\nmodel={}\nbatch_size={}\nseed={}\n",
-        args.model, args.batch_size, args.seed
-    );
+    let text =
+        format!("epoch={epoch}\nmodel={}\nbatch_size={}\nseed={}\n", args.model, args.batch_size, args.seed);
     std::fs::write(state_path(out), text).with_context(|| format!("writing {}", state_path(out).display()))
 }
 
@@ -113,7 +111,9 @@ fn read_progress(out: &Path, args: &Args) -> Result<usize> {
         let Some((k, v)) = line.split_once('=') else { continue };
         match k {
             "epoch" => epoch = v.parse::<usize>().ok(),
-            "model" if v != args.model => bail!("--resume: the saved run trained --model {v}, not {}", args.model),
+            "model" if v != args.model => {
+                bail!("--resume: the saved run trained --model {v}, not {}", args.model)
+            }
             _ => {}
         }
     }
@@ -127,7 +127,8 @@ fn labels_f32(y: &NDArray) -> Result<NDArray> {
 
 fn evaluate(net: &dyn Block, test: &Arc<dyn Dataset>) -> Result<f64> {
     let _predict = autograd::predict_mode();
-    let mut loader = DataLoader::new(test.clone(), 1000, LoaderOptions { num_workers: 1, ..Default::default() })?;
+    let mut loader =
+        DataLoader::new(test.clone(), 1000, LoaderOptions { num_workers: 1, ..Default::default() })?;
     let mut acc = Accuracy::new();
     for batch in loader.iter() {
         let batch = batch?;
@@ -205,8 +206,10 @@ pub fn run(args: Args) -> Result<()> {
         let total = if args.max_batches > 0 { loader.len().min(args.max_batches) } else { loader.len() };
         let bar = ProgressBar::new(total as u64);
         bar.set_style(
-            ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})")?
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+            )?
+            .progress_chars("=> "),
         );
         bar.set_prefix(format!("{}/{}", epoch + 1, args.epochs));
         let mut acc = Accuracy::new();
@@ -258,6 +261,9 @@ pub fn run(args: Args) -> Result<()> {
         trainer.save_states(&states_file)?;
         write_progress(&args.out, epoch + 1, &args)?;
     }
-    println!("final test accuracy {last_acc:.4}; parameters saved to {} (MXNet format)", params_file.display());
+    println!(
+        "final test accuracy {last_acc:.4}; parameters saved to {} (MXNet format)",
+        params_file.display()
+    );
     Ok(())
 }
