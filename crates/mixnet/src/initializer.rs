@@ -243,7 +243,9 @@ impl Xavier {
             FactorType::Out => fan_out,
         };
         if factor <= 0.0 {
-            return Err(Error::Invalid(format!("Xavier initializer: parameter {name} of shape {shape} has no elements")));
+            return Err(Error::Invalid(format!(
+                "Xavier initializer: parameter {name} of shape {shape} has no elements"
+            )));
         }
         Ok((self.magnitude / factor).sqrt())
     }

@@ -75,9 +75,18 @@ impl FactorScheduler {
             return Err(Error::Invalid("FactorScheduler: schedule step must be at least 1".into()));
         }
         if factor > 1.0 {
-            return Err(Error::Invalid("FactorScheduler: factor must be no more than 1 to make lr reduce".into()));
+            return Err(Error::Invalid(
+                "FactorScheduler: factor must be no more than 1 to make lr reduce".into(),
+            ));
         }
-        Ok(FactorScheduler { step, factor, stop_factor_lr: 1e-8, base_lr: 0.01, count: 0, warmup: Warmup::default() })
+        Ok(FactorScheduler {
+            step,
+            factor,
+            stop_factor_lr: 1e-8,
+            base_lr: 0.01,
+            count: 0,
+            warmup: Warmup::default(),
+        })
     }
     pub fn stop_factor_lr(mut self, v: f64) -> Self {
         self.stop_factor_lr = v;
@@ -139,7 +148,13 @@ impl MultiFactorScheduler {
         if factor > 1.0 {
             return Err(Error::Invalid("MultiFactorScheduler: factor must be no more than 1".into()));
         }
-        Ok(MultiFactorScheduler { steps: steps.to_vec(), factor, base_lr: 0.01, cur: 0, warmup: Warmup::default() })
+        Ok(MultiFactorScheduler {
+            steps: steps.to_vec(),
+            factor,
+            base_lr: 0.01,
+            cur: 0,
+            warmup: Warmup::default(),
+        })
     }
     pub fn with_warmup(mut self, w: Warmup) -> Result<Self> {
         check_warmup(&w, self.base_lr)?;
@@ -174,20 +189,29 @@ pub struct PolyScheduler {
     max_update: u64,
     power: f64,
     final_lr: f64,
-    base_lr_orig: f64,
     base_lr: f64,
+    cur_lr: f64,
     pub warmup: Warmup,
 }
 
 impl PolyScheduler {
     pub fn new(max_update: u64, pwr: f64, final_lr: f64) -> Result<Self> {
         if max_update < 1 {
-            return Err(Error::Invalid("PolyScheduler: maximum number of updates must be strictly positive".into()));
+            return Err(Error::Invalid(
+                "PolyScheduler: maximum number of updates must be strictly positive".into(),
+            ));
         }
-        Ok(PolyScheduler { max_update, power: pwr, final_lr, base_lr_orig: 0.01, base_lr: 0.01, warmup: Warmup::default() })
+        Ok(PolyScheduler {
+            max_update,
+            power: pwr,
+            final_lr,
+            base_lr: 0.01,
+            cur_lr: 0.01,
+            warmup: Warmup::default(),
+        })
     }
     pub fn with_warmup(mut self, w: Warmup) -> Result<Self> {
-        check_warmup(&w, self.base_lr)?;
+        check_warmup(&w, self.cur_lr)?;
         if w.steps >= self.max_update {
             return Err(Error::Invalid("PolyScheduler: warmup_steps must be smaller than max_update".into()));
         }
@@ -199,21 +223,21 @@ impl PolyScheduler {
 impl LRScheduler for PolyScheduler {
     fn lr(&mut self, num_update: u64) -> f64 {
         if num_update < self.warmup.steps {
-            return self.warmup.lr(self.base_lr_orig, num_update);
+            return self.warmup.lr(self.base_lr, num_update);
         }
         if num_update <= self.max_update {
             let max_steps = (self.max_update - self.warmup.steps) as f64;
             let frac = 1.0 - (num_update - self.warmup.steps) as f64 / max_steps;
-            self.base_lr = self.final_lr + (self.base_lr_orig - self.final_lr) * frac.powf(self.power);
+            self.cur_lr = self.final_lr + (self.base_lr - self.final_lr) * frac.powf(self.power);
         }
-        self.base_lr
+        self.cur_lr
     }
     fn set_base_lr(&mut self, lr: f64) {
-        self.base_lr_orig = lr;
         self.base_lr = lr;
+        self.cur_lr = lr;
     }
     fn base_lr(&self) -> f64 {
-        self.base_lr_orig
+        self.base_lr
     }
 }
 
@@ -223,22 +247,26 @@ impl LRScheduler for PolyScheduler {
 pub struct CosineScheduler {
     max_update: u64,
     final_lr: f64,
-    base_lr_orig: f64,
     base_lr: f64,
+    cur_lr: f64,
     pub warmup: Warmup,
 }
 
 impl CosineScheduler {
     pub fn new(max_update: u64, final_lr: f64) -> Result<Self> {
         if max_update < 1 {
-            return Err(Error::Invalid("CosineScheduler: maximum number of updates must be strictly positive".into()));
+            return Err(Error::Invalid(
+                "CosineScheduler: maximum number of updates must be strictly positive".into(),
+            ));
         }
-        Ok(CosineScheduler { max_update, final_lr, base_lr_orig: 0.01, base_lr: 0.01, warmup: Warmup::default() })
+        Ok(CosineScheduler { max_update, final_lr, base_lr: 0.01, cur_lr: 0.01, warmup: Warmup::default() })
     }
     pub fn with_warmup(mut self, w: Warmup) -> Result<Self> {
-        check_warmup(&w, self.base_lr)?;
+        check_warmup(&w, self.cur_lr)?;
         if w.steps >= self.max_update {
-            return Err(Error::Invalid("CosineScheduler: warmup_steps must be smaller than max_update".into()));
+            return Err(Error::Invalid(
+                "CosineScheduler: warmup_steps must be smaller than max_update".into(),
+            ));
         }
         self.warmup = w;
         Ok(self)
@@ -248,21 +276,22 @@ impl CosineScheduler {
 impl LRScheduler for CosineScheduler {
     fn lr(&mut self, num_update: u64) -> f64 {
         if num_update < self.warmup.steps {
-            return self.warmup.lr(self.base_lr_orig, num_update);
+            return self.warmup.lr(self.base_lr, num_update);
         }
         if num_update <= self.max_update {
             let max_steps = (self.max_update - self.warmup.steps) as f64;
             let t = (num_update - self.warmup.steps) as f64;
-            self.base_lr = self.final_lr + (self.base_lr_orig - self.final_lr) * (1.0 + (PI * t / max_steps).cos()) / 2.0;
+            self.cur_lr =
+                self.final_lr + (self.base_lr - self.final_lr) * (1.0 + (PI * t / max_steps).cos()) / 2.0;
         }
-        self.base_lr
+        self.cur_lr
     }
     fn set_base_lr(&mut self, lr: f64) {
-        self.base_lr_orig = lr;
         self.base_lr = lr;
+        self.cur_lr = lr;
     }
     fn base_lr(&self) -> f64 {
-        self.base_lr_orig
+        self.base_lr
     }
 }
 

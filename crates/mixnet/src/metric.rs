@@ -147,7 +147,10 @@ impl EvalMetric for TopKAccuracy {
             let pv = p.to_f64_vec()?;
             let lv = l.to_f64_vec()?;
             if lv.len() != n {
-                return Err(Error::Invalid(format!("top_k_accuracy: {} labels for {n} predictions", lv.len())));
+                return Err(Error::Invalid(format!(
+                    "top_k_accuracy: {} labels for {n} predictions",
+                    lv.len()
+                )));
             }
             for (row, &label) in pv.chunks(c).zip(&lv) {
                 let label = label as i64;
@@ -207,7 +210,9 @@ impl EvalMetric for CrossEntropy {
             for (row, &label) in pv.chunks(c).zip(&lv) {
                 let k = label as usize;
                 if label < 0.0 || k >= c {
-                    return Err(Error::Invalid(format!("cross-entropy: label {label} out of range for {c} classes")));
+                    return Err(Error::Invalid(format!(
+                        "cross-entropy: label {label} out of range for {c} classes"
+                    )));
                 }
                 self.acc.sum += -(row[k] + self.eps).ln();
             }
@@ -300,7 +305,9 @@ impl EvalMetric for RegressionMetric {
             let v = match self.kind {
                 Regression::Mae => lv.iter().zip(&pv).map(|(a, b)| (a - b).abs()).sum::<f64>() / n,
                 Regression::Mse => lv.iter().zip(&pv).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / n,
-                Regression::Rmse => (lv.iter().zip(&pv).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / n).sqrt(),
+                Regression::Rmse => {
+                    (lv.iter().zip(&pv).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / n).sqrt()
+                }
             };
             self.acc.sum += v;
             self.acc.num += 1.0;

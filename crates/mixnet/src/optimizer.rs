@@ -101,7 +101,8 @@ pub trait Optimizer: Send + Sync + std::fmt::Debug {
         let b = self.base_mut();
         if b.lr_scheduler.is_some() {
             return Err(Error::Invalid(
-                "LRScheduler of the optimizer has already been defined; set_learning_rate would be ignored".into(),
+                "LRScheduler of the optimizer has already been defined; set_learning_rate would be ignored"
+                    .into(),
             ));
         }
         b.lr = lr;
@@ -362,8 +363,19 @@ impl Optimizer for RMSProp {
 pub fn create(name: &str, params: &[(&str, f64)]) -> Result<Box<dyn Optimizer>> {
     let get = |k: &str| params.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
     let known: &[&str] = match name {
-        "sgd" | "nag" => &["learning_rate", "momentum", "wd", "clip_gradient", "rescale_grad", "begin_num_update"],
-        "adam" => &["learning_rate", "beta1", "beta2", "epsilon", "wd", "clip_gradient", "rescale_grad", "begin_num_update"],
+        "sgd" | "nag" => {
+            &["learning_rate", "momentum", "wd", "clip_gradient", "rescale_grad", "begin_num_update"]
+        }
+        "adam" => &[
+            "learning_rate",
+            "beta1",
+            "beta2",
+            "epsilon",
+            "wd",
+            "clip_gradient",
+            "rescale_grad",
+            "begin_num_update",
+        ],
         "rmsprop" => &[
             "learning_rate",
             "gamma1",
@@ -376,15 +388,24 @@ pub fn create(name: &str, params: &[(&str, f64)]) -> Result<Box<dyn Optimizer>> 
             "begin_num_update",
         ],
         other => {
-            return Err(Error::Invalid(format!("unknown optimizer '{other}' (available: sgd, nag, adam, rmsprop)")))
+            return Err(Error::Invalid(format!(
+                "unknown optimizer '{other}' (available: sgd, nag, adam, rmsprop)"
+            )))
         }
     };
     if let Some((k, _)) = params.iter().find(|(k, _)| !known.contains(k)) {
-        return Err(Error::Invalid(format!("optimizer '{name}' has no parameter '{k}' (known: {})", known.join(", "))));
+        return Err(Error::Invalid(format!(
+            "optimizer '{name}' has no parameter '{k}' (known: {})",
+            known.join(", ")
+        )));
     }
     let mut opt: Box<dyn Optimizer> = match name {
-        "sgd" => Box::new(SGD::new(get("learning_rate").unwrap_or(0.01)).momentum(get("momentum").unwrap_or(0.0))),
-        "nag" => Box::new(NAG::new(get("learning_rate").unwrap_or(0.01)).momentum(get("momentum").unwrap_or(0.0))),
+        "sgd" => {
+            Box::new(SGD::new(get("learning_rate").unwrap_or(0.01)).momentum(get("momentum").unwrap_or(0.0)))
+        }
+        "nag" => {
+            Box::new(NAG::new(get("learning_rate").unwrap_or(0.01)).momentum(get("momentum").unwrap_or(0.0)))
+        }
         "adam" => {
             let mut a = Adam::new(get("learning_rate").unwrap_or(0.001));
             a.beta1 = get("beta1").unwrap_or(0.9);

@@ -81,16 +81,24 @@ fn idx_rejects_corrupt_and_truncated_input() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "truncated"),
         ("short header", vec![0, 0], "truncated"),
-        ("bad magic", {
-            let mut b = good.clone();
-            b[0] = 1;
-            b
-        }, "not an IDX"),
-        ("bad type", {
-            let mut b = good.clone();
-            b[2] = 0x42;
-            b
-        }, "element type"),
+        (
+            "bad magic",
+            {
+                let mut b = good.clone();
+                b[0] = 1;
+                b
+            },
+            "not an IDX",
+        ),
+        (
+            "bad type",
+            {
+                let mut b = good.clone();
+                b[2] = 0x42;
+                b
+            },
+            "element type",
+        ),
         ("zero dims", vec![0, 0, 8, 0], "0 dimensions"),
         ("dims cut", good[..6].to_vec(), "truncated"),
         ("data cut", good[..good.len() - 1].to_vec(), "truncated"),
@@ -216,7 +224,13 @@ fn dataloader_shuffle_is_seeded_and_workers_keep_order() {
     assert_ne!(a1.concat(), (0..103).map(|i| i as f32).collect::<Vec<_>>());
     // same seed, same stream of permutations; threads and prefetch do not change it
     for workers in [1, 2, 3] {
-        let opts = LoaderOptions { shuffle: true, seed: 7, num_workers: workers, prefetch: Some(workers), ..Default::default() };
+        let opts = LoaderOptions {
+            shuffle: true,
+            seed: 7,
+            num_workers: workers,
+            prefetch: Some(workers),
+            ..Default::default()
+        };
         let mut b = DataLoader::new(ds.clone(), 16, opts).unwrap();
         assert_eq!(pass(&mut b), a1);
         assert_eq!(pass(&mut b), a2);
@@ -240,12 +254,19 @@ fn dataset_errors_and_transforms() {
     assert_eq!(doubled.get(2).unwrap()[0].to_vec::<f32>().unwrap(), vec![6.0]);
     assert!(doubled.get(3).is_err());
     // a failing sample surfaces as the batch's error, also from a worker
-    let failing = transform(ds, |s| if s[0].to_vec::<f32>()?[0] == 2.0 { Err(mixnet::Error::Invalid("bad sample".into())) } else { Ok(s) });
+    let failing = transform(ds, |s| {
+        if s[0].to_vec::<f32>()?[0] == 2.0 {
+            Err(mixnet::Error::Invalid("bad sample".into()))
+        } else {
+            Ok(s)
+        }
+    });
     let opts = LoaderOptions { num_workers: 2, ..Default::default() };
     let mut l = DataLoader::new(failing, 1, opts).unwrap();
     let results: Vec<bool> = l.iter().map(|b| b.is_ok()).collect();
     assert_eq!(results, vec![true, false, true]);
-    let simple = SimpleDataset::new(vec![vec![x.clone()], vec![NDArray::from_slice(&[1.0f32], [1]).unwrap()]]);
+    let simple =
+        SimpleDataset::new(vec![vec![x.clone()], vec![NDArray::from_slice(&[1.0f32], [1]).unwrap()]]);
     assert_eq!(simple.len(), 2);
     // batchify refuses samples of different shapes
     let mut l = DataLoader::new(Arc::new(simple), 2, LoaderOptions::default()).unwrap();

@@ -223,11 +223,24 @@ pub trait Block: Send + Sync {
         }
         if !names.iter().any(|n| n.contains('.')) {
             // Legacy: names are full names without this block's prefix.
-            return self.collect_params()?.load(path, opts.ctx, opts.allow_missing, opts.ignore_extra, self.prefix());
+            return self.collect_params()?.load(
+                path,
+                opts.ctx,
+                opts.allow_missing,
+                opts.ignore_extra,
+                self.prefix(),
+            );
         }
         let loaded: BTreeMap<String, NDArray> = names.into_iter().zip(arrays).collect();
         let params = self.collect_params_with_prefix();
-        load_into(params.iter().map(|(n, p)| (n.as_str(), p)), loaded, opts.ctx, opts.allow_missing, opts.ignore_extra, &file)
+        load_into(
+            params.iter().map(|(n, p)| (n.as_str(), p)),
+            loaded,
+            opts.ctx,
+            opts.allow_missing,
+            opts.ignore_extra,
+            &file,
+        )
     }
 
     /// Convert all parameters to `dtype` (MXNet's `cast`).

@@ -9,7 +9,9 @@ pub mod nn;
 pub mod parameter;
 pub mod trainer;
 
-pub use block::{Block, BlockBase, HybridBlock, HybridLambda, HybridSequential, Lambda, LoadOptions, NameScope, Sequential};
+pub use block::{
+    Block, BlockBase, HybridBlock, HybridLambda, HybridSequential, Lambda, LoadOptions, NameScope, Sequential,
+};
 pub use parameter::{Parameter, ParameterDict};
 pub use trainer::Trainer;
 

@@ -159,7 +159,12 @@ impl Parameter {
     /// Initialize on `ctx` with the parameter's own initializer, else `default_init`.
     /// Unknown dimensions defer the work to the first forward pass. An initialized
     /// parameter is left alone unless `force_reinit`.
-    pub fn initialize(&self, default_init: Option<Arc<dyn Initializer>>, ctx: Context, force_reinit: bool) -> Result<()> {
+    pub fn initialize(
+        &self,
+        default_init: Option<Arc<dyn Initializer>>,
+        ctx: Context,
+        force_reinit: bool,
+    ) -> Result<()> {
         let mut p = self.0.lock();
         if p.data.is_some() && !force_reinit {
             return Ok(());
@@ -272,11 +277,7 @@ impl Parameter {
                 value.shape()
             )));
         }
-        let value = if value.dtype() == p.dtype {
-            value.detach()
-        } else {
-            value.astype(p.dtype)?
-        };
+        let value = if value.dtype() == p.dtype { value.detach() } else { value.astype(p.dtype)? };
         let _pause = autograd::pause(false);
         match &p.data {
             Some(d) => d.assign(&value),
@@ -370,7 +371,12 @@ impl ParameterDict {
         Ok(())
     }
     /// Initialize every parameter (see [`Parameter::initialize`]).
-    pub fn initialize(&self, init: Option<Arc<dyn Initializer>>, ctx: Context, force_reinit: bool) -> Result<()> {
+    pub fn initialize(
+        &self,
+        init: Option<Arc<dyn Initializer>>,
+        ctx: Context,
+        force_reinit: bool,
+    ) -> Result<()> {
         for p in self.values() {
             p.initialize(init.clone(), ctx, force_reinit)?;
         }
@@ -427,7 +433,10 @@ impl ParameterDict {
         let path = path.as_ref();
         let (arrays, names) = crate::ndarray::load(path)?;
         if names.is_empty() && !arrays.is_empty() {
-            return Err(Error::format(path.display().to_string(), "holds an unnamed array list, not parameters"));
+            return Err(Error::format(
+                path.display().to_string(),
+                "holds an unnamed array list, not parameters",
+            ));
         }
         let mut loaded = BTreeMap::new();
         for (name, a) in names.into_iter().zip(arrays) {
@@ -464,7 +473,9 @@ pub(crate) fn load_into<'a>(
             return Err(Error::Unsupported(format!("loading parameters onto {ctx} is not supported yet")));
         }
         let want = p.shape();
-        if want.len() != value.ndim() || want.iter().zip(value.shape().iter()).any(|(&a, &b)| a != 0 && a != b) {
+        if want.len() != value.ndim()
+            || want.iter().zip(value.shape().iter()).any(|(&a, &b)| a != 0 && a != b)
+        {
             return Err(Error::Invalid(format!(
                 "failed loading parameter '{name}' from '{file}': shape incompatible, expected {want:?} vs saved {}",
                 value.shape()

@@ -31,7 +31,11 @@ impl Trainer {
     }
 
     /// MXNet's `Trainer(params, 'sgd', {'learning_rate': 0.1, 'momentum': 0.9})`.
-    pub fn with_optimizer(params: &ParameterDict, name: &str, optimizer_params: &[(&str, f64)]) -> Result<Self> {
+    pub fn with_optimizer(
+        params: &ParameterDict,
+        name: &str,
+        optimizer_params: &[(&str, f64)],
+    ) -> Result<Self> {
         Ok(Self::new(params, optimizer::create(name, optimizer_params)?))
     }
 
@@ -154,10 +158,9 @@ impl Trainer {
                         .split_once(':')
                         .and_then(|(i, k)| Some((i.parse::<usize>().ok()?, k.parse::<usize>().ok()?)))
                         .ok_or_else(|| bad(format!("unexpected entry '{name}' in a trainer states file")))?;
-                    let p = self
-                        .params
-                        .get(i)
-                        .ok_or_else(|| bad(format!("state for parameter {i}, but the trainer has {}", self.params.len())))?;
+                    let p = self.params.get(i).ok_or_else(|| {
+                        bad(format!("state for parameter {i}, but the trainer has {}", self.params.len()))
+                    })?;
                     let v = states[i].get_or_insert_with(Vec::new);
                     if k != v.len() {
                         return Err(bad(format!("state '{name}' out of order")));
@@ -193,9 +196,14 @@ impl Trainer {
         let b = self.optimizer.base_mut();
         if let Some(c) = counts {
             if c.len() != self.params.len() {
-                return Err(bad(format!("update counts for {} parameters, the trainer has {}", c.len(), self.params.len())));
+                return Err(bad(format!(
+                    "update counts for {} parameters, the trainer has {}",
+                    c.len(),
+                    self.params.len()
+                )));
             }
-            b.index_update_count = c.iter().enumerate().filter(|(_, &c)| c >= 0).map(|(i, &c)| (i, c as u64)).collect();
+            b.index_update_count =
+                c.iter().enumerate().filter(|(_, &c)| c >= 0).map(|(i, &c)| (i, c as u64)).collect();
         }
         if let Some(n) = num_update {
             b.num_update = n.max(0) as u64;

@@ -83,10 +83,12 @@ impl Dataset for SimpleDataset {
         self.items.len()
     }
     fn get(&self, idx: usize) -> Result<Sample> {
-        self.items
-            .get(idx)
-            .cloned()
-            .ok_or_else(|| Error::Invalid(format!("SimpleDataset: index {idx} out of range for {} samples", self.items.len())))
+        self.items.get(idx).cloned().ok_or_else(|| {
+            Error::Invalid(format!(
+                "SimpleDataset: index {idx} out of range for {} samples",
+                self.items.len()
+            ))
+        })
     }
 }
 
@@ -97,7 +99,8 @@ pub struct ArrayDataset {
 }
 impl ArrayDataset {
     pub fn new(arrays: Vec<NDArray>) -> Result<Self> {
-        let first = arrays.first().ok_or_else(|| Error::Invalid("ArrayDataset needs at least one array".into()))?;
+        let first =
+            arrays.first().ok_or_else(|| Error::Invalid("ArrayDataset needs at least one array".into()))?;
         let len = *first.shape().first().ok_or_else(|| Error::Invalid("ArrayDataset: 0-d array".into()))?;
         for (i, a) in arrays.iter().enumerate() {
             if a.shape().first() != Some(&len) {
@@ -116,7 +119,10 @@ impl Dataset for ArrayDataset {
     }
     fn get(&self, idx: usize) -> Result<Sample> {
         if idx >= self.len {
-            return Err(Error::Invalid(format!("ArrayDataset: index {idx} out of range for {} samples", self.len)));
+            return Err(Error::Invalid(format!(
+                "ArrayDataset: index {idx} out of range for {} samples",
+                self.len
+            )));
         }
         self.arrays.iter().map(|a| a.at(idx)).collect()
     }
@@ -224,7 +230,9 @@ impl LastBatch {
             "keep" => Ok(LastBatch::Keep),
             "discard" => Ok(LastBatch::Discard),
             "rollover" => Ok(LastBatch::Rollover),
-            _ => Err(Error::Invalid(format!("last_batch must be one of 'keep', 'discard', or 'rollover', but got {s}"))),
+            _ => Err(Error::Invalid(format!(
+                "last_batch must be one of 'keep', 'discard', or 'rollover', but got {s}"
+            ))),
         }
     }
 }
@@ -284,8 +292,7 @@ pub fn default_batchify(samples: Vec<Sample>) -> Result<Vec<NDArray>> {
     let first = samples.first().ok_or_else(|| Error::Invalid("batchify: empty batch".into()))?;
     let fields = first.len();
     let mut out = Vec::with_capacity(fields);
-    for k in 0..fields {
-        let f0 = &first[k];
+    for (k, f0) in first.iter().enumerate() {
         let mut bytes = Vec::with_capacity(samples.len() * f0.size() * f0.dtype().size());
         for (i, s) in samples.iter().enumerate() {
             let x = s.get(k).ok_or_else(|| {
@@ -340,15 +347,34 @@ impl Default for LoaderOptions {
 impl DataLoader {
     pub fn new(dataset: Arc<dyn Dataset>, batch_size: usize, opts: LoaderOptions) -> Result<Self> {
         let n = dataset.len();
-        let sampler: Box<dyn Sampler> =
-            if opts.shuffle { Box::new(RandomSampler::new(n, opts.seed)) } else { Box::new(SequentialSampler::new(n)) };
+        let sampler: Box<dyn Sampler> = if opts.shuffle {
+            Box::new(RandomSampler::new(n, opts.seed))
+        } else {
+            Box::new(SequentialSampler::new(n))
+        };
         let batch_sampler = BatchSampler::new(sampler, batch_size, opts.last_batch)?;
-        Ok(DataLoader { dataset, batch_sampler, batchify: Arc::new(default_batchify), num_workers: opts.num_workers, prefetch: opts.prefetch })
+        Ok(DataLoader {
+            dataset,
+            batch_sampler,
+            batchify: Arc::new(default_batchify),
+            num_workers: opts.num_workers,
+            prefetch: opts.prefetch,
+        })
     }
 
     /// A loader driven by a custom batch sampler (MXNet's `batch_sampler=`).
-    pub fn with_batch_sampler(dataset: Arc<dyn Dataset>, batch_sampler: BatchSampler, num_workers: usize) -> Self {
-        DataLoader { dataset, batch_sampler, batchify: Arc::new(default_batchify), num_workers, prefetch: None }
+    pub fn with_batch_sampler(
+        dataset: Arc<dyn Dataset>,
+        batch_sampler: BatchSampler,
+        num_workers: usize,
+    ) -> Self {
+        DataLoader {
+            dataset,
+            batch_sampler,
+            batchify: Arc::new(default_batchify),
+            num_workers,
+            prefetch: None,
+        }
     }
 
     /// Replace the batchify function.
@@ -373,7 +399,11 @@ impl DataLoader {
         let batches = self.batch_sampler.next_pass();
         if self.num_workers == 0 {
             return DataLoaderIter {
-                inner: Inner::Inline { dataset: self.dataset.clone(), batchify: self.batchify.clone(), batches: batches.into_iter() },
+                inner: Inner::Inline {
+                    dataset: self.dataset.clone(),
+                    batchify: self.batchify.clone(),
+                    batches: batches.into_iter(),
+                },
             };
         }
         let (job_tx, job_rx) = channel::<(usize, Vec<usize>)>();

@@ -35,7 +35,10 @@ pub fn parse_idx(reader: &mut dyn Read, what: &str) -> Result<IdxArray> {
     let mut head = [0u8; 4];
     reader.read_exact(&mut head).map_err(|_| bad("truncated: no IDX header (4 bytes)".into()))?;
     if head[0] != 0 || head[1] != 0 {
-        return Err(bad(format!("not an IDX file (magic bytes {:02x} {:02x}, expected 00 00)", head[0], head[1])));
+        return Err(bad(format!(
+            "not an IDX file (magic bytes {:02x} {:02x}, expected 00 00)",
+            head[0], head[1]
+        )));
     }
     let (dtype, elem) = match head[2] {
         0x08 => (DType::U8, 1),
@@ -51,8 +54,11 @@ pub fn parse_idx(reader: &mut dyn Read, what: &str) -> Result<IdxArray> {
         return Err(bad("IDX file with 0 dimensions".into()));
     }
     let mut dims_raw = vec![0u8; 4 * ndim];
-    reader.read_exact(&mut dims_raw).map_err(|_| bad(format!("truncated: header promises {ndim} dimensions")))?;
-    let dims: Vec<usize> = dims_raw.chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
+    reader
+        .read_exact(&mut dims_raw)
+        .map_err(|_| bad(format!("truncated: header promises {ndim} dimensions")))?;
+    let dims: Vec<usize> =
+        dims_raw.chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
     let bytes = dims
         .iter()
         .try_fold(elem, |acc: usize, &d| acc.checked_mul(d))
@@ -61,12 +67,12 @@ pub fn parse_idx(reader: &mut dyn Read, what: &str) -> Result<IdxArray> {
     // Read what is there (no allocation from the header's promise), one byte more to see
     // trailing garbage.
     let mut raw = Vec::with_capacity(bytes.min(64 << 20));
-    reader
-        .take(bytes as u64 + 1)
-        .read_to_end(&mut raw)
-        .map_err(|e| bad(format!("read failed: {e}")))?;
+    reader.take(bytes as u64 + 1).read_to_end(&mut raw).map_err(|e| bad(format!("read failed: {e}")))?;
     if raw.len() < bytes {
-        return Err(bad(format!("truncated: dimensions {dims:?} need {bytes} data bytes, found {}", raw.len())));
+        return Err(bad(format!(
+            "truncated: dimensions {dims:?} need {bytes} data bytes, found {}",
+            raw.len()
+        )));
     }
     if raw.len() > bytes {
         return Err(bad(format!("trailing bytes after the {bytes} data bytes of dimensions {dims:?}")));
@@ -174,7 +180,10 @@ impl Dataset for MNIST {
     }
     fn get(&self, idx: usize) -> Result<Sample> {
         if idx >= self.len() {
-            return Err(Error::Invalid(format!("MNIST: index {idx} out of range for {} samples", self.len())));
+            return Err(Error::Invalid(format!(
+                "MNIST: index {idx} out of range for {} samples",
+                self.len()
+            )));
         }
         Ok(vec![self.data.at(idx)?, self.label.at(idx)?])
     }

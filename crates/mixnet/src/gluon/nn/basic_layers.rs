@@ -88,7 +88,11 @@ impl Block for Dense {
     }
     fn forward(&self, x: &NDArray) -> Result<NDArray> {
         if x.ndim() < 2 && self.flatten || x.ndim() < 1 {
-            return Err(Error::Invalid(format!("{}: input of shape {} has too few dimensions", self.name(), x.shape())));
+            return Err(Error::Invalid(format!(
+                "{}: input of shape {} has too few dimensions",
+                self.name(),
+                x.shape()
+            )));
         }
         let in_units = if self.flatten { x.shape()[1..].iter().product() } else { x.shape()[x.ndim() - 1] };
         self.weight.infer_shape(self.name(), &[self.units, in_units])?;
@@ -100,7 +104,11 @@ impl Block for Dense {
         let y = op(
             "FullyConnected",
             &inputs,
-            &[("num_hidden", &units), ("no_bias", bool_attr(self.bias.is_none())), ("flatten", bool_attr(self.flatten))],
+            &[
+                ("num_hidden", &units),
+                ("no_bias", bool_attr(self.bias.is_none())),
+                ("flatten", bool_attr(self.flatten)),
+            ],
         )?;
         match &self.act {
             Some(a) => op("Activation", &[y], &[("act_type", a)]),
@@ -254,7 +262,10 @@ fn norm_axis(layer: &str, axis: i64, x: &NDArray) -> Result<usize> {
     let nd = x.ndim() as i64;
     let a = if axis < 0 { axis + nd } else { axis };
     if a < 0 || a >= nd {
-        return Err(Error::Invalid(format!("{layer}: axis {axis} is out of range for input of shape {}", x.shape())));
+        return Err(Error::Invalid(format!(
+            "{layer}: axis {axis} is out of range for input of shape {}",
+            x.shape()
+        )));
     }
     Ok(a as usize)
 }
@@ -271,7 +282,13 @@ impl Block for BatchNorm {
         let (axis, eps, mom) = (self.axis.to_string(), self.epsilon.to_string(), self.momentum.to_string());
         op(
             "BatchNorm",
-            &[x.clone(), self.gamma.data()?, self.beta.data()?, self.running_mean.data()?, self.running_var.data()?],
+            &[
+                x.clone(),
+                self.gamma.data()?,
+                self.beta.data()?,
+                self.running_mean.data()?,
+                self.running_var.data()?,
+            ],
             &[
                 ("axis", &axis),
                 ("eps", &eps),
@@ -355,7 +372,11 @@ impl Block for LayerNorm {
         self.gamma.infer_shape(self.name(), &[c])?;
         self.beta.infer_shape(self.name(), &[c])?;
         let (axis, eps) = (self.axis.to_string(), self.epsilon.to_string());
-        op("LayerNorm", &[x.clone(), self.gamma.data()?, self.beta.data()?], &[("axis", &axis), ("eps", &eps)])
+        op(
+            "LayerNorm",
+            &[x.clone(), self.gamma.data()?, self.beta.data()?],
+            &[("axis", &axis), ("eps", &eps)],
+        )
     }
     fn params(&self) -> Vec<(String, Parameter)> {
         vec![("gamma".into(), self.gamma.clone()), ("beta".into(), self.beta.clone())]

@@ -222,8 +222,12 @@ impl Block for Conv {
         if let Some(b) = &self.bias {
             inputs.push(b.data()?);
         }
-        let (kernel, stride, dilate, pad) =
-            (tuple_attr(&self.kernel), tuple_attr(&self.strides), tuple_attr(&self.dilation), tuple_attr(&self.padding));
+        let (kernel, stride, dilate, pad) = (
+            tuple_attr(&self.kernel),
+            tuple_attr(&self.strides),
+            tuple_attr(&self.dilation),
+            tuple_attr(&self.padding),
+        );
         let (num_filter, num_group) = (self.channels.to_string(), self.groups.to_string());
         let adj = tuple_attr(&self.output_padding);
         let mut attrs = vec![
@@ -259,7 +263,8 @@ impl Block for Conv {
         let w = self.weight.shape();
         let cin = if self.transposed { w[0] } else { w[1] * self.groups };
         let cin = if cin == 0 { "None".to_string() } else { cin.to_string() };
-        let kind = if self.transposed { "Conv{}DTranspose" } else { "Conv{}D" }.replace("{}", &self.ndim.to_string());
+        let kind = if self.transposed { "Conv{}DTranspose" } else { "Conv{}D" }
+            .replace("{}", &self.ndim.to_string());
         format!(
             "{kind}({cin} -> {}, kernel_size={:?}, stride={:?})",
             self.channels, self.kernel, self.strides
@@ -380,7 +385,8 @@ impl Block for Pool {
         check_len(name, "pool_size", &self.pool_size, self.ndim)?;
         check_len(name, "strides", &strides, self.ndim)?;
         check_len(name, "padding", &self.padding, self.ndim)?;
-        let (kernel, stride, pad) = (tuple_attr(&self.pool_size), tuple_attr(&strides), tuple_attr(&self.padding));
+        let (kernel, stride, pad) =
+            (tuple_attr(&self.pool_size), tuple_attr(&strides), tuple_attr(&self.padding));
         let mut attrs = vec![
             ("kernel", kernel.as_str()),
             ("stride", &stride),
