@@ -23,6 +23,7 @@ pub mod random;
 pub mod resource;
 pub mod shape;
 pub mod storage;
+pub mod test_utils;
 mod throttle;
 
 pub use context::{cpu, gpu, Context};

@@ -23,3 +23,37 @@ pub fn add_first_two(path: &Path, out: &Path) -> mixnet::Result<(Vec<usize>, Str
     let shape: Vec<usize> = sum.shape().to_vec();
     Ok((shape, sum.dtype().to_string(), sum.to_f64_vec()?))
 }
+
+/// Fit `y = w x + b` to `points` by gradient descent on the mean squared error, with the
+/// autograd contract calls only: `attach_grad`, `autograd::record`, `autograd::backward`,
+/// `NDArray::grad`. Returns (w, b, final loss).
+pub fn fit_line(points: &[(f32, f32)], steps: usize, lr: f32) -> mixnet::Result<(f32, f32, f32)> {
+    use mixnet::autograd;
+    let n = points.len();
+    let x = NDArray::from_vec(points.iter().map(|p| p.0).collect::<Vec<_>>(), [n])?;
+    let y = NDArray::from_vec(points.iter().map(|p| p.1).collect::<Vec<_>>(), [n])?;
+    let (mut w, mut b) = (0.0f32, 0.0f32);
+    let mut loss = f32::NAN;
+    for _ in 0..steps {
+        let wa = NDArray::from_vec(vec![w], [1])?;
+        let ba = NDArray::from_vec(vec![b], [1])?;
+        wa.attach_grad()?;
+        ba.attach_grad()?;
+        let l = {
+            let _recording = autograd::record(true);
+            let pred = imperative::invoke("broadcast_mul", &[x.clone(), wa.clone()], &[])?.remove(0);
+            let pred = imperative::invoke("broadcast_add", &[pred, ba.clone()], &[])?.remove(0);
+            let err = imperative::invoke("elemwise_sub", &[pred, y.clone()], &[])?.remove(0);
+            let sq = imperative::invoke("square", &[err], &[])?.remove(0);
+            imperative::invoke("mean", &[sq], &[])?.remove(0)
+        };
+        autograd::backward(std::slice::from_ref(&l), &[], false)?;
+        let missing = || mixnet::Error::Invalid("attach_grad left no gradient buffer".into());
+        let gw = wa.grad().ok_or_else(missing)?.to_f64_vec()?[0] as f32;
+        let gb = ba.grad().ok_or_else(missing)?.to_f64_vec()?[0] as f32;
+        w -= lr * gw;
+        b -= lr * gb;
+        loss = l.to_f64_vec()?[0] as f32;
+    }
+    Ok((w, b, loss))
+}

@@ -1,0 +1,440 @@
+//! Every registered operator either defines a gradient or is on an explicit list of ops
+//! MXNet also leaves undifferentiable, with the reason; and every operator that defines a
+//! gradient is checked against central finite differences in float64 (MXNet's
+//! `check_numeric_gradient`) on random inputs in its valid domain.
+//!
+//! Adding an operator: give it a gradient and a row in [`cases`] (input shapes,
+//! attributes, domain), or put it in [`NO_GRADIENT`] with the reason. Either test fails
+//! until one of the two is done.
+
+use std::collections::BTreeSet;
+
+use mixnet::op::registry;
+use mixnet::test_utils::{check_numeric_gradient, NumericGradient, Rng};
+use mixnet::{imperative, NDArray};
+
+/// Registered operators without a gradient, each with the reason (as in MXNet 1.9.1).
+const NO_GRADIENT: &[(&str, &str)] = &[
+    ("_zeros", "creation op: no inputs (MXNet registers no FGradient)"),
+    ("_zeros_without_dtype", "creation op: no inputs"),
+    ("_ones", "creation op: no inputs"),
+    ("_full", "creation op: no inputs"),
+    ("_arange", "creation op: no inputs"),
+    ("_linspace", "creation op: no inputs"),
+    ("_eye", "creation op: no inputs"),
+    ("argmax_channel", "MXNet registers no FGradient ('argmax_channel is non-differentiable')"),
+];
+
+/// Where random input values are drawn.
+#[derive(Clone, Copy, Debug)]
+enum Dom {
+    /// Uniform in `[lo, hi)`.
+    Range(f64, f64),
+    /// `|x|` uniform in `[lo, hi)`, random sign: away from a kink or pole at 0.
+    Away(f64, f64),
+    /// An integer in [-3, 3] plus a fraction in [0.2, 0.4): away from the steps of
+    /// round/floor/ceil.
+    Offgrid,
+}
+
+/// How a case is checked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Check {
+    /// Finite differences with random head gradients.
+    Numeric,
+    /// Finite differences with head gradients of ones (the op's gradient ignores the head).
+    OnesHeads,
+    /// The gradient is zero by definition although the forward is not constant
+    /// (`BlockGrad`): check it is exactly zero.
+    Zero,
+}
+
+struct Case {
+    op: &'static str,
+    attrs: Vec<(&'static str, &'static str)>,
+    shapes: Vec<Vec<usize>>,
+    dom: Dom,
+    check: Check,
+}
+
+fn case(op: &'static str, shapes: &[&[usize]], dom: Dom) -> Case {
+    Case {
+        op,
+        attrs: vec![],
+        shapes: shapes.iter().map(|s| s.to_vec()).collect(),
+        dom,
+        check: Check::Numeric,
+    }
+}
+
+fn with(op: &'static str, attrs: &[(&'static str, &'static str)], shapes: &[&[usize]], dom: Dom) -> Case {
+    Case { attrs: attrs.to_vec(), ..case(op, shapes, dom) }
+}
+
+const ANY: Dom = Dom::Range(-2.0, 2.0);
+const POS: Dom = Dom::Range(0.5, 3.0);
+const AWAY: Dom = Dom::Away(0.5, 2.0);
+const UNIT: Dom = Dom::Range(-0.9, 0.9);
+
+/// The per-operator table: input shapes, attributes and domain of each checked call.
+fn cases() -> Vec<Case> {
+    let m: &[usize] = &[3, 4];
+    let mut v = vec![];
+    // Same-shape binary ops.
+    for (op, dom) in [
+        ("elemwise_add", ANY),
+        ("_grad_add", ANY),
+        ("elemwise_sub", ANY),
+        ("elemwise_mul", ANY),
+        ("elemwise_div", AWAY),
+        ("_mod", AWAY),
+        ("_power", POS),
+        ("_maximum", ANY),
+        ("_minimum", ANY),
+        ("_hypot", AWAY),
+        ("_equal", ANY),
+        ("_not_equal", ANY),
+        ("_greater", ANY),
+        ("_greater_equal", ANY),
+        ("_lesser", ANY),
+        ("_lesser_equal", ANY),
+        ("_logical_and", ANY),
+        ("_logical_or", ANY),
+        ("_logical_xor", ANY),
+    ] {
+        v.push(case(op, &[m, m], dom));
+    }
+    // Broadcasting binary ops: both operands broadcast.
+    for (op, dom) in [
+        ("broadcast_add", ANY),
+        ("broadcast_sub", ANY),
+        ("broadcast_mul", ANY),
+        ("broadcast_div", AWAY),
+        ("broadcast_mod", AWAY),
+        ("broadcast_power", POS),
+        ("broadcast_maximum", ANY),
+        ("broadcast_minimum", ANY),
+        ("broadcast_hypot", AWAY),
+        ("broadcast_equal", ANY),
+        ("broadcast_not_equal", ANY),
+        ("broadcast_greater", ANY),
+        ("broadcast_greater_equal", ANY),
+        ("broadcast_lesser", ANY),
+        ("broadcast_lesser_equal", ANY),
+        ("broadcast_logical_and", ANY),
+        ("broadcast_logical_or", ANY),
+        ("broadcast_logical_xor", ANY),
+    ] {
+        v.push(case(op, &[&[2, 3, 1], &[3, 4]], dom));
+    }
+    // Tensor-scalar ops.
+    for (op, scalar, dom) in [
+        ("_plus_scalar", "1.5", ANY),
+        ("_minus_scalar", "1.5", ANY),
+        ("_rminus_scalar", "1.5", ANY),
+        ("_mul_scalar", "-2.5", ANY),
+        ("_div_scalar", "-2.5", ANY),
+        ("_rdiv_scalar", "2.5", AWAY),
+        ("_mod_scalar", "1.3", ANY),
+        ("_rmod_scalar", "2.7", AWAY),
+        ("_power_scalar", "2.5", POS),
+        ("_rpower_scalar", "1.7", ANY),
+        ("_maximum_scalar", "0.3", ANY),
+        ("_minimum_scalar", "0.3", ANY),
+        ("_hypot_scalar", "1.5", ANY),
+        ("_equal_scalar", "0.3", ANY),
+        ("_not_equal_scalar", "0.3", ANY),
+        ("_greater_scalar", "0.3", ANY),
+        ("_greater_equal_scalar", "0.3", ANY),
+        ("_lesser_scalar", "0.3", ANY),
+        ("_lesser_equal_scalar", "0.3", ANY),
+        ("_logical_and_scalar", "0.3", ANY),
+        ("_logical_or_scalar", "0.3", ANY),
+        ("_logical_xor_scalar", "0.3", ANY),
+    ] {
+        v.push(Case { attrs: vec![("scalar", scalar)], ..case(op, &[m], dom) });
+    }
+    // Unary math and activations.
+    for (op, dom) in [
+        ("abs", AWAY),
+        ("arccos", UNIT),
+        ("arccosh", Dom::Range(1.2, 3.0)),
+        ("arcsin", UNIT),
+        ("arcsinh", ANY),
+        ("arctan", ANY),
+        ("arctanh", UNIT),
+        ("cbrt", POS),
+        ("ceil", Dom::Offgrid),
+        ("cos", ANY),
+        ("cosh", ANY),
+        ("degrees", ANY),
+        ("erf", ANY),
+        ("erfinv", UNIT),
+        ("exp", ANY),
+        ("expm1", ANY),
+        ("fix", Dom::Offgrid),
+        ("floor", Dom::Offgrid),
+        ("gamma", POS),
+        ("gammaln", POS),
+        ("log", POS),
+        ("log10", POS),
+        ("log1p", POS),
+        ("log2", POS),
+        ("negative", ANY),
+        ("radians", ANY),
+        ("rcbrt", POS),
+        ("reciprocal", AWAY),
+        ("rint", Dom::Offgrid),
+        ("round", Dom::Offgrid),
+        ("rsqrt", POS),
+        ("sign", AWAY),
+        ("sin", ANY),
+        ("sinh", ANY),
+        ("sqrt", POS),
+        ("square", ANY),
+        ("tan", Dom::Range(-1.2, 1.2)),
+        ("tanh", ANY),
+        ("trunc", Dom::Offgrid),
+        ("logical_not", ANY),
+        ("relu", AWAY),
+        ("sigmoid", ANY),
+        ("hard_sigmoid", Dom::Range(-4.0, 4.0)),
+        ("softsign", AWAY),
+        ("_copy", ANY),
+    ] {
+        v.push(case(op, &[m], dom));
+    }
+    v.push(with("hard_sigmoid", &[("alpha", "0.5"), ("beta", "0.3")], &[m], ANY));
+    v.push(with("clip", &[("a_min", "-0.5"), ("a_max", "0.8")], &[m], ANY));
+    v.push(with("Cast", &[("dtype", "float64")], &[m], ANY));
+    v.push(Case { check: Check::Zero, ..case("BlockGrad", &[m], ANY) });
+    v.push(Case { check: Check::OnesHeads, ..case("make_loss", &[m], ANY) });
+    v.push(Case { check: Check::OnesHeads, ..case("MakeLoss", &[m], ANY) });
+    // Reductions.
+    let t: &[usize] = &[2, 3, 4];
+    for op in ["sum", "mean", "prod", "nansum", "nanprod", "max", "min"] {
+        v.push(with(op, &[("axis", "(0, 2)")], &[t], AWAY));
+        v.push(with(op, &[("axis", "1"), ("keepdims", "True")], &[t], AWAY));
+        v.push(case(op, &[t], AWAY));
+    }
+    v.push(with("sum", &[("axis", "1"), ("exclude", "True")], &[t], ANY));
+    v.push(case("norm", &[t], ANY));
+    v.push(with("norm", &[("ord", "1"), ("axis", "1")], &[t], AWAY));
+    v.push(with("norm", &[("axis", "(1, 2)"), ("keepdims", "True")], &[t], ANY));
+    v.push(with("argmax", &[("axis", "1")], &[t], ANY));
+    v.push(with("argmin", &[("axis", "-1")], &[t], ANY));
+    v.push(with("broadcast_to", &[("shape", "(3, 0, 4)")], &[&[1, 2, 1]], ANY));
+    v.push(with("broadcast_axis", &[("axis", "(0, 2)"), ("size", "(3, 4)")], &[&[1, 2, 1]], ANY));
+    v.push(case("broadcast_like", &[&[1, 4], m], ANY));
+    v.push(with("broadcast_like", &[("lhs_axes", "(0,)"), ("rhs_axes", "(1,)")], &[&[1, 4], &[2, 3]], ANY));
+    v.push(with("add_n", &[("num_args", "3")], &[m, m, m], ANY));
+    // Creation ops that read an input: zero gradient.
+    for op in ["zeros_like", "ones_like", "_contrib_arange_like", "shape_array", "size_array"] {
+        v.push(case(op, &[m], ANY));
+    }
+    // Shape and layout.
+    v.push(with("Reshape", &[("shape", "(-1, 0)"), ("reverse", "True")], &[&[2, 3, 2]], ANY));
+    v.push(case("reshape_like", &[&[2, 6], &[3, 4]], ANY));
+    v.push(case("Flatten", &[&[2, 3, 2]], ANY));
+    v.push(with("expand_dims", &[("axis", "-1")], &[m], ANY));
+    v.push(case("squeeze", &[&[3, 1, 4]], ANY));
+    v.push(with("transpose", &[("axes", "(1, 2, 0)")], &[t], ANY));
+    v.push(case("transpose", &[t], ANY));
+    v.push(with("SwapAxis", &[("dim1", "0"), ("dim2", "2")], &[t], ANY));
+    v.push(with("depth_to_space", &[("block_size", "2")], &[&[1, 8, 2, 3]], ANY));
+    v.push(with("space_to_depth", &[("block_size", "2")], &[&[1, 2, 4, 6]], ANY));
+    v.push(with("tile", &[("reps", "(2, 1, 3)")], &[m], ANY));
+    v.push(with("repeat", &[("repeats", "3"), ("axis", "1")], &[m], ANY));
+    v.push(with("repeat", &[("repeats", "2")], &[m], ANY));
+    v.push(with("reverse", &[("axis", "(0, 2)")], &[t], ANY));
+    v.push(with("Concat", &[("num_args", "3"), ("dim", "1")], &[&[2, 1, 4], &[2, 3, 4], &[2, 2, 4]], ANY));
+    v.push(with("stack", &[("num_args", "2"), ("axis", "-1")], &[m, m], ANY));
+    v.push(with(
+        "SliceChannel",
+        &[("num_outputs", "3"), ("axis", "0"), ("squeeze_axis", "True")],
+        &[&[3, 4]],
+        ANY,
+    ));
+    v.push(with("SliceChannel", &[("num_outputs", "2"), ("axis", "-1")], &[t], ANY));
+    v.push(with("_split_v2", &[("indices", "(1, 3)"), ("axis", "2")], &[t], ANY));
+    v.push(with("_split_v2", &[("indices", "(0,)"), ("sections", "2"), ("axis", "0")], &[t], ANY));
+    for mode in ["constant", "edge", "reflect"] {
+        v.push(with(
+            "Pad",
+            &[("mode", mode), ("pad_width", "(0, 0, 0, 0, 2, 1, 1, 2)")],
+            &[&[1, 2, 3, 4]],
+            ANY,
+        ));
+    }
+    // dot and batch_dot, every transpose combination.
+    v.push(case("dot", &[&[3, 4], &[4, 5]], ANY));
+    v.push(with("dot", &[("transpose_a", "True")], &[&[4, 3], &[4, 5]], ANY));
+    v.push(with("dot", &[("transpose_b", "True")], &[&[3, 4], &[5, 4]], ANY));
+    v.push(with("dot", &[("transpose_a", "True"), ("transpose_b", "True")], &[&[4, 3], &[5, 4]], ANY));
+    v.push(case("dot", &[&[2, 3, 4], &[4, 2, 2]], ANY));
+    v.push(case("dot", &[&[4], &[4]], ANY));
+    v.push(case("dot", &[&[4], &[4, 3]], ANY));
+    v.push(case("batch_dot", &[&[2, 3, 4], &[2, 4, 5]], ANY));
+    v.push(with("batch_dot", &[("transpose_a", "True")], &[&[2, 4, 3], &[2, 4, 5]], ANY));
+    v.push(with("batch_dot", &[("transpose_b", "True")], &[&[2, 3, 4], &[2, 5, 4]], ANY));
+    v.push(with(
+        "batch_dot",
+        &[("transpose_a", "True"), ("transpose_b", "True")],
+        &[&[2, 4, 3], &[2, 5, 4]],
+        ANY,
+    ));
+    v
+}
+
+fn draw(rng: &mut Rng, dom: Dom, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|_| match dom {
+            Dom::Range(lo, hi) => rng.range(lo, hi),
+            Dom::Away(lo, hi) => {
+                let m = rng.range(lo, hi);
+                if rng.uniform() < 0.5 {
+                    -m
+                } else {
+                    m
+                }
+            }
+            Dom::Offgrid => (rng.range(-3.0, 4.0).floor()) + rng.range(0.2, 0.4),
+        })
+        .collect()
+}
+
+fn build(op: &str, attrs: &[(&str, &str)]) -> Result<bool, String> {
+    imperative::create(op, attrs).map(|o| o.has_gradient()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn every_registered_op_has_a_gradient_or_a_reason() {
+    let table = cases();
+    let allowed: BTreeSet<&str> = NO_GRADIENT.iter().map(|e| e.0).collect();
+    let mut problems = Vec::new();
+    let mut with_grad = 0;
+    for def in registry().ops() {
+        let name = def.name;
+        // Build with the table's attributes (required ones), else with none.
+        let attrs = table.iter().find(|c| c.op == name).map(|c| c.attrs.clone()).unwrap_or_default();
+        let built = build(name, &attrs);
+        match (built, allowed.contains(name)) {
+            (Ok(true), false) => with_grad += 1,
+            (Ok(true), true) => problems.push(format!("{name}: defines a gradient but is on NO_GRADIENT")),
+            (Ok(false), true) => {}
+            (Ok(false), false) => problems.push(format!(
+                "{name}: has no gradient; define one or add it to NO_GRADIENT with the reason"
+            )),
+            (Err(_), true) => {}
+            (Err(e), false) => problems.push(format!(
+                "{name}: cannot be built without attributes ({e}); add a row to cases() with them"
+            )),
+        }
+    }
+    for (name, _) in NO_GRADIENT {
+        if registry().get(name).is_none() {
+            problems.push(format!("{name}: on NO_GRADIENT but not registered"));
+        }
+    }
+    println!(
+        "{} registered ops: {with_grad} with a gradient, {} without (allowed: {})",
+        registry().ops().len(),
+        NO_GRADIENT.len(),
+        NO_GRADIENT.iter().map(|e| e.0).collect::<Vec<_>>().join(" ")
+    );
+    assert!(problems.is_empty(), "gradient coverage:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn numeric_gradient_of_every_differentiable_op() {
+    let table = cases();
+    let mut rng = Rng::new(20261122);
+    let mut failures = Vec::new();
+    let mut checked: BTreeSet<&str> = BTreeSet::new();
+    let mut elements = 0;
+    for c in &table {
+        let inputs: Vec<NDArray> = c
+            .shapes
+            .iter()
+            .map(|s| {
+                let n = s.iter().product();
+                NDArray::from_vec(draw(&mut rng, c.dom, n), s.clone()).unwrap()
+            })
+            .collect();
+        let opts = NumericGradient { ones_heads: c.check == Check::OnesHeads, ..Default::default() };
+        let result = if c.check == Check::Zero {
+            zero_gradient(c.op, &c.attrs, &inputs)
+        } else {
+            check_numeric_gradient(c.op, &c.attrs, &inputs, None, &opts).map_err(|e| e.to_string())
+        };
+        match result {
+            Ok(n) => {
+                elements += n;
+                checked.insert(c.op);
+            }
+            Err(e) => failures.push(format!("{} {:?} {:?}: {e}", c.op, c.attrs, c.shapes)),
+        }
+    }
+    // Every registered op with a gradient must have been checked.
+    let mut differentiable = 0;
+    let mut missing = Vec::new();
+    for def in registry().ops() {
+        let attrs = table.iter().find(|c| c.op == def.name).map(|c| c.attrs.clone()).unwrap_or_default();
+        if let Ok(true) = build(def.name, &attrs) {
+            differentiable += 1;
+            if !table.iter().any(|c| c.op == def.name) {
+                missing.push(def.name);
+            }
+        }
+    }
+    let ok = table.iter().map(|c| c.op).filter(|op| checked.contains(op)).collect::<BTreeSet<_>>().len();
+    println!(
+        "numeric gradient: {} of {differentiable} differentiable ops checked ({} cases, {elements} gradient elements)",
+        ok.min(differentiable),
+        table.len()
+    );
+    for f in &failures {
+        println!("FAIL {f}");
+    }
+    assert!(missing.is_empty(), "ops with a gradient but no row in cases(): {}", missing.join(" "));
+    assert!(failures.is_empty(), "{} numeric gradient case(s) failed", failures.len());
+}
+
+/// `BlockGrad`: the gradient must be exactly zero.
+fn zero_gradient(op: &str, attrs: &[(&str, &str)], inputs: &[NDArray]) -> Result<usize, String> {
+    let e = |e: mixnet::Error| e.to_string();
+    for x in inputs {
+        x.attach_grad().map_err(e)?;
+    }
+    let out = {
+        let _r = mixnet::autograd::record(true);
+        imperative::invoke(op, inputs, attrs).map_err(e)?
+    };
+    mixnet::autograd::backward(&out, &[], false).map_err(e)?;
+    let mut n = 0;
+    for x in inputs {
+        let g = x.grad().unwrap().to_f64_vec().map_err(e)?;
+        if g.iter().any(|&v| v != 0.0) {
+            return Err(format!("{op}: gradient is not zero: {g:?}"));
+        }
+        n += g.len();
+    }
+    Ok(n)
+}
+
+#[test]
+fn the_checker_catches_a_wrong_gradient() {
+    // make_loss's gradient is ones whatever the head: against random heads it must fail,
+    // and with ones it must pass.
+    let mut rng = Rng::new(7);
+    let x = NDArray::from_vec(draw(&mut rng, ANY, 6), [2, 3]).unwrap();
+    let err = check_numeric_gradient("make_loss", &[], &[x.clone()], None, &NumericGradient::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("make_loss") && err.contains("mismatch"), "{err}");
+    let ones = NumericGradient { ones_heads: true, ..Default::default() };
+    assert_eq!(check_numeric_gradient("make_loss", &[], &[x], None, &ones).unwrap(), 6);
+    // A float32 input cannot be checked in float64.
+    let f = NDArray::from_vec(vec![1.0f32; 3], [3]).unwrap();
+    assert!(check_numeric_gradient("exp", &[], &[f], Some(&[0]), &NumericGradient::default()).is_err());
+}
