@@ -1,6 +1,7 @@
 //! Neural-network layers (MXNet's `src/operator/nn`): one module per operator.
 
 pub mod convolution;
+pub mod deconvolution;
 pub mod fully_connected;
 pub mod pooling;
 
@@ -10,5 +11,6 @@ use crate::op::Registry;
 pub(crate) fn register(r: &mut Registry) {
     fully_connected::register(r);
     convolution::register(r);
+    deconvolution::register(r);
     pooling::register(r);
 }
