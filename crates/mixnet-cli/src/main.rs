@@ -1,5 +1,34 @@
-//! The `mixnet` command. Subcommands arrive with the issues that build them.
+//! The `mixnet` command.
+
+mod fashion_mnist;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mixnet", version, about = "mixnet: Apache MXNet's design in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a small CNN on Fashion-MNIST with Gluon and report test accuracy.
+    TrainFashionMnist(fashion_mnist::Args),
+}
 
 fn main() {
-    println!("mixnet {}", env!("CARGO_PKG_VERSION"));
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::TrainFashionMnist(args)) => fashion_mnist::run(args),
+        None => {
+            println!("mixnet {} (try `mixnet --help`)", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        // The message (with its causes), not a backtrace: these are user-facing errors.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }

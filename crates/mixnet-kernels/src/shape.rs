@@ -354,6 +354,45 @@ pub fn pad<T: Copy + Send + Sync>(
     });
 }
 
+/// The adjoint of [`pad`]: each position of `gout` (padded shape) adds its value to the
+/// source element it was copied from; fill positions contribute nothing. `gin` (shape
+/// `dims`) is overwritten.
+pub fn pad_grad<T: crate::Element>(
+    gout: &[T],
+    dims: &[usize],
+    before: &[usize],
+    after: &[usize],
+    mode: PadMode,
+    gin: &mut [T],
+) {
+    gin.iter_mut().for_each(|g| *g = T::ZERO);
+    let rank = dims.len();
+    if gout.is_empty() || gin.is_empty() {
+        return;
+    }
+    let strides = View::contiguous(dims).strides;
+    let maps: Vec<Vec<Option<usize>>> = (0..rank)
+        .map(|d| {
+            let step = strides[d] as usize;
+            pad_map(dims[d], before[d], after[d], mode).into_iter().map(|m| m.map(|i| i * step)).collect()
+        })
+        .collect();
+    let mut idx = vec![0usize; rank];
+    for &g in gout {
+        let src: Option<usize> = idx.iter().zip(&maps).map(|(&i, m)| m[i]).sum();
+        if let Some(s) = src {
+            gin[s] = gin[s].add(g);
+        }
+        for d in (0..rank).rev() {
+            idx[d] += 1;
+            if idx[d] < maps[d].len() {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::imperative::Outputs;
-use crate::op::{GradContext, Operator};
+use crate::op::{Blob, GradContext, OpContext, Operator, TensorInfo};
 use crate::{imperative, Error, NDArray, Result};
 
 thread_local! {
@@ -186,28 +186,99 @@ fn key(node: &Arc<Node>) -> usize {
 }
 
 /// Back-propagate from `heads` (MXNet's `autograd.backward`). `head_grads` empty means
-/// ones; `retain_graph` keeps the tape for another backward.
+/// ones; `retain_graph` keeps the tape for another backward. Each recorded call's gradient
+/// runs in the training mode the call was recorded in.
 pub fn backward(heads: &[NDArray], head_grads: &[NDArray], retain_graph: bool) -> Result<()> {
-    let grads = run_backward(heads, head_grads, retain_graph, None)?;
+    let opts = Options { retain_graph, create_graph: false, train_mode: None };
+    let grads = run_backward(heads, head_grads, opts, None)?;
     debug_assert!(grads.is_empty());
     Ok(())
 }
 
+/// MXNet's full `autograd.backward(heads, head_grads, retain_graph, train_mode)`: the
+/// gradients run in `train_mode` (what Dropout's and BatchNorm's gradients consult).
+pub fn backward_with(
+    heads: &[NDArray],
+    head_grads: &[NDArray],
+    retain_graph: bool,
+    train_mode: bool,
+) -> Result<()> {
+    let opts = Options { retain_graph, create_graph: false, train_mode: Some(train_mode) };
+    run_backward(heads, head_grads, opts, None).map(drop)
+}
+
 /// Gradients of `heads` with respect to `variables`, returned instead of written to the
-/// variables' buffers (MXNet's `autograd.grad` without `create_graph`).
+/// variables' buffers (MXNet's `autograd.grad`). The variables must be marked
+/// (`attach_grad`/`mark_variables`). With `create_graph` the backward computation is
+/// itself recorded, so the returned gradients can be differentiated again (higher-order
+/// gradients); MXNet's default for `retain_graph` is then `true`.
 pub fn grad(
     heads: &[NDArray],
     variables: &[NDArray],
     head_grads: &[NDArray],
     retain_graph: bool,
+    create_graph: bool,
 ) -> Result<Vec<NDArray>> {
-    run_backward(heads, head_grads, retain_graph, Some(variables))
+    let opts = Options { retain_graph, create_graph, train_mode: None };
+    run_backward(heads, head_grads, opts, Some(variables))
+}
+
+/// [`grad`] with the training mode of the backward pass given (MXNet's `train_mode`).
+pub fn grad_with(
+    heads: &[NDArray],
+    variables: &[NDArray],
+    head_grads: &[NDArray],
+    retain_graph: bool,
+    create_graph: bool,
+    train_mode: bool,
+) -> Result<Vec<NDArray>> {
+    let opts = Options { retain_graph, create_graph, train_mode: Some(train_mode) };
+    run_backward(heads, head_grads, opts, Some(variables))
+}
+
+/// Mark `variables` with caller-provided gradient buffers and requests (MXNet's
+/// `autograd.mark_variables`); `attach_grad` is the one-array form with a fresh buffer.
+pub fn mark_variables(variables: &[NDArray], gradients: &[NDArray], grad_reqs: &[GradReq]) -> Result<()> {
+    if variables.len() != gradients.len() || (grad_reqs.len() != variables.len() && grad_reqs.len() != 1) {
+        return Err(Error::Invalid(format!(
+            "mark_variables: {} variables, {} gradients and {} grad_reqs (need equal counts, or one grad_req for all)",
+            variables.len(),
+            gradients.len(),
+            grad_reqs.len()
+        )));
+    }
+    for (i, (v, g)) in variables.iter().zip(gradients).enumerate() {
+        if v.shape() != g.shape() || v.dtype() != g.dtype() || v.context() != g.context() {
+            return Err(Error::Invalid(format!(
+                "mark_variables: variable {i} is {} {} on {} but its gradient buffer is {} {} on {}",
+                v.shape(),
+                v.dtype(),
+                v.context(),
+                g.shape(),
+                g.dtype(),
+                g.context()
+            )));
+        }
+    }
+    for (i, (v, g)) in variables.iter().zip(gradients).enumerate() {
+        let req = grad_reqs[if grad_reqs.len() == 1 { 0 } else { i }];
+        v.set_variable(Arc::new(Node::Variable { grad: g.without_entry(), req }));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct Options {
+    retain_graph: bool,
+    create_graph: bool,
+    /// None: each call's gradient runs in the mode it was recorded in.
+    train_mode: Option<bool>,
 }
 
 fn run_backward(
     heads: &[NDArray],
     head_grads: &[NDArray],
-    retain_graph: bool,
+    opts: Options,
     wanted: Option<&[NDArray]>,
 ) -> Result<Vec<NDArray>> {
     if !head_grads.is_empty() && head_grads.len() != heads.len() {
@@ -217,7 +288,12 @@ fn run_backward(
             heads.len()
         )));
     }
-    let _pause = pause(is_training());
+    // Recording stays on while the gradients run when they are to be differentiated again.
+    let _scope = ScopeGuard {
+        recording: Some(set_recording(opts.create_graph)),
+        training: Some(set_training(opts.train_mode.unwrap_or_else(is_training))),
+    };
+    let retain_graph = opts.retain_graph || opts.create_graph;
     // Seed: gradient of each head's entry.
     let mut pending: HashMap<usize, Vec<Option<NDArray>>> = HashMap::new();
     let mut nodes: HashMap<usize, Arc<Node>> = HashMap::new();
@@ -257,13 +333,50 @@ fn run_backward(
             .zip(&saved.outputs)
             .map(|(g, o)| g.map_or_else(|| zeros_like(o), Ok))
             .collect::<Result<_>>()?;
-        let prev_train = set_training(op_node.train);
-        let ctx = GradContext { inputs: &saved.inputs, outputs: &saved.outputs, out_grads: &out_grads };
+        // For a recorded backward the saved arrays take their places on the tape again, so
+        // the gradient's own dependence on them is recorded.
+        let (inputs, outputs);
+        let (inputs, outputs) = if opts.create_graph {
+            inputs = saved
+                .inputs
+                .iter()
+                .zip(&saved.entries)
+                .map(|(x, e)| match e {
+                    Some(e) => x.clone().with_entry(e.clone()),
+                    None => x.clone(),
+                })
+                .collect::<Vec<_>>();
+            outputs = saved
+                .outputs
+                .iter()
+                .enumerate()
+                .map(|(index, y)| y.clone().with_entry(Entry { node: node.clone(), index }))
+                .collect::<Vec<_>>();
+            (&inputs[..], &outputs[..])
+        } else {
+            (&saved.inputs[..], &saved.outputs[..])
+        };
+        let prev_train = opts.train_mode.is_none().then(|| set_training(op_node.train));
+        let ctx = GradContext { inputs, outputs, out_grads: &out_grads };
         let in_grads = op_node.op.gradient(&ctx);
-        set_training(prev_train);
+        if let Some(t) = prev_train {
+            set_training(t);
+        }
         let in_grads = in_grads?;
-        for (entry, g) in saved.entries.iter().zip(in_grads) {
+        if in_grads.len() != saved.entries.len() {
+            return Err(Error::op(
+                op_node.op.name(),
+                format!("gradient returned {} arrays for {} inputs", in_grads.len(), saved.entries.len()),
+            ));
+        }
+        for ((entry, g), x) in saved.entries.iter().zip(in_grads).zip(&saved.inputs) {
             if let (Some(entry), Some(g)) = (entry, g) {
+                if g.shape() != x.shape() {
+                    return Err(Error::op(
+                        op_node.op.name(),
+                        format!("gradient of shape {} for an input of shape {}", g.shape(), x.shape()),
+                    ));
+                }
                 nodes.entry(key(&entry.node)).or_insert_with(|| entry.node.clone());
                 accumulate(&mut pending, entry, g)?;
             }
@@ -287,6 +400,7 @@ fn run_backward(
             })
             .collect();
     }
+    let _pause = pause(is_training());
     for (k, grads) in pending {
         let Some(node) = nodes.get(&k) else { continue };
         if let (Node::Variable { grad, req }, Some(Some(g))) = (node.as_ref(), grads.into_iter().next()) {
@@ -365,4 +479,85 @@ fn check_versions(op_node: &OpNode, saved: &Saved) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A differentiable function written by the user (MXNet's `autograd.Function`): `forward`
+/// computes outputs from inputs with recording paused, `backward` maps the outputs'
+/// gradients to the inputs' gradients. Call it with [`apply`]; under [`record`] the call
+/// becomes one tape node whose gradient is `backward`.
+///
+/// Arrays `forward` needs again in `backward` go into `saved` (MXNet's
+/// `save_for_backward`); `backward` receives them in the same order.
+pub trait Function: Send + Sync + 'static {
+    /// Name shown in errors (MXNet records these calls as `_CustomFunction`).
+    fn name(&self) -> &'static str {
+        "_CustomFunction"
+    }
+
+    /// Outputs from `inputs`. Runs with recording paused.
+    fn forward(&self, inputs: &[NDArray], saved: &mut Vec<NDArray>) -> Result<Vec<NDArray>>;
+
+    /// One gradient per input (same shape), from one gradient per output.
+    fn backward(&self, saved: &[NDArray], out_grads: &[NDArray]) -> Result<Vec<NDArray>>;
+}
+
+/// The tape's view of one [`Function`] call.
+struct FunctionNode {
+    f: Arc<dyn Function>,
+    saved: Vec<NDArray>,
+    num_inputs: usize,
+    num_outputs: usize,
+}
+
+impl Operator for FunctionNode {
+    fn name(&self) -> &'static str {
+        self.f.name()
+    }
+    fn num_inputs(&self) -> usize {
+        self.num_inputs
+    }
+    fn num_outputs(&self) -> usize {
+        self.num_outputs
+    }
+    fn infer(&self, _inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
+        Err(Error::op(self.name(), "a recorded Function call cannot be invoked as an operator"))
+    }
+    fn compute(&self, _: &OpContext, _: &mut [Blob<'_>], _: &mut [Blob<'_>]) -> Result<()> {
+        Err(Error::op(self.name(), "a recorded Function call cannot be invoked as an operator"))
+    }
+    fn has_gradient(&self) -> bool {
+        true
+    }
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let grads = self.f.backward(&self.saved, ctx.out_grads)?;
+        if grads.len() != self.num_inputs {
+            return Err(Error::op(
+                self.name(),
+                format!("backward returned {} gradients for {} inputs", grads.len(), self.num_inputs),
+            ));
+        }
+        Ok(grads.into_iter().map(Some).collect())
+    }
+}
+
+/// Call a user [`Function`] on `inputs`: run its forward with recording paused and, while
+/// recording, record the call so `backward` reaches the inputs through `Function::backward`.
+pub fn apply(f: Arc<dyn Function>, inputs: &[NDArray]) -> Result<Vec<NDArray>> {
+    let mut saved = Vec::new();
+    let outputs = {
+        let _p = pause(is_training());
+        f.forward(inputs, &mut saved)?
+    };
+    if !is_recording() {
+        return Ok(outputs);
+    }
+    // Fresh handles: an output that is an input itself must not take over its entry.
+    let outputs: Outputs = outputs.iter().map(NDArray::without_entry).collect();
+    let node: Arc<dyn Operator> = Arc::new(FunctionNode {
+        f,
+        saved: saved.iter().map(NDArray::without_entry).collect(),
+        num_inputs: inputs.len(),
+        num_outputs: outputs.len(),
+    });
+    Ok(record_op(&node, inputs, outputs).into_vec())
 }

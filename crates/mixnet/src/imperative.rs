@@ -143,8 +143,12 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
         })
     });
     mixnet_engine::get().push(kernel, &reads, &writes, OpProps::new(name).light(light));
-    if crate::autograd::is_recording() {
-        return Ok(crate::autograd::record_op(op, inputs, outputs));
-    }
+    let mut outputs = if crate::autograd::is_recording() {
+        crate::autograd::record_op(op, inputs, outputs)
+    } else {
+        outputs
+    };
+    // Hidden outputs (masks, saved statistics) stay with the tape node only.
+    outputs.truncate(op.num_visible_outputs());
     Ok(outputs)
 }

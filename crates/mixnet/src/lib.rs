@@ -3,16 +3,22 @@
 //! Layers, bottom up: the dependency engine (`mixnet-engine`), kernels on slices
 //! (`mixnet-kernels`), then here: arrays ([`NDArray`], pooled [`storage`]), the operator
 //! registry ([`op`]) with its implementations ([`operator`]), eager [`imperative::invoke`],
-//! autograd, and later symbol and Gluon.
+//! autograd, Gluon ([`gluon`], [`optimizer`], [`lr_scheduler`], [`initializer`], [`metric`]),
+//! and later symbol.
 
 pub mod autograd;
 pub mod context;
 pub mod dtype;
 pub mod error;
+pub mod gluon;
 pub mod imperative;
+pub mod initializer;
+pub mod lr_scheduler;
+pub mod metric;
 pub mod ndarray;
 pub mod op;
 pub mod operator;
+pub mod optimizer;
 pub mod random;
 pub mod resource;
 pub mod shape;

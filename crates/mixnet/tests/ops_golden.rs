@@ -94,6 +94,33 @@ fn run_case(case: &Value) -> Result<(), String> {
         )
         .map_err(|e| format!("out{k}: {e}"))?;
     }
+    // Optimizer updates write their states in place: `out<n_vis + k>` holds the value of
+    // input `mutated_inputs[k]` after the call.
+    let input_names: Vec<&str> =
+        case["inputs"].as_array().map(|v| v.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    for (k, m) in case["mutated_inputs"].as_array().into_iter().flatten().enumerate() {
+        let m = m.as_str().unwrap_or_default();
+        let i =
+            input_names.iter().position(|n| *n == m).ok_or(format!("mutated input {m} is not an input"))?;
+        let want = get(&format!("out{}", n_vis + k)).ok_or(format!("fixture lacks out{}", n_vis + k))?;
+        let got = &inputs[i];
+        if got.dtype() != want.dtype() || got.shape() != want.shape() {
+            return Err(format!(
+                "{m} after the update: {} {} expected {} {}",
+                got.shape(),
+                got.dtype(),
+                want.shape(),
+                want.dtype()
+            ));
+        }
+        let tol = tolerance(want.dtype().name(), category);
+        compare(
+            &got.to_f64_vec().map_err(|e| e.to_string())?,
+            &want.to_f64_vec().map_err(|e| e.to_string())?,
+            tol,
+        )
+        .map_err(|e| format!("{m} after the update: {e}"))?;
+    }
     Ok(())
 }
 

@@ -74,6 +74,13 @@ pub trait Operator: Send + Sync + 'static {
         1
     }
 
+    /// Outputs the caller sees (MXNet's `FNumVisibleOutputs`): the first this many of
+    /// [`Operator::num_outputs`]. The rest (Dropout's mask, BatchNorm's batch mean and
+    /// variance) are kept for the gradient only.
+    fn num_visible_outputs(&self) -> usize {
+        self.num_outputs()
+    }
+
     /// Output shapes and dtypes. Errors name the op; `invoke` adds the input shapes.
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>>;
 

@@ -478,15 +478,17 @@ pub(crate) fn sum_to_shape(g: &NDArray, shape: &[usize]) -> Result<NDArray> {
     if g.shape().dims() == shape {
         return Ok(g.clone());
     }
+    if shape.contains(&0) || g.size() == 0 {
+        return NDArray::zeros(shape, g.dtype(), g.context());
+    }
     let lead = g.ndim() - shape.len();
-    let axes: Vec<String> = (0..g.ndim())
-        .filter(|&i| i < lead || (shape[i - lead] == 1 && g.shape()[i] != 1))
-        .map(|i| i.to_string())
-        .collect();
-    let axis = format!("({},)", axes.join(", "));
-    let summed =
-        crate::imperative::invoke("sum", std::slice::from_ref(g), &[("axis", &axis), ("keepdims", "True")])?
-            .remove(0);
-    let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-    summed.reshape(&dims)
+    let axes: Vec<usize> =
+        (0..g.ndim()).filter(|&i| i < lead || (shape[i - lead] == 1 && g.shape()[i] != 1)).collect();
+    let summed = if axes.is_empty() {
+        g.clone()
+    } else {
+        let axis = super::grad::tuple(&axes);
+        super::grad::call("sum", std::slice::from_ref(g), &[("axis", &axis), ("keepdims", "True")])?
+    };
+    super::grad::reshape_to(&summed, shape)
 }

@@ -8,9 +8,10 @@ use mixnet_kernels::fill::fill;
 use mixnet_kernels::gemm::MatMul;
 use mixnet_kernels::Element;
 
-use crate::op::{Attrs, Blob, OpContext, Operator, Registry, TensorInfo};
+use super::grad::{call, reshape_like, reshape_to, zeros_like};
+use crate::op::{Attrs, Blob, GradContext, OpContext, Operator, Registry, TensorInfo};
 use crate::shape::Shape;
-use crate::{with_dtype, DType, Error, Result};
+use crate::{with_dtype, DType, Error, NDArray, Result};
 
 const NAMES: &[(&str, &[&str])] = &[("dot", &["_sparse_dot"]), ("batch_dot", &["_npx_batch_dot"])];
 
@@ -117,6 +118,48 @@ impl Operator for DotOp {
 
     fn input_names(&self) -> Vec<String> {
         vec!["lhs".into(), "rhs".into()]
+    }
+
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    /// For C = op(A) op(B) on the (flattened) matrices:
+    /// A B: dA = g Bᵀ, dB = Aᵀ g;  Aᵀ B: dA = B gᵀ, dB = A g;
+    /// A Bᵀ: dA = g B, dB = gᵀ A;  Aᵀ Bᵀ: dA = Bᵀ gᵀ, dB = gᵀ Aᵀ.
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let (a, b, g) = (&ctx.inputs[0], &ctx.inputs[1], &ctx.out_grads[0]);
+        if a.size() == 0 || b.size() == 0 || g.size() == 0 {
+            return Ok(vec![Some(zeros_like(a)?), Some(zeros_like(b)?)]);
+        }
+        if !self.batched && a.ndim() == 1 && b.ndim() == 1 {
+            return Ok(vec![Some((g * b)?), Some((g * a)?)]);
+        }
+        let (ta, tb) = (self.transpose_a, self.transpose_b);
+        let (a2, b2, g2) = if self.batched {
+            (a.clone(), b.clone(), g.clone())
+        } else {
+            // dot flattens each operand to a matrix around its contracted axis.
+            let (p, _) = self.plan_dot(a.shape(), b.shape())?;
+            let (l, r) = (a.shape(), b.shape());
+            let ad =
+                if ta { [l[0], l.numel() / l[0]] } else { [l.numel() / l[l.ndim() - 1], l[l.ndim() - 1]] };
+            let bd =
+                if tb { [r.numel() / r[r.ndim() - 1], r[r.ndim() - 1]] } else { [r[0], r.numel() / r[0]] };
+            (reshape_to(a, &ad)?, reshape_to(b, &bd)?, reshape_to(g, &[p.m, p.n])?)
+        };
+        let op = if self.batched { "batch_dot" } else { "dot" };
+        let mm = |x: &NDArray, y: &NDArray, tx: bool, ty: bool| {
+            let (tx, ty) = (if tx { "True" } else { "False" }, if ty { "True" } else { "False" });
+            call(op, &[x.clone(), y.clone()], &[("transpose_a", tx), ("transpose_b", ty)])
+        };
+        let (da, db) = match (ta, tb) {
+            (false, false) => (mm(&g2, &b2, false, true)?, mm(&a2, &g2, true, false)?),
+            (true, false) => (mm(&b2, &g2, false, true)?, mm(&a2, &g2, false, false)?),
+            (false, true) => (mm(&g2, &b2, false, false)?, mm(&g2, &a2, true, false)?),
+            (true, true) => (mm(&b2, &g2, true, true)?, mm(&g2, &a2, true, true)?),
+        };
+        Ok(vec![Some(reshape_like(&da, a)?), Some(reshape_like(&db, b)?)])
     }
 
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {

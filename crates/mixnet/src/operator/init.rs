@@ -9,7 +9,7 @@ use std::sync::Arc;
 use mixnet_kernels::fill::{fill, fill_with};
 use mixnet_kernels::Element;
 
-use crate::op::{Attrs, Blob, OpContext, Operator, Registry, TensorInfo};
+use crate::op::{Attrs, Blob, GradContext, OpContext, Operator, Registry, TensorInfo};
 use crate::shape::Shape;
 use crate::{with_dtype, with_float_dtype, DType, Error, NativeType, Result};
 
@@ -244,6 +244,20 @@ impl Operator for InitOp {
             Kind::Full { .. } | Kind::Arange { .. } | Kind::Linspace { .. } | Kind::Eye { .. } => 0,
             _ => 1,
         }
+    }
+
+    /// The ops reading an input (`zeros_like`, `ones_like`, `_contrib_arange_like`,
+    /// `shape_array`, `size_array`) have MXNet's zero gradient; the others have no input
+    /// to differentiate and, as in MXNet, no gradient.
+    fn has_gradient(&self) -> bool {
+        self.num_inputs() > 0
+    }
+
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<crate::NDArray>>> {
+        if !self.has_gradient() {
+            return Err(Error::op(self.name, "has no inputs and no gradient"));
+        }
+        Ok(vec![Some(super::grad::zeros_like(&ctx.inputs[0])?)])
     }
 
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {

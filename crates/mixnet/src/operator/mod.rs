@@ -4,9 +4,11 @@
 pub mod binary;
 pub(crate) mod copy;
 pub mod dot;
+pub(crate) mod grad;
 pub mod init;
 pub mod matrix;
 pub mod nn;
+pub mod optimizer;
 pub mod reduce;
 pub mod unary;
 
@@ -21,4 +23,5 @@ pub fn register_all(r: &mut Registry) {
     matrix::register(r);
     reduce::register(r);
     nn::register(r);
+    optimizer::register(r);
 }

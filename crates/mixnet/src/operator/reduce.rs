@@ -11,9 +11,10 @@ use std::sync::Arc;
 use mixnet_kernels::reduce::{Accumulate, Norm, Reduce, Reduction};
 use mixnet_kernels::Element;
 
-use crate::op::{Attrs, Blob, OpContext, Operator, Registry, TensorInfo};
+use super::grad::{call, cast, elem, un, unreduce, zeros_like, ElemFn};
+use crate::op::{Attrs, Blob, GradContext, OpContext, Operator, Registry, TensorInfo};
 use crate::shape::Shape;
-use crate::{with_dtype, DType, Error, Result};
+use crate::{with_dtype, DType, Error, NDArray, Result};
 
 /// The reduction of an axes-reducing operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +120,14 @@ impl Operator for ReduceOp {
         Ok(vec![TensorInfo::new(shape, x.dtype)])
     }
 
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        Ok(vec![Some(self.grad(ctx)?)])
+    }
+
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
         let (x, out) = (&inputs[0], &mut outputs[0]);
         if out.numel() == 0 {
@@ -157,6 +166,28 @@ impl Operator for ReduceOp {
     }
 }
 
+impl ReduceOp {
+    fn grad(&self, ctx: &GradContext<'_>) -> Result<NDArray> {
+        let (x, y, g) = (&ctx.inputs[0], &ctx.outputs[0], &ctx.out_grads[0]);
+        if x.size() == 0 {
+            return zeros_like(x);
+        }
+        let (_, mask) = self.axes.apply(self.name, x.shape())?;
+        let gb = unreduce(g, x.shape(), &mask)?;
+        let yb = || unreduce(y, x.shape(), &mask);
+        Ok(match self.kind {
+            Kind::Sum => gb,
+            Kind::Mean => (&gb / (x.size() / y.size().max(1)) as f64)?,
+            // prod / x (MXNet's rdiv): a zero factor gives inf or NaN there, as in MXNet.
+            Kind::Prod => (&gb * &(&yb()? / x)?)?,
+            Kind::NanSum => (&gb * &call("_equal", &[x.clone(), x.clone()], &[])?)?,
+            Kind::NanProd => (&gb * &elem(ElemFn::NanprodGrad, &[x.clone(), yb()?])?)?,
+            // Every element equal to the extreme gets the gradient (MXNet's `eq`).
+            Kind::Max | Kind::Min => (&gb * &call("_equal", &[x.clone(), yb()?], &[])?)?,
+        })
+    }
+}
+
 /// `norm`: the L1 or L2 norm over axes, computed in f64 and cast to `out_dtype`. (MXNet
 /// 1.9.1 honours an `out_dtype` other than the input's only under
 /// `MXNET_SAFE_ACCUMULATION=1`, and fails without it; here it always works.)
@@ -182,6 +213,25 @@ impl Operator for NormOp {
         }
         let (shape, _) = self.axes.apply("norm", &x.shape)?;
         Ok(vec![TensorInfo::new(shape, self.out_dtype.unwrap_or(x.dtype))])
+    }
+
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    /// L2: x / norm; L1: sign(x) (MXNet's `_backward_norm`).
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let (x, y, g) = (&ctx.inputs[0], &ctx.outputs[0], &ctx.out_grads[0]);
+        if x.size() == 0 {
+            return Ok(vec![Some(zeros_like(x)?)]);
+        }
+        let (_, mask) = self.axes.apply("norm", x.shape())?;
+        let gb = unreduce(&cast(g, x.dtype())?, x.shape(), &mask)?;
+        let d = match self.ord {
+            Norm::L1 => un("sign", x)?,
+            Norm::L2 => (x / &unreduce(&cast(y, x.dtype())?, x.shape(), &mask)?)?,
+        };
+        Ok(vec![Some((&gb * &d)?)])
     }
 
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
@@ -258,6 +308,18 @@ impl Operator for ArgOp {
         }
         let (shape, _) = self.plan(&x.shape)?;
         Ok(vec![TensorInfo::new(shape, x.dtype)])
+    }
+
+    /// `argmax`/`argmin`: MXNet defines a zero gradient; `argmax_channel` has none.
+    fn has_gradient(&self) -> bool {
+        self.name != "argmax_channel"
+    }
+
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        if !self.has_gradient() {
+            return Err(Error::op(self.name, "is not differentiable (MXNet registers no gradient)"));
+        }
+        Ok(vec![Some(zeros_like(&ctx.inputs[0])?)])
     }
 
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {

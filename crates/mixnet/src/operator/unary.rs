@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use mixnet_kernels::unary::{cast, cast_to_bool, clip, unary, UnaryFn};
 
-use crate::op::{Attrs, Blob, OpContext, OpDef, Operator, Registry, TensorInfo};
-use crate::{with_dtype, DType, Error, Result};
+use super::grad::{call, cast as cast_to, elem, ones_like, un, zeros_like, ElemFn};
+use crate::op::{Attrs, Blob, GradContext, OpContext, OpDef, Operator, Registry, TensorInfo};
+use crate::{with_dtype, DType, Error, NDArray, Result};
 
 // (canonical name, aliases, function). `_np*`/`_sparse_*` aliases are not registered.
 const MATH: &[(&str, &[&str], UnaryFn)] = &[
@@ -66,8 +67,25 @@ const IDENTITY: &[(&str, &[&str])] =
 enum Kind {
     Math(UnaryFn),
     Identity,
-    Clip { a_min: f32, a_max: f32 },
+    /// `MakeLoss`: identity forward; the gradient is `grad_scale`, normalized.
+    MakeLoss {
+        grad_scale: f32,
+        valid_thresh: f32,
+        normalization: Normalization,
+    },
+    Clip {
+        a_min: f32,
+        a_max: f32,
+    },
     Cast(DType),
+}
+
+/// `MakeLoss`'s `normalization`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Normalization {
+    Null,
+    Batch,
+    Valid,
 }
 
 /// A configured unary operator.
@@ -94,6 +112,17 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
         }
     } else if IDENTITY.iter().any(|e| e.0 == name) {
         Kind::Identity
+    } else if name == "MakeLoss" {
+        let normalization = match attrs.choice("normalization", &["null", "batch", "valid"], "null")? {
+            "batch" => Normalization::Batch,
+            "valid" => Normalization::Valid,
+            _ => Normalization::Null,
+        };
+        Kind::MakeLoss {
+            grad_scale: attrs.float("grad_scale", 1.0)? as f32,
+            valid_thresh: attrs.float("valid_thresh", 0.0)? as f32,
+            normalization,
+        }
     } else if name == "clip" {
         Kind::Clip { a_min: required_f32(attrs, "a_min")?, a_max: required_f32(attrs, "a_max")? }
     } else if name == "Cast" {
@@ -116,7 +145,7 @@ impl Operator for UnaryOp {
 
     fn inplace(&self) -> &[(usize, usize)] {
         match self.kind {
-            Kind::Math(_) | Kind::Identity => &[(0, 0)],
+            Kind::Math(_) | Kind::Identity | Kind::MakeLoss { .. } => &[(0, 0)],
             // MXNet declares none for clip; Cast may change the element size.
             Kind::Clip { .. } | Kind::Cast(_) => &[],
         }
@@ -148,7 +177,7 @@ impl Operator for UnaryOp {
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
         let (x, out) = (&inputs[0], &mut outputs[0]);
         match self.kind {
-            Kind::Identity | Kind::Cast(_) if x.dtype() == out.dtype() => {
+            Kind::Identity | Kind::MakeLoss { .. } | Kind::Cast(_) if x.dtype() == out.dtype() => {
                 with_dtype!(out.dtype(), T => out.slice_mut::<T>()?.copy_from_slice(x.slice::<T>()?))
             }
             Kind::Math(f) => with_dtype!(out.dtype(), T => unary(f, x.slice::<T>()?, out.slice_mut::<T>()?)),
@@ -159,12 +188,132 @@ impl Operator for UnaryOp {
                 with_dtype!(x.dtype(), S => cast_to_bool(x.slice::<S>()?, out.slice_mut::<u8>()?))
             }
             // The output dtype is Cast's target.
-            Kind::Identity | Kind::Cast(_) => with_dtype!(out.dtype(), D => {
+            Kind::Identity | Kind::MakeLoss { .. } | Kind::Cast(_) => with_dtype!(out.dtype(), D => {
                 let out = out.slice_mut::<D>()?;
                 with_dtype!(x.dtype(), S => cast::<S, D>(x.slice::<S>()?, out))
             }),
         }
         Ok(())
+    }
+
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let (x, y, g) = (&ctx.inputs[0], &ctx.outputs[0], &ctx.out_grads[0]);
+        let d = match self.kind {
+            Kind::Math(f) => math_grad(f, x, y, g)?,
+            Kind::Identity => match self.name {
+                "BlockGrad" => zeros_like(x)?,
+                // MXNet's make_loss: ones, whatever the head gradient.
+                "make_loss" => ones_like(x)?,
+                _ => g.clone(),
+            },
+            Kind::MakeLoss { grad_scale, valid_thresh, normalization } => {
+                make_loss_grad(x, grad_scale as f64, valid_thresh as f64, normalization)?
+            }
+            // Passes where a_min <= x <= a_max (MXNet's clip_grad).
+            Kind::Clip { a_min, a_max } => {
+                let lo = call(
+                    "_greater_equal_scalar",
+                    std::slice::from_ref(x),
+                    &[("scalar", &a_min.to_string())],
+                )?;
+                let hi =
+                    call("_lesser_equal_scalar", std::slice::from_ref(x), &[("scalar", &a_max.to_string())])?;
+                (g * &(&lo * &hi)?)?
+            }
+            Kind::Cast(_) => cast_to(g, x.dtype())?,
+        };
+        Ok(vec![Some(d)])
+    }
+}
+
+fn scalar_op(op: &str, x: &NDArray, s: f64) -> Result<NDArray> {
+    call(op, std::slice::from_ref(x), &[("scalar", &s.to_string())])
+}
+
+/// `d out / d x` times `g` for each math function, as MXNet's `_backward_*` kernels
+/// define it (some from the input, some from the output), written with operators.
+fn math_grad(f: UnaryFn, x: &NDArray, y: &NDArray, g: &NDArray) -> Result<NDArray> {
+    use std::f64::consts::{LN_10, LN_2, PI};
+    let sq = |a: &NDArray| un("square", a);
+    Ok(match f {
+        UnaryFn::Abs => (g * &un("sign", x)?)?,
+        UnaryFn::Arccos => (&(-g)? / &un("sqrt", &(1.0 - &sq(x)?)?)?)?,
+        UnaryFn::Arccosh => (g / &un("sqrt", &(&sq(x)? - 1.0)?)?)?,
+        UnaryFn::Arcsin => (g / &un("sqrt", &(1.0 - &sq(x)?)?)?)?,
+        UnaryFn::Arcsinh => (g / &un("sqrt", &(&sq(x)? + 1.0)?)?)?,
+        UnaryFn::Arctan => (g / &(&sq(x)? + 1.0)?)?,
+        UnaryFn::Arctanh => (g / &(1.0 - &sq(x)?)?)?,
+        UnaryFn::Cbrt => (g / &(&sq(y)? * 3.0)?)?,
+        // Piecewise constant: MXNet's zero gradient (MakeZeroGradNodes, sign_grad = 0).
+        UnaryFn::Ceil
+        | UnaryFn::Fix
+        | UnaryFn::Floor
+        | UnaryFn::Rint
+        | UnaryFn::Round
+        | UnaryFn::Trunc
+        | UnaryFn::Sign
+        | UnaryFn::LogicalNot => zeros_like(x)?,
+        UnaryFn::Cos => (g * &(-&un("sin", x)?)?)?,
+        UnaryFn::Cosh => (g * &un("sinh", x)?)?,
+        UnaryFn::Degrees => (g * (180.0 / PI))?,
+        UnaryFn::Erf => (g * &(&un("exp", &(-&sq(x)?)?)? * (2.0 / PI.sqrt()))?)?,
+        UnaryFn::Erfinv => (g * &(&un("exp", &sq(y)?)? * (0.5 * PI.sqrt()))?)?,
+        UnaryFn::Exp => (g * y)?,
+        UnaryFn::Expm1 => (g * &un("exp", x)?)?,
+        UnaryFn::Gamma => (g * &elem(ElemFn::GammaGrad, &[x.clone(), y.clone()])?)?,
+        UnaryFn::Gammaln => (g * &elem(ElemFn::Digamma, std::slice::from_ref(x))?)?,
+        UnaryFn::Log => (g / x)?,
+        UnaryFn::Log10 => (g / &(x * LN_10)?)?,
+        UnaryFn::Log1p => (g / &(x + 1.0)?)?,
+        UnaryFn::Log2 => (g / &(x * LN_2)?)?,
+        UnaryFn::Negative => (-g)?,
+        UnaryFn::Radians => (g * (PI / 180.0))?,
+        // -1 / (3 cbrt(x) x)
+        UnaryFn::Rcbrt => (&(-g)? / &(&(&un("cbrt", x)? * x)? * 3.0)?)?,
+        UnaryFn::Reciprocal => (&(-g)? / &sq(x)?)?,
+        // -0.5 / (sqrt(x) x)
+        UnaryFn::Rsqrt => (&(g * -0.5)? / &(&un("sqrt", x)? * x)?)?,
+        UnaryFn::Sin => (g * &un("cos", x)?)?,
+        UnaryFn::Sinh => (g * &un("cosh", x)?)?,
+        UnaryFn::Sqrt => (&(g * 0.5)? / y)?,
+        UnaryFn::Square => (g * &(x * 2.0)?)?,
+        UnaryFn::Tan => (g * &(&sq(y)? + 1.0)?)?,
+        UnaryFn::Tanh => (g * &(1.0 - &sq(y)?)?)?,
+        UnaryFn::Relu => (g * &scalar_op("_greater_scalar", y, 0.0)?)?,
+        UnaryFn::Sigmoid => (g * &(y * &(1.0 - y)?)?)?,
+        // alpha where 0 < alpha x + beta < 1 (MXNet's hard_sigmoid_backward).
+        UnaryFn::HardSigmoid { alpha, beta } => {
+            let t = (&(x * alpha as f64)? + beta as f64)?;
+            let inside = (&scalar_op("_greater_scalar", &t, 0.0)? * &scalar_op("_lesser_scalar", &t, 1.0)?)?;
+            (g * &(&inside * alpha as f64)?)?
+        }
+        UnaryFn::Softsign => (g / &sq(&(&un("abs", x)? + 1.0)?)?)?,
+    })
+}
+
+/// MakeLoss's gradient: `grad_scale`, divided by the batch size or by the number of
+/// elements above `valid_thresh` (at least 1); the head gradient is ignored.
+fn make_loss_grad(x: &NDArray, scale: f64, thresh: f64, norm: Normalization) -> Result<NDArray> {
+    let shape = x.shape().clone();
+    match norm {
+        Normalization::Null => NDArray::full(shape, scale, x.dtype(), x.context()),
+        Normalization::Batch => {
+            let n = shape.first().copied().unwrap_or(1).max(1);
+            NDArray::full(shape, scale / n as f64, x.dtype(), x.context())
+        }
+        Normalization::Valid => {
+            if x.size() == 0 {
+                return zeros_like(x);
+            }
+            let count = scalar_op("_greater_scalar", x, thresh)?.sum(None, false)?;
+            let per = scalar_op("_rdiv_scalar", &scalar_op("_maximum_scalar", &count, 1.0)?, scale)?;
+            let per = super::grad::reshape_to(&per, &vec![1; shape.ndim()])?;
+            call("broadcast_to", &[per], &[("shape", &super::grad::tuple(&shape))])
+        }
     }
 }
 
@@ -176,5 +325,6 @@ pub(crate) fn register(r: &mut Registry) {
         r.register(OpDef { name: e.0, aliases: e.1, build });
     }
     r.register(OpDef { name: "clip", aliases: &[], build });
+    r.register(OpDef { name: "MakeLoss", aliases: &[], build });
     r.register(OpDef { name: "Cast", aliases: &["cast"], build });
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use mixnet_kernels::shape::{concat, gather, View};
 
 use super::{count, norm_axis, required, same_dtype, with_word, words, words_mut};
-use crate::op::{Attrs, Blob, OpContext, OpDef, Operator, Registry, TensorInfo};
+use crate::op::{Attrs, Blob, GradContext, OpContext, OpDef, Operator, Registry, TensorInfo};
+use crate::operator::grad::{call, call_all, tuple};
 use crate::shape::Shape;
-use crate::{Error, Result};
+use crate::{Error, NDArray, Result};
 
 /// `Concat` (along an existing axis) and `stack` (along a new one).
 struct JoinOp {
@@ -83,6 +84,27 @@ impl Operator for JoinOp {
 
     fn input_names(&self) -> Vec<String> {
         (0..self.num_args).map(|i| format!("arg{i}")).collect()
+    }
+
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    /// The output gradient cut back into the inputs' pieces.
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let g = std::slice::from_ref(&ctx.out_grads[0]);
+        let shapes: Vec<&Shape> = ctx.inputs.iter().map(|x| x.shape()).collect();
+        let (axis, _, extents) = self.plan(&shapes)?;
+        let axis_s = axis.to_string();
+        let parts = if self.new_axis {
+            let n = self.num_args.to_string();
+            call_all("SliceChannel", g, &[("num_outputs", &n), ("axis", &axis_s), ("squeeze_axis", "True")])?
+        } else {
+            let starts: Vec<usize> =
+                extents.iter().scan(0, |at, &e| Some(std::mem::replace(at, *at + e))).collect();
+            call_all("_split_v2", g, &[("indices", &tuple(&starts)), ("axis", &axis_s)])?
+        };
+        Ok(parts.into_iter().map(Some).collect())
     }
 
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
@@ -230,6 +252,33 @@ impl Operator for SplitOp {
             Cuts::Even(n) | Cuts::Sections(n) => *n,
             Cuts::Indices(idx) => idx.len(),
         }
+    }
+
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    /// The outputs' gradients joined back along the axis; a part `_split_v2` dropped
+    /// (before `indices[0]`) gets zeros.
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let x = &ctx.inputs[0];
+        let (axis, parts) = self.plan(x.shape())?;
+        let axis_s = axis.to_string();
+        let mut pieces = Vec::with_capacity(parts.len() + 1);
+        if let Some(&(start, _)) = parts.first().filter(|p| p.0 > 0) {
+            let mut dims = x.shape().to_vec();
+            dims[axis] = start;
+            pieces.push(NDArray::zeros(dims, x.dtype(), x.context())?);
+        }
+        for g in ctx.out_grads {
+            pieces.push(if self.squeeze_axis {
+                call("expand_dims", std::slice::from_ref(g), &[("axis", &axis_s)])?
+            } else {
+                g.clone()
+            });
+        }
+        let n = pieces.len().to_string();
+        Ok(vec![Some(call("Concat", &pieces, &[("dim", &axis_s), ("num_args", &n)])?)])
     }
 
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {

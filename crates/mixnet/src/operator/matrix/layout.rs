@@ -8,9 +8,10 @@ use std::sync::Arc;
 use mixnet_kernels::shape::{gather, View};
 
 use super::{norm_axis, required, with_word, words, words_mut};
-use crate::op::{Attrs, Blob, OpContext, OpDef, Operator, Registry, TensorInfo};
+use crate::op::{Attrs, Blob, GradContext, OpContext, OpDef, Operator, Registry, TensorInfo};
+use crate::operator::grad::{call, reshape_like, reshape_to, tuple, zeros_like};
 use crate::shape::Shape;
-use crate::{Error, Result};
+use crate::{Error, NDArray, Result};
 
 enum Kind {
     /// Output axis i is input axis `axes[i]`; `None` reverses the axes.
@@ -186,6 +187,62 @@ impl LayoutOp {
     }
 }
 
+impl LayoutOp {
+    /// The adjoint of the layout change: the inverse permutation for permutations, the
+    /// sum over the copies for `tile` and `repeat`.
+    fn grad(&self, x: &NDArray, g: &NDArray) -> Result<NDArray> {
+        let op = self.name;
+        let one = |name: &str, attrs: &[(&str, &str)]| call(name, std::slice::from_ref(g), attrs);
+        let ndim = x.ndim();
+        Ok(match &self.kind {
+            Kind::Transpose(None) => one("transpose", &[])?,
+            Kind::Transpose(Some(axes)) => {
+                let perm = axes.iter().map(|&a| norm_axis(op, a, ndim)).collect::<Result<Vec<_>>>()?;
+                let mut inv = vec![0; ndim];
+                for (i, &p) in perm.iter().enumerate() {
+                    inv[p] = i;
+                }
+                one("transpose", &[("axes", &tuple(&inv))])?
+            }
+            Kind::SwapAxis(d1, d2) => {
+                one("SwapAxis", &[("dim1", &d1.to_string()), ("dim2", &d2.to_string())])?
+            }
+            Kind::DepthToSpace(b) => one("space_to_depth", &[("block_size", &b.to_string())])?,
+            Kind::SpaceToDepth(b) => one("depth_to_space", &[("block_size", &b.to_string())])?,
+            Kind::Reverse(axes) => one("reverse", &[("axis", &tuple(axes))])?,
+            _ if x.size() == 0 || g.size() == 0 => zeros_like(x)?,
+            Kind::Tile(reps) if reps.is_empty() => g.clone(),
+            Kind::Tile(reps) => {
+                // Output axis i is (rep, d) with the repetition outer: view g as
+                // (r0, d0, r1, d1, ...) and sum the r axes.
+                let m = ndim.max(reps.len());
+                let dims: Vec<usize> =
+                    std::iter::repeat_n(1, m - ndim).chain(x.shape().iter().copied()).collect();
+                let reps: Vec<usize> =
+                    std::iter::repeat_n(1, m - reps.len()).chain(reps.iter().copied()).collect();
+                let split: Vec<usize> = reps.iter().zip(&dims).flat_map(|(&r, &d)| [r, d]).collect();
+                let axes: Vec<usize> = (0..m).map(|i| 2 * i).collect();
+                let summed = call("sum", &[reshape_to(g, &split)?], &[("axis", &tuple(&axes))])?;
+                reshape_like(&summed, x)?
+            }
+            Kind::Repeat { repeats, axis } => {
+                let r = *repeats;
+                let (split, axis): (Vec<usize>, usize) = match axis {
+                    None => (vec![x.size(), r], 1),
+                    Some(a) => {
+                        let a = norm_axis(op, *a, ndim)?;
+                        let mut d = x.shape().to_vec();
+                        d.insert(a + 1, r);
+                        (d, a + 1)
+                    }
+                };
+                let summed = call("sum", &[reshape_to(g, &split)?], &[("axis", &axis.to_string())])?;
+                reshape_like(&summed, x)?
+            }
+        })
+    }
+}
+
 impl Operator for LayoutOp {
     fn name(&self) -> &'static str {
         self.name
@@ -198,6 +255,14 @@ impl Operator for LayoutOp {
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
         let (shape, _) = self.plan(&inputs[0].shape)?;
         Ok(vec![TensorInfo { shape, dtype: inputs[0].dtype }])
+    }
+
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        Ok(vec![Some(self.grad(&ctx.inputs[0], &ctx.out_grads[0])?)])
     }
 
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {

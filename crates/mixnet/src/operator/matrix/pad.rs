@@ -8,8 +8,10 @@ use mixnet_kernels::shape::{pad, PadMode};
 use mixnet_kernels::Element;
 
 use super::{required, with_word, words, words_mut};
-use crate::op::{Attrs, Blob, OpContext, OpDef, Operator, Registry, TensorInfo};
+use crate::op::{Attrs, Blob, GradContext, OpContext, OpDef, Operator, Registry, TensorInfo};
+use crate::operator::grad::{run, PadGrad};
 use crate::shape::Shape;
+use crate::NDArray;
 use crate::{with_dtype, DType, Error, Result};
 
 struct PadOp {
@@ -100,6 +102,22 @@ impl Operator for PadOp {
 
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
         Ok(vec![TensorInfo { shape: self.out_shape(&inputs[0])?, dtype: inputs[0].dtype }])
+    }
+
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    /// `_backward_Pad`: each padded position adds into the element it copied.
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let x = &ctx.inputs[0];
+        let op = PadGrad {
+            in_shape: x.shape().clone(),
+            before: self.widths.iter().map(|w| w.0).collect(),
+            after: self.widths.iter().map(|w| w.1).collect(),
+            mode: self.mode,
+        };
+        Ok(vec![Some(run(op, std::slice::from_ref(&ctx.out_grads[0]))?)])
     }
 
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {

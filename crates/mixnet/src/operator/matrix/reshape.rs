@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use super::{copy_blob, norm_axis, required};
-use crate::op::{Attrs, Blob, OpContext, OpDef, Operator, Registry, TensorInfo};
+use crate::op::{Attrs, Blob, GradContext, OpContext, OpDef, Operator, Registry, TensorInfo};
+use crate::operator::grad::{reshape_like, zeros_like};
 use crate::shape::Shape;
-use crate::{Error, Result};
+use crate::{Error, NDArray, Result};
 
 enum Kind {
     /// `shape` with special codes 0, -1, -2, -3, -4, matched right to left when `reverse`.
@@ -326,6 +327,20 @@ impl Operator for ReshapeOp {
 
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
         Ok(vec![TensorInfo { shape: self.out_shape(inputs)?, dtype: inputs[0].dtype }])
+    }
+
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    /// The gradient takes the input's shape back; `reshape_like`'s rhs gets zeros.
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let x = &ctx.inputs[0];
+        let mut grads = vec![Some(reshape_like(&ctx.out_grads[0], x)?)];
+        if let Some(rhs) = ctx.inputs.get(1) {
+            grads.push(Some(zeros_like(rhs)?));
+        }
+        Ok(grads)
     }
 
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {

@@ -1,16 +1,26 @@
-//! Neural-network layers (MXNet's `src/operator/nn`): one module per operator.
+//! Neural-network operators, one module per MXNet operator family (`src/operator/nn` and
+//! the legacy layers beside it).
 
+pub mod activation;
 pub mod convolution;
 pub mod deconvolution;
 pub mod fully_connected;
+pub(crate) mod kernel;
+pub mod leaky_relu;
 pub mod pooling;
+pub mod loss_output;
+pub mod softmax;
 
 use crate::op::Registry;
 
-/// Register every layer of this directory.
+/// Register every nn operator.
 pub(crate) fn register(r: &mut Registry) {
+    activation::register(r);
+    leaky_relu::register(r);
     fully_connected::register(r);
     convolution::register(r);
     deconvolution::register(r);
     pooling::register(r);
+    softmax::register(r);
+    loss_output::register(r);
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use mixnet_kernels::reduce::add_n;
 
-use crate::op::{Attrs, Blob, OpContext, Operator, Registry, TensorInfo};
-use crate::{with_dtype, DType, Error, Result};
+use crate::op::{Attrs, Blob, GradContext, OpContext, Operator, Registry, TensorInfo};
+use crate::{with_dtype, DType, Error, NDArray, Result};
 
 /// A configured `add_n` over `n` inputs.
 pub struct AddN {
@@ -28,6 +28,15 @@ impl Operator for AddN {
 
     fn inplace(&self) -> &[(usize, usize)] {
         &[(0, 0)]
+    }
+
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    /// Each input receives the output's gradient.
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        Ok(vec![Some(ctx.out_grads[0].clone()); self.n])
     }
 
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {

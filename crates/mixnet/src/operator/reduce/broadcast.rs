@@ -8,9 +8,11 @@ use std::sync::Arc;
 use mixnet_kernels::elementwise::broadcast_strides;
 use mixnet_kernels::reduce::broadcast_copy;
 
-use crate::op::{Attrs, Blob, OpContext, Operator, Registry, TensorInfo};
+use crate::op::{Attrs, Blob, GradContext, OpContext, Operator, Registry, TensorInfo};
+use crate::operator::binary::sum_to_shape;
+use crate::operator::grad::zeros_like;
 use crate::shape::Shape;
-use crate::{with_dtype, Error, Result};
+use crate::{with_dtype, Error, NDArray, Result};
 
 /// How the output shape is specified.
 #[derive(Clone, Debug)]
@@ -147,6 +149,20 @@ impl Operator for BroadcastOp {
 
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
         Ok(vec![TensorInfo::new(self.out_shape(inputs)?, inputs[0].dtype)])
+    }
+
+    fn has_gradient(&self) -> bool {
+        true
+    }
+
+    /// Summed back over the broadcast axes; `broadcast_like`'s rhs gets zeros, as in MXNet.
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let x = &ctx.inputs[0];
+        let mut grads = vec![Some(sum_to_shape(&ctx.out_grads[0], x.shape())?)];
+        if let Some(rhs) = ctx.inputs.get(1) {
+            grads.push(Some(zeros_like(rhs)?));
+        }
+        Ok(grads)
     }
 
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {

@@ -1,0 +1,238 @@
+//! Building blocks of gradient definitions: short calls of registered operators (so a
+//! gradient runs on the engine and, under `create_graph`, is itself recorded), and the few
+//! dedicated backward kernels that no composition of operators expresses well
+//! (`_backward_gamma`'s digamma, `_backward_nanprod`, `_backward_Pad`). Those are internal
+//! operators, not registered by name, as the in-place copy is.
+
+use std::sync::Arc;
+
+use mixnet_kernels::shape::{pad_grad, PadMode};
+use mixnet_kernels::Element;
+
+use crate::op::{Blob, OpContext, Operator, TensorInfo};
+use crate::{with_dtype, with_float_dtype, DType, Error, NDArray, Result};
+
+/// Run registered operator `op` and return its first output.
+pub(crate) fn call(op: &str, inputs: &[NDArray], attrs: &[(&str, &str)]) -> Result<NDArray> {
+    let mut out = crate::imperative::invoke(op, inputs, attrs)?;
+    if out.is_empty() {
+        return Err(Error::op(op, "returned no output"));
+    }
+    Ok(out.swap_remove(0))
+}
+
+/// Run registered operator `op` and return all its outputs.
+pub(crate) fn call_all(op: &str, inputs: &[NDArray], attrs: &[(&str, &str)]) -> Result<Vec<NDArray>> {
+    crate::imperative::invoke(op, inputs, attrs)
+}
+
+/// `op(x)` for a unary operator without attributes.
+pub(crate) fn un(op: &str, x: &NDArray) -> Result<NDArray> {
+    call(op, std::slice::from_ref(x), &[])
+}
+
+/// A fresh zero array like `x` (a constant: nothing upstream).
+pub(crate) fn zeros_like(x: &NDArray) -> Result<NDArray> {
+    NDArray::zeros(x.shape().clone(), x.dtype(), x.context())
+}
+
+/// A fresh array of ones like `x`.
+pub(crate) fn ones_like(x: &NDArray) -> Result<NDArray> {
+    NDArray::full(x.shape().clone(), 1.0, x.dtype(), x.context())
+}
+
+/// MXNet's tuple spelling of `dims`: `(2, 3)`, `(4,)`.
+pub(crate) fn tuple<T: std::fmt::Display>(dims: &[T]) -> String {
+    match dims {
+        [d] => format!("({d},)"),
+        _ => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// `g` with `like`'s shape (a recorded `reshape_like`, so higher-order gradients see it).
+pub(crate) fn reshape_like(g: &NDArray, like: &NDArray) -> Result<NDArray> {
+    if g.shape() == like.shape() {
+        return Ok(g.clone());
+    }
+    call("reshape_like", &[g.clone(), like.clone()], &[])
+}
+
+/// `g` reshaped to `dims`, every one of which is positive (`Reshape`'s 0 means "copy").
+pub(crate) fn reshape_to(g: &NDArray, dims: &[usize]) -> Result<NDArray> {
+    if g.shape().dims() == dims {
+        return Ok(g.clone());
+    }
+    call("Reshape", std::slice::from_ref(g), &[("shape", &tuple(dims))])
+}
+
+/// `g` converted to `dtype` (identity when it already is).
+pub(crate) fn cast(g: &NDArray, dtype: DType) -> Result<NDArray> {
+    if g.dtype() == dtype {
+        return Ok(g.clone());
+    }
+    call("Cast", std::slice::from_ref(g), &[("dtype", dtype.name())])
+}
+
+/// `g` (reduced over the axes marked in `reduced`, kept or not) broadcast back to `shape`.
+pub(crate) fn unreduce(g: &NDArray, shape: &[usize], reduced: &[bool]) -> Result<NDArray> {
+    let keep: Vec<usize> = shape.iter().zip(reduced).map(|(&d, &r)| if r { 1 } else { d }).collect();
+    let g = reshape_to(g, &keep)?;
+    if keep == shape {
+        return Ok(g);
+    }
+    call("broadcast_to", &[g], &[("shape", &tuple(shape))])
+}
+
+/// The digamma function ψ (Cephes' `psi`): reflection below 0, recurrence up to 10, then
+/// the asymptotic series.
+pub(crate) fn digamma(mut x: f64) -> f64 {
+    if x.is_nan() || x == f64::NEG_INFINITY {
+        return f64::NAN;
+    }
+    let mut acc = 0.0;
+    if x <= 0.0 {
+        if x == x.floor() {
+            return f64::NAN; // a pole
+        }
+        acc = -std::f64::consts::PI / (std::f64::consts::PI * x).tan();
+        x = 1.0 - x;
+    }
+    while x < 10.0 {
+        acc -= 1.0 / x;
+        x += 1.0;
+    }
+    let f = 1.0 / (x * x);
+    let series = f * (1.0 / 12.0 - f * (1.0 / 120.0 - f * (1.0 / 252.0 - f * (1.0 / 240.0 - f / 132.0))));
+    acc + x.ln() - 0.5 / x - series
+}
+
+/// Elementwise functions of the dedicated backward kernels.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum ElemFn {
+    /// ψ(x) (`gammaln`'s derivative).
+    Digamma,
+    /// Γ(x) ψ(x) from (x, Γ(x)) (`gamma`'s derivative).
+    GammaGrad,
+    /// `nanprod`'s derivative from (x, broadcast product): 0 where x is NaN, else prod / x.
+    NanprodGrad,
+}
+
+/// An internal elementwise operator over same-shape float inputs, computed in f64.
+pub(crate) struct ElemGrad(pub(crate) ElemFn);
+
+impl ElemFn {
+    fn arity(self) -> usize {
+        match self {
+            ElemFn::Digamma => 1,
+            ElemFn::GammaGrad | ElemFn::NanprodGrad => 2,
+        }
+    }
+    fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            ElemFn::Digamma => digamma(a),
+            ElemFn::GammaGrad => b * digamma(a),
+            ElemFn::NanprodGrad => {
+                if a.is_nan() {
+                    0.0
+                } else {
+                    b / a
+                }
+            }
+        }
+    }
+}
+
+impl Operator for ElemGrad {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            ElemFn::Digamma => "_backward_gammaln",
+            ElemFn::GammaGrad => "_backward_gamma",
+            ElemFn::NanprodGrad => "_backward_nanprod",
+        }
+    }
+    fn num_inputs(&self) -> usize {
+        self.0.arity()
+    }
+    fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
+        if inputs.iter().any(|i| *i != inputs[0]) {
+            return Err(Error::op(self.name(), "inputs must have one shape and dtype"));
+        }
+        Ok(vec![inputs[0].clone()])
+    }
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
+        let f = self.0;
+        let name = self.name();
+        with_float_dtype!(outputs[0].dtype(), name, T => {
+            let a = inputs[0].slice::<T>()?;
+            let b = if f.arity() == 2 { inputs[1].slice::<T>()? } else { a };
+            let out = outputs[0].slice_mut::<T>()?;
+            for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+                *o = T::from_f64(f.apply(x.to_f64(), y.to_f64()));
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Apply a dedicated backward kernel.
+pub(crate) fn elem(f: ElemFn, inputs: &[NDArray]) -> Result<NDArray> {
+    let op: Arc<dyn Operator> = Arc::new(ElemGrad(f));
+    Ok(crate::imperative::invoke_operator(&op, inputs)?.swap_remove(0))
+}
+
+/// `_backward_Pad`: the adjoint of `Pad` (edge and reflect positions add into the source
+/// element they copied).
+pub(crate) struct PadGrad {
+    pub(crate) in_shape: crate::Shape,
+    pub(crate) before: Vec<usize>,
+    pub(crate) after: Vec<usize>,
+    pub(crate) mode: PadMode,
+}
+
+impl Operator for PadGrad {
+    fn name(&self) -> &'static str {
+        "_backward_Pad"
+    }
+    fn num_inputs(&self) -> usize {
+        1
+    }
+    fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
+        Ok(vec![TensorInfo { shape: self.in_shape.clone(), dtype: inputs[0].dtype }])
+    }
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
+        let dims = self.in_shape.to_vec();
+        with_dtype!(outputs[0].dtype(), T => pad_grad(
+            inputs[0].slice::<T>()?,
+            &dims,
+            &self.before,
+            &self.after,
+            self.mode,
+            outputs[0].slice_mut::<T>()?,
+        ));
+        Ok(())
+    }
+}
+
+/// Run an internal operator on `inputs`, first output.
+pub(crate) fn run(op: impl Operator, inputs: &[NDArray]) -> Result<NDArray> {
+    let op: Arc<dyn Operator> = Arc::new(op);
+    Ok(crate::imperative::invoke_operator(&op, inputs)?.swap_remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::digamma;
+
+    #[test]
+    fn digamma_known_values() {
+        let euler = 0.577_215_664_901_532_9;
+        assert!((digamma(1.0) + euler).abs() < 1e-13);
+        assert!((digamma(0.5) - (-euler - 2.0 * 2f64.ln())).abs() < 1e-13);
+        assert!((digamma(10.0) - 2.251_752_589_066_721).abs() < 1e-13);
+        // reflection: psi(1 - x) - psi(x) = pi cot(pi x)
+        let x = -1.3f64;
+        let lhs = digamma(1.0 - x) - digamma(x);
+        assert!((lhs - std::f64::consts::PI / (std::f64::consts::PI * x).tan()).abs() < 1e-11);
+        assert!(digamma(-2.0).is_nan());
+    }
+}

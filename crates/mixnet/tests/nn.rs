@@ -1,0 +1,161 @@
+//! The nn family beyond the goldens: random and mode-dependent behaviour (rrelu, Dropout,
+//! BatchNorm's moving statistics), hidden outputs, attribute errors, dtypes.
+
+use mixnet::imperative::invoke;
+use mixnet::{autograd, f16, DType, NDArray, NativeType};
+
+fn arr<T: NativeType>(v: &[T], shape: &[usize]) -> NDArray {
+    NDArray::from_slice(v, shape).unwrap()
+}
+
+fn run(op: &str, xs: &[NDArray], attrs: &[(&str, &str)]) -> Vec<NDArray> {
+    invoke(op, xs, attrs).unwrap_or_else(|e| panic!("{op}: {e}"))
+}
+
+fn err(op: &str, xs: &[NDArray], attrs: &[(&str, &str)]) -> String {
+    match invoke(op, xs, attrs) {
+        Ok(_) => panic!("{op} accepted {attrs:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn f32s(x: &NDArray) -> Vec<f32> {
+    x.to_vec::<f32>().unwrap()
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len());
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "element {i}: {x} vs {y}");
+    }
+}
+
+#[test]
+fn activation_errors_and_half() {
+    let x = arr(&[-1.0f32, 2.0], &[2]);
+    let e = err("Activation", std::slice::from_ref(&x), &[("act_type", "swish")]);
+    assert!(e.contains("Activation") && e.contains("swish"), "{e}");
+    let e = err("Activation", std::slice::from_ref(&x), &[]);
+    assert!(e.contains("act_type"), "{e}");
+    let xi = arr(&[1i32, 2], &[2]);
+    let e = err("Activation", &[xi], &[("act_type", "relu")]);
+    assert!(e.contains("float"), "{e}");
+    let h = arr(&[f16::from_f32(-1.0), f16::from_f32(0.5)], &[2]);
+    let y = run("Activation", &[h], &[("act_type", "sigmoid")]).remove(0);
+    assert_eq!(y.dtype(), DType::F16);
+    let v = y.to_f64_vec().unwrap();
+    assert!((v[1] - 0.6225).abs() < 1e-3, "{v:?}");
+}
+
+#[test]
+fn rrelu_random_in_training_mean_in_inference() {
+    let x = arr(&[-1.0f32; 1000], &[10, 100]);
+    let outs = run("LeakyReLU", std::slice::from_ref(&x), &[("act_type", "rrelu")]);
+    assert_eq!(outs.len(), 2, "rrelu returns output and mask");
+    let (y, mask) = (f32s(&outs[0]), f32s(&outs[1]));
+    let mean = (0.125 + 0.334) / 2.0;
+    assert!(y.iter().all(|&v| (v + mean).abs() < 1e-6), "inference slope is the mean");
+    assert!(mask.iter().all(|&m| (m - mean).abs() < 1e-6));
+    let outs = {
+        let _t = autograd::train_mode();
+        run(
+            "LeakyReLU",
+            std::slice::from_ref(&x),
+            &[("act_type", "rrelu"), ("lower_bound", "0.1"), ("upper_bound", "0.3")],
+        )
+    };
+    let (y, mask) = (f32s(&outs[0]), f32s(&outs[1]));
+    assert!(mask.iter().all(|&m| (0.1..0.3).contains(&m)));
+    let spread =
+        mask.iter().cloned().fold(f32::MIN, f32::max) - mask.iter().cloned().fold(f32::MAX, f32::min);
+    assert!(spread > 0.15, "slopes vary: {spread}");
+    close(&y, &mask.iter().map(|m| -m).collect::<Vec<_>>(), 1e-6);
+}
+
+#[test]
+fn prelu_shared_gamma_gradient() {
+    let x = arr(&[-1.0f32, 2.0, -3.0, 4.0], &[2, 2]);
+    let g = arr(&[0.5f32], &[1]);
+    x.attach_grad().unwrap();
+    g.attach_grad().unwrap();
+    let y = {
+        let _r = autograd::record(true);
+        run("LeakyReLU", &[x.clone(), g.clone()], &[("act_type", "prelu")]).remove(0)
+    };
+    close(&f32s(&y), &[-0.5, 2.0, -1.5, 4.0], 1e-6);
+    autograd::backward(&[y], &[], false).unwrap();
+    close(&f32s(&x.grad().unwrap()), &[0.5, 1.0, 0.5, 1.0], 1e-6);
+    close(&f32s(&g.grad().unwrap()), &[-4.0], 1e-6);
+    let bad = arr(&[0.5f32; 3], &[3]);
+    let e = err("LeakyReLU", &[x, bad], &[("act_type", "prelu")]);
+    assert!(e.contains("gamma"), "{e}");
+}
+
+#[test]
+fn softmax_length_axis_and_errors() {
+    let x = arr(&[1.0f32, 2.0, 3.0, 1.0, 1.0, 1.0], &[2, 3]);
+    let len = arr(&[2i64, 3], &[2]);
+    x.attach_grad().unwrap();
+    let y = {
+        let _r = autograd::record(true);
+        run("softmax", &[x.clone(), len.clone()], &[("use_length", "True")]).remove(0)
+    };
+    let v = f32s(&y);
+    let p = 1.0 / (1.0 + 1f32.exp());
+    close(&v, &[p, 1.0 - p, 0.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0], 1e-6);
+    autograd::backward(&[y], &[arr(&[1.0f32, 0.0, 5.0, 1.0, 0.0, 0.0], &[2, 3])], false).unwrap();
+    let g = f32s(&x.grad().unwrap());
+    assert_eq!(g[2], 0.0, "no gradient past the length");
+    close(&g[..2], &[p * (1.0 - p), -p * (1.0 - p)], 1e-6);
+    // log_softmax = log(softmax); softmin(x) = softmax(-x).
+    let ls = f32s(&run("log_softmax", std::slice::from_ref(&x), &[("axis", "0")]).remove(0));
+    let s = f32s(&run("softmax", std::slice::from_ref(&x), &[("axis", "0")]).remove(0));
+    close(&ls, &s.iter().map(|v| v.ln()).collect::<Vec<_>>(), 1e-6);
+    let neg = run("negative", std::slice::from_ref(&x), &[]).remove(0);
+    close(
+        &f32s(&run("softmin", std::slice::from_ref(&x), &[]).remove(0)),
+        &f32s(&run("softmax", &[neg], &[]).remove(0)),
+        1e-6,
+    );
+    let e = err("softmax", std::slice::from_ref(&x), &[("axis", "2")]);
+    assert!(e.contains("softmax") && e.contains("axis"), "{e}");
+    let e = err("softmax", &[x.clone(), arr(&[2i64, 3, 1], &[3])], &[("use_length", "True")]);
+    assert!(e.contains("length"), "{e}");
+    let e = err("log_softmax", &[x.clone(), len], &[("use_length", "True")]);
+    assert!(e.contains("softmax only"), "{e}");
+    let y64 = run("softmax", std::slice::from_ref(&x), &[("dtype", "float64")]).remove(0);
+    assert_eq!(y64.dtype(), DType::F64);
+}
+
+#[test]
+fn losses_without_goldens() {
+    // softmax_cross_entropy: sum of -log p[label]; gradient (p - onehot) * head.
+    let x = arr(&[1.0f32, 2.0, 3.0, 0.0, 0.0, 0.0], &[2, 3]);
+    let l = arr(&[2.0f32, 0.0], &[2]);
+    x.attach_grad().unwrap();
+    let y = {
+        let _r = autograd::record(true);
+        run("softmax_cross_entropy", &[x.clone(), l.clone()], &[]).remove(0)
+    };
+    let e: f32 = [1f32, 2.0, 3.0].iter().map(|v| v.exp()).sum();
+    let want = -(3f32.exp() / e).ln() + 3f32.ln();
+    close(&f32s(&y), &[want], 1e-5);
+    autograd::backward(&[y], &[arr(&[2.0f32], &[1])], false).unwrap();
+    let g = f32s(&x.grad().unwrap());
+    close(&g[3..], &[2.0 * (1.0 / 3.0 - 1.0), 2.0 / 3.0, 2.0 / 3.0], 1e-5);
+    // SVMOutput (L2): identity forward; gradient by MXNet's L2_SVM.
+    let s = arr(&[0.5f32, -2.0], &[1, 2]);
+    s.attach_grad().unwrap();
+    let y = {
+        let _r = autograd::record(true);
+        run("SVMOutput", &[s.clone(), arr(&[0.0f32], &[1])], &[]).remove(0)
+    };
+    close(&f32s(&y), &[0.5, -2.0], 0.0);
+    autograd::backward(&[y], &[], false).unwrap();
+    // label column: -2 (m - s) = -1; other: -2 (m + s) * -1 where m > -s: 1 > 2 is false -> 0
+    close(&f32s(&s.grad().unwrap()), &[-1.0, 0.0], 1e-6);
+    let e = err("SoftmaxOutput", &[x.clone(), arr(&[1.0f32; 3], &[3])], &[]);
+    assert!(e.contains("label shape"), "{e}");
+    let e = err("SoftmaxOutput", &[x, l], &[("normalization", "all")]);
+    assert!(e.contains("normalization"), "{e}");
+}
