@@ -7,8 +7,8 @@ pub mod deconvolution;
 pub mod fully_connected;
 pub(crate) mod kernel;
 pub mod leaky_relu;
-pub mod pooling;
 pub mod loss_output;
+pub mod pooling;
 pub mod softmax;
 
 use crate::op::Registry;
