@@ -3,11 +3,12 @@
 
 pub mod activation;
 pub mod convolution;
+pub mod deconvolution;
 pub mod fully_connected;
 pub(crate) mod kernel;
 pub mod leaky_relu;
-pub mod pooling;
 pub mod loss_output;
+pub mod pooling;
 pub mod softmax;
 
 use crate::op::Registry;
@@ -18,6 +19,7 @@ pub(crate) fn register(r: &mut Registry) {
     leaky_relu::register(r);
     fully_connected::register(r);
     convolution::register(r);
+    deconvolution::register(r);
     pooling::register(r);
     softmax::register(r);
     loss_output::register(r);
