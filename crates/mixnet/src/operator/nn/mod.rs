@@ -2,6 +2,7 @@
 //! the legacy layers beside it).
 
 pub mod activation;
+pub mod dropout;
 pub(crate) mod kernel;
 pub mod leaky_relu;
 pub mod loss_output;
@@ -15,4 +16,5 @@ pub(crate) fn register(r: &mut Registry) {
     leaky_relu::register(r);
     softmax::register(r);
     loss_output::register(r);
+    dropout::register(r);
 }
