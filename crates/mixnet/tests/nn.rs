@@ -159,3 +159,35 @@ fn losses_without_goldens() {
     let e = err("SoftmaxOutput", &[x, l], &[("normalization", "all")]);
     assert!(e.contains("normalization"), "{e}");
 }
+
+#[test]
+fn dropout_scales_kept_elements_and_hides_its_mask() {
+    let x = arr(&vec![1.0f32; 20000], &[100, 200]);
+    let outs = run("Dropout", std::slice::from_ref(&x), &[("p", "0.3")]);
+    assert_eq!(outs.len(), 1, "the mask is hidden");
+    assert!(f32s(&outs[0]).iter().all(|&v| v == 1.0), "identity in inference");
+    x.attach_grad().unwrap();
+    let y = {
+        let _r = autograd::record(true);
+        run("Dropout", std::slice::from_ref(&x), &[("p", "0.3")]).remove(0)
+    };
+    let v = f32s(&y);
+    let scale = 1.0 / 0.7f32;
+    assert!(v.iter().all(|&e| e == 0.0 || (e - scale).abs() < 1e-6));
+    let kept = v.iter().filter(|&&e| e != 0.0).count() as f64 / v.len() as f64;
+    assert!((kept - 0.7).abs() < 0.02, "kept fraction {kept}");
+    autograd::backward(std::slice::from_ref(&y), &[], false).unwrap();
+    assert_eq!(f32s(&x.grad().unwrap()), v, "gradient of x * mask with unit head is the mask");
+    // axes: one draw per row shared along axis 1.
+    let y = {
+        let _t = autograd::train_mode();
+        run("Dropout", std::slice::from_ref(&x), &[("p", "0.5"), ("axes", "(1,)")]).remove(0)
+    };
+    for row in f32s(&y).chunks(200) {
+        assert!(row.iter().all(|&e| e == row[0]), "shared along axes");
+    }
+    let y = run("Dropout", std::slice::from_ref(&x), &[("p", "0.5"), ("mode", "always")]).remove(0);
+    assert!(f32s(&y).contains(&0.0), "mode=always drops in inference too");
+    let e = err("Dropout", std::slice::from_ref(&x), &[("p", "1.5")]);
+    assert!(e.contains("Dropout") && e.contains("p="), "{e}");
+}

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod convolution;
 pub mod deconvolution;
 pub mod fully_connected;
+pub mod dropout;
 pub(crate) mod kernel;
 pub mod leaky_relu;
 pub mod loss_output;
@@ -23,4 +24,5 @@ pub(crate) fn register(r: &mut Registry) {
     pooling::register(r);
     softmax::register(r);
     loss_output::register(r);
+    dropout::register(r);
 }
