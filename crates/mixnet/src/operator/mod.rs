@@ -7,6 +7,7 @@ pub mod dot;
 pub mod init;
 pub mod matrix;
 pub mod optimizer;
+pub mod random;
 pub mod reduce;
 pub mod unary;
 
@@ -21,4 +22,5 @@ pub fn register_all(r: &mut Registry) {
     matrix::register(r);
     reduce::register(r);
     optimizer::register(r);
+    random::register(r);
 }
