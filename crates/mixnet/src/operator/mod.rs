@@ -9,6 +9,7 @@ pub mod init;
 pub mod matrix;
 pub mod nn;
 pub mod optimizer;
+pub mod random;
 pub mod reduce;
 pub mod unary;
 
@@ -24,4 +25,5 @@ pub fn register_all(r: &mut Registry) {
     reduce::register(r);
     nn::register(r);
     optimizer::register(r);
+    random::register(r);
 }
