@@ -16,6 +16,7 @@ use mixnet::gluon::loss::{Loss, SoftmaxCrossEntropyLoss};
 use mixnet::gluon::nn::{Activation, BatchNorm, Conv2D, Dense, Flatten, MaxPool2D};
 use mixnet::gluon::{Block, HybridSequential, LoadOptions, Trainer};
 use mixnet::initializer::Xavier;
+use mixnet::lr_scheduler::CosineScheduler;
 use mixnet::metric::{Accuracy, EvalMetric};
 use mixnet::{DType, NDArray};
 
@@ -36,6 +37,9 @@ pub struct Args {
     momentum: f64,
     #[arg(long, default_value_t = 1e-4)]
     wd: f64,
+    /// Learning-rate schedule over the whole run: `cosine` (decay to 0) or `constant`.
+    #[arg(long, default_value = "cosine")]
+    lr_schedule: String,
     /// `lenet-bn` (LeNet with BatchNorm, default) or `lenet` (the classic 20/50/500 LeNet).
     #[arg(long, default_value = "lenet-bn")]
     model: String,
@@ -149,13 +153,14 @@ pub fn run(args: Args) -> Result<()> {
     let train = load(true)?;
     let test = load(false)?;
     println!(
-        "Fashion-MNIST from {}: {} training, {} test images; model {}, batch {}, SGD lr {} momentum {} wd {}, seed {}",
+        "Fashion-MNIST from {}: {} training, {} test images; model {}, batch {}, SGD lr {} ({}) momentum {} wd {}, seed {}",
         args.data.display(),
         train.len(),
         test.len(),
         args.model,
         args.batch_size,
         args.lr,
+        args.lr_schedule,
         args.momentum,
         args.wd,
         args.seed
@@ -176,6 +181,23 @@ pub fn run(args: Args) -> Result<()> {
         "sgd",
         &[("learning_rate", args.lr), ("momentum", args.momentum), ("wd", args.wd)],
     )?;
+    let steps_per_epoch = {
+        let n = train.len() / args.batch_size;
+        if args.max_batches > 0 {
+            n.min(args.max_batches)
+        } else {
+            n
+        }
+    };
+    match args.lr_schedule.as_str() {
+        "constant" => {}
+        "cosine" => {
+            // The schedule is a function of the update count, which --resume restores.
+            let total = (steps_per_epoch * args.epochs).max(1) as u64;
+            trainer.optimizer_mut().set_lr_scheduler(Box::new(CosineScheduler::new(total, 0.0)?));
+        }
+        other => bail!("unknown --lr-schedule '{other}' (cosine or constant)"),
+    }
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let params_file = args.out.join("fashion_mnist.params");
     let states_file = args.out.join("trainer.states");
