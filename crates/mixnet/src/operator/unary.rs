@@ -67,25 +67,8 @@ const IDENTITY: &[(&str, &[&str])] =
 enum Kind {
     Math(UnaryFn),
     Identity,
-    /// `MakeLoss`: identity forward; the gradient is `grad_scale`, normalized.
-    MakeLoss {
-        grad_scale: f32,
-        valid_thresh: f32,
-        normalization: Normalization,
-    },
-    Clip {
-        a_min: f32,
-        a_max: f32,
-    },
+    Clip { a_min: f32, a_max: f32 },
     Cast(DType),
-}
-
-/// `MakeLoss`'s `normalization`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Normalization {
-    Null,
-    Batch,
-    Valid,
 }
 
 /// A configured unary operator.
@@ -112,17 +95,6 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
         }
     } else if IDENTITY.iter().any(|e| e.0 == name) {
         Kind::Identity
-    } else if name == "MakeLoss" {
-        let normalization = match attrs.choice("normalization", &["null", "batch", "valid"], "null")? {
-            "batch" => Normalization::Batch,
-            "valid" => Normalization::Valid,
-            _ => Normalization::Null,
-        };
-        Kind::MakeLoss {
-            grad_scale: attrs.float("grad_scale", 1.0)? as f32,
-            valid_thresh: attrs.float("valid_thresh", 0.0)? as f32,
-            normalization,
-        }
     } else if name == "clip" {
         Kind::Clip { a_min: required_f32(attrs, "a_min")?, a_max: required_f32(attrs, "a_max")? }
     } else if name == "Cast" {
@@ -145,7 +117,7 @@ impl Operator for UnaryOp {
 
     fn inplace(&self) -> &[(usize, usize)] {
         match self.kind {
-            Kind::Math(_) | Kind::Identity | Kind::MakeLoss { .. } => &[(0, 0)],
+            Kind::Math(_) | Kind::Identity => &[(0, 0)],
             // MXNet declares none for clip; Cast may change the element size.
             Kind::Clip { .. } | Kind::Cast(_) => &[],
         }
@@ -177,7 +149,7 @@ impl Operator for UnaryOp {
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
         let (x, out) = (&inputs[0], &mut outputs[0]);
         match self.kind {
-            Kind::Identity | Kind::MakeLoss { .. } | Kind::Cast(_) if x.dtype() == out.dtype() => {
+            Kind::Identity | Kind::Cast(_) if x.dtype() == out.dtype() => {
                 with_dtype!(out.dtype(), T => out.slice_mut::<T>()?.copy_from_slice(x.slice::<T>()?))
             }
             Kind::Math(f) => with_dtype!(out.dtype(), T => unary(f, x.slice::<T>()?, out.slice_mut::<T>()?)),
@@ -188,7 +160,7 @@ impl Operator for UnaryOp {
                 with_dtype!(x.dtype(), S => cast_to_bool(x.slice::<S>()?, out.slice_mut::<u8>()?))
             }
             // The output dtype is Cast's target.
-            Kind::Identity | Kind::MakeLoss { .. } | Kind::Cast(_) => with_dtype!(out.dtype(), D => {
+            Kind::Identity | Kind::Cast(_) => with_dtype!(out.dtype(), D => {
                 let out = out.slice_mut::<D>()?;
                 with_dtype!(x.dtype(), S => cast::<S, D>(x.slice::<S>()?, out))
             }),
@@ -210,9 +182,6 @@ impl Operator for UnaryOp {
                 "make_loss" => ones_like(x)?,
                 _ => g.clone(),
             },
-            Kind::MakeLoss { grad_scale, valid_thresh, normalization } => {
-                make_loss_grad(x, grad_scale as f64, valid_thresh as f64, normalization)?
-            }
             // Passes where a_min <= x <= a_max (MXNet's clip_grad).
             Kind::Clip { a_min, a_max } => {
                 let lo = call(
@@ -295,28 +264,6 @@ fn math_grad(f: UnaryFn, x: &NDArray, y: &NDArray, g: &NDArray) -> Result<NDArra
     })
 }
 
-/// MakeLoss's gradient: `grad_scale`, divided by the batch size or by the number of
-/// elements above `valid_thresh` (at least 1); the head gradient is ignored.
-fn make_loss_grad(x: &NDArray, scale: f64, thresh: f64, norm: Normalization) -> Result<NDArray> {
-    let shape = x.shape().clone();
-    match norm {
-        Normalization::Null => NDArray::full(shape, scale, x.dtype(), x.context()),
-        Normalization::Batch => {
-            let n = shape.first().copied().unwrap_or(1).max(1);
-            NDArray::full(shape, scale / n as f64, x.dtype(), x.context())
-        }
-        Normalization::Valid => {
-            if x.size() == 0 {
-                return zeros_like(x);
-            }
-            let count = scalar_op("_greater_scalar", x, thresh)?.sum(None, false)?;
-            let per = scalar_op("_rdiv_scalar", &scalar_op("_maximum_scalar", &count, 1.0)?, scale)?;
-            let per = super::grad::reshape_to(&per, &vec![1; shape.ndim()])?;
-            call("broadcast_to", &[per], &[("shape", &super::grad::tuple(&shape))])
-        }
-    }
-}
-
 pub(crate) fn register(r: &mut Registry) {
     for e in MATH {
         r.register(OpDef { name: e.0, aliases: e.1, build });
@@ -325,6 +272,5 @@ pub(crate) fn register(r: &mut Registry) {
         r.register(OpDef { name: e.0, aliases: e.1, build });
     }
     r.register(OpDef { name: "clip", aliases: &[], build });
-    r.register(OpDef { name: "MakeLoss", aliases: &[], build });
     r.register(OpDef { name: "Cast", aliases: &["cast"], build });
 }

@@ -4,8 +4,8 @@
 pub mod activation;
 pub mod convolution;
 pub mod deconvolution;
-pub mod fully_connected;
 pub mod dropout;
+pub mod fully_connected;
 pub(crate) mod kernel;
 pub mod leaky_relu;
 pub mod loss_output;
