@@ -32,7 +32,9 @@ const NO_GRADIENT: &[(&str, &str)] = &[
 ];
 
 /// Families of operators without a gradient, by name pattern, with the reason.
-const NO_GRADIENT_FAMILIES: &[(fn(&str) -> bool, &str)] = &[
+type NamePattern = fn(&str) -> bool;
+
+const NO_GRADIENT_FAMILIES: &[(NamePattern, &str)] = &[
     (
         |n| n.ends_with("_update") || n.starts_with("lamb_update_phase"),
         "optimizer update: writes its weight and states in place; MXNet registers no FGradient",
