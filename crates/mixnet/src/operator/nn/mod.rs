@@ -2,6 +2,7 @@
 //! the legacy layers beside it).
 
 pub mod activation;
+pub mod batch_norm;
 pub mod dropout;
 pub(crate) mod kernel;
 pub mod leaky_relu;
@@ -17,4 +18,5 @@ pub(crate) fn register(r: &mut Registry) {
     softmax::register(r);
     loss_output::register(r);
     dropout::register(r);
+    batch_norm::register(r);
 }
