@@ -346,6 +346,55 @@ pub fn softmax_backward<R: Real>(
     });
 }
 
+/// Mean and biased variance of each channel of `x` viewed as `(outer, channels, inner)`
+/// (BatchNorm's statistics), accumulated in `R`.
+pub fn channel_moments<R: Real>(x: &[R], (outer, c, inner): (usize, usize, usize)) -> (Vec<R>, Vec<R>) {
+    let count = R::from_f64((outer * inner) as f64);
+    let mut mean = vec![R::ZERO; c];
+    let mut var = vec![R::ZERO; c];
+    for ch in 0..c {
+        let mut s = R::ZERO;
+        for o in 0..outer {
+            for &v in &x[(o * c + ch) * inner..][..inner] {
+                s = s + v;
+            }
+        }
+        let m = s / count;
+        let mut q = R::ZERO;
+        for o in 0..outer {
+            for &v in &x[(o * c + ch) * inner..][..inner] {
+                q = q + (v - m) * (v - m);
+            }
+        }
+        mean[ch] = m;
+        var[ch] = q / count;
+    }
+    (mean, var)
+}
+
+/// `out = ((x - mean[ch]) * invstd[ch]) * weight[ch] + shift[ch]` over
+/// `(outer, channels, inner)`, associated as MXNet's BatchNorm kernel.
+pub fn channel_affine<R: Real>(
+    x: &[R],
+    (_outer, c, inner): (usize, usize, usize),
+    mean: &[R],
+    invstd: &[R],
+    weight: &[R],
+    shift: &[R],
+    out: &mut [R],
+) {
+    par_units(out, inner.max(1), &|first, chunk| {
+        for (b, row) in chunk.chunks_mut(inner.max(1)).enumerate() {
+            let r = first + b;
+            let ch = r % c;
+            let xs = &x[r * inner..][..row.len()];
+            for (o, &v) in row.iter_mut().zip(xs) {
+                *o = ((v - mean[ch]) * invstd[ch]) * weight[ch] + shift[ch];
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

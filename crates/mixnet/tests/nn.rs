@@ -191,3 +191,24 @@ fn dropout_scales_kept_elements_and_hides_its_mask() {
     let e = err("Dropout", std::slice::from_ref(&x), &[("p", "1.5")]);
     assert!(e.contains("Dropout") && e.contains("p="), "{e}");
 }
+
+#[test]
+fn batch_norm_updates_moving_statistics_in_training_only() {
+    let x = arr(&[1.0f32, 3.0, 5.0, 7.0], &[2, 2]); // channel 0: 1, 5; channel 1: 3, 7
+    let ones = arr(&[1.0f32, 1.0], &[2]);
+    let zeros = arr(&[0.0f32, 0.0], &[2]);
+    let (mm, mv) = (arr(&[0.0f32, 0.0], &[2]), arr(&[1.0f32, 1.0], &[2]));
+    let ins = [x.clone(), ones.clone(), zeros.clone(), mm.clone(), mv.clone()];
+    let outs = run("BatchNorm", &ins, &[("momentum", "0.5"), ("output_mean_var", "True")]);
+    assert_eq!(outs.len(), 3);
+    assert_eq!(f32s(&mm), vec![0.0, 0.0], "inference leaves the moving mean");
+    let outs = {
+        let _t = autograd::train_mode();
+        run("BatchNorm", &ins, &[("momentum", "0.5")])
+    };
+    assert_eq!(outs.len(), 1, "mean and var are hidden by default");
+    close(&f32s(&mm), &[1.5, 2.5], 1e-6); // 0 * 0.5 + (3, 5) * 0.5
+    close(&f32s(&mv), &[2.5, 2.5], 1e-6); // 1 * 0.5 + 4 * 0.5
+    let e = err("BatchNorm", &[x, arr(&[1.0f32; 3], &[3]), zeros, mm, mv], &[]);
+    assert!(e.contains("gamma"), "{e}");
+}

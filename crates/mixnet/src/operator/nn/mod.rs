@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod convolution;
 pub mod deconvolution;
+pub mod batch_norm;
 pub mod dropout;
 pub mod fully_connected;
 pub(crate) mod kernel;
@@ -25,4 +26,5 @@ pub(crate) fn register(r: &mut Registry) {
     softmax::register(r);
     loss_output::register(r);
     dropout::register(r);
+    batch_norm::register(r);
 }
