@@ -4,6 +4,7 @@
 pub mod binary;
 pub(crate) mod copy;
 pub mod dot;
+pub mod indexing;
 pub mod init;
 pub mod matrix;
 pub mod optimizer;
@@ -23,4 +24,5 @@ pub fn register_all(r: &mut Registry) {
     reduce::register(r);
     optimizer::register(r);
     random::register(r);
+    indexing::register(r);
 }
