@@ -8,6 +8,7 @@ pub mod indexing;
 pub mod init;
 pub mod matrix;
 pub mod optimizer;
+pub mod ordering;
 pub mod random;
 pub mod reduce;
 pub mod unary;
@@ -25,4 +26,5 @@ pub fn register_all(r: &mut Registry) {
     optimizer::register(r);
     random::register(r);
     indexing::register(r);
+    ordering::register(r);
 }
