@@ -105,6 +105,12 @@ enum Kind {
         data: Shape,
     },
     BatchTake,
+    GatherNd,
+    /// `scatter_nd` (assign) and `_backward_gather_nd` (accumulate) into `shape`.
+    ScatterNd {
+        shape: Shape,
+        add: bool,
+    },
     OneHot {
         depth: usize,
         on: f64,
@@ -189,6 +195,17 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
         },
         "take" => Kind::Take { axis: attrs.int("axis", 0)?, mode: mode_attr(attrs, true)? },
         "batch_take" => Kind::BatchTake,
+        "gather_nd" => Kind::GatherNd,
+        "scatter_nd" | "_backward_gather_nd" => {
+            let dims = attrs
+                .tuple("shape")?
+                .ok_or_else(|| Error::op(name, "required attribute shape is missing"))?;
+            if dims.is_empty() || dims.iter().any(|&d| d <= 0) {
+                return Err(Error::op(name, format!("shape {dims:?} is not a known shape")));
+            }
+            let shape: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+            Kind::ScatterNd { shape: Shape::new(&shape), add: name == "_backward_gather_nd" }
+        }
         "one_hot" => {
             let depth = attrs
                 .opt_int("depth")?
@@ -336,6 +353,31 @@ fn slice_offsets(shape: &[usize], ranges: &[Range]) -> Vec<usize> {
     out
 }
 
+/// Flat offsets into an array of `shape` addressed by `indices` (first dimension M: one
+/// coordinate per leading axis; the trailing axes are copied whole). Negative coordinates
+/// count from the end; out-of-range ones are an error.
+fn nd_offsets(op: &str, shape: &[usize], ind_shape: &[usize], idx: &[i64]) -> Result<Vec<usize>> {
+    let m = ind_shape[0];
+    let n = idx.len() / m;
+    let block: usize = shape[m..].iter().product();
+    let strides = Shape::new(shape).strides();
+    let mut out = Vec::with_capacity(n * block);
+    for j in 0..n {
+        let mut base = 0usize;
+        for a in 0..m {
+            let v = idx[a * n + j];
+            let d = shape[a] as i64;
+            let v2 = if v < 0 { v + d } else { v };
+            if !(0..d).contains(&v2) {
+                return Err(Error::op(op, format!("index {v} is out of bounds for axis {a} of size {d}")));
+            }
+            base += v2 as usize * strides[a];
+        }
+        out.extend(base..base + block);
+    }
+    Ok(out)
+}
+
 impl IndexOp {
     /// (begin, end, step) of `slice_axis` / `slice_like` as full-rank slice attributes.
     fn as_slice(&self, shape: &[usize], like: Option<&[usize]>) -> Result<Vec<Range>> {
@@ -439,6 +481,8 @@ impl Operator for IndexOp {
             | Kind::Take { .. }
             | Kind::TakeBackward { .. }
             | Kind::BatchTake
+            | Kind::GatherNd
+            | Kind::ScatterNd { .. }
             | Kind::SliceLike { .. }
             | Kind::SliceAssign { .. } => 2,
             _ => 1,
@@ -449,6 +493,7 @@ impl Operator for IndexOp {
         let v: &[&str] = match self.kind {
             Kind::Pick { .. } => &["data", "index"],
             Kind::Take { .. } | Kind::BatchTake => &["a", "indices"],
+            Kind::GatherNd | Kind::ScatterNd { .. } => &["data", "indices"],
             Kind::OneHot { .. } => &["indices"],
             Kind::Where => &["condition", "x", "y"],
             Kind::SliceLike { .. } => &["data", "shape_like"],
@@ -503,6 +548,43 @@ impl Operator for IndexOp {
                     ));
                 }
                 Ok(vec![TensorInfo::new(inputs[1].shape.clone(), x.dtype)])
+            }
+            Kind::GatherNd => {
+                let ind = &inputs[1].shape;
+                let m = ind.first().copied().unwrap_or(0);
+                if ind.ndim() == 0 || m == 0 || m > x.shape.ndim() {
+                    return err(format!(
+                        "indices {} must have a first dimension in 1..={}",
+                        ind,
+                        x.shape.ndim()
+                    ));
+                }
+                let mut dims = ind[1..].to_vec();
+                dims.extend_from_slice(&x.shape[m..]);
+                if dims.is_empty() {
+                    dims.push(1);
+                }
+                Ok(vec![TensorInfo::new(dims.as_slice(), x.dtype)])
+            }
+            Kind::ScatterNd { shape, .. } => {
+                let ind = &inputs[1].shape;
+                let m = ind.first().copied().unwrap_or(0);
+                if ind.ndim() == 0 || m == 0 || m > shape.ndim() {
+                    return err(format!(
+                        "indices {} must have a first dimension in 1..={}",
+                        ind,
+                        shape.ndim()
+                    ));
+                }
+                let mut want = ind[1..].to_vec();
+                want.extend_from_slice(&shape[m..]);
+                if x.shape.numel() != want.iter().product::<usize>() {
+                    return err(format!(
+                        "data shape {} should be {want:?} for indices {ind} and shape {shape}",
+                        x.shape
+                    ));
+                }
+                Ok(vec![TensorInfo::new(shape.clone(), x.dtype)])
             }
             Kind::OneHot { depth, dtype, .. } => {
                 let mut dims = x.shape.dims().to_vec();
@@ -571,6 +653,26 @@ impl Operator for IndexOp {
                     .collect();
                 gather(&inputs[0], out, &offs)
             }
+            Kind::GatherNd => {
+                let offs =
+                    nd_offsets(self.name, inputs[0].shape(), inputs[1].shape(), &indices(&inputs[1])?)?;
+                gather(&inputs[0], out, &offs)
+            }
+            Kind::ScatterNd { shape, add } => {
+                let offs = nd_offsets(self.name, shape, inputs[1].shape(), &indices(&inputs[1])?)?;
+                if *add {
+                    scatter_add(&inputs[0], out, &offs)
+                } else {
+                    with_dtype!(out.dtype(), T => {
+                        let o = out.slice_mut::<T>()?;
+                        o.fill(T::ZERO);
+                        for (&d, &v) in offs.iter().zip(inputs[0].slice::<T>()?) {
+                            o[d] = v;
+                        }
+                    });
+                    Ok(())
+                }
+            }
             Kind::OneHot { depth, on, off, .. } => {
                 let idx = indices(&inputs[0])?;
                 let d = *depth;
@@ -629,7 +731,13 @@ impl Operator for IndexOp {
     }
 
     fn has_gradient(&self) -> bool {
-        !matches!(self.kind, Kind::BatchTake | Kind::PickBackward { .. } | Kind::TakeBackward { .. })
+        !matches!(
+            self.kind,
+            Kind::BatchTake
+                | Kind::PickBackward { .. }
+                | Kind::TakeBackward { .. }
+                | Kind::ScatterNd { add: true, .. }
+        )
     }
 
     fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
@@ -670,6 +778,20 @@ impl Operator for IndexOp {
                 Ok(vec![Some(gx), Some(zeros(&ctx.inputs[1])?)])
             }
             Kind::OneHot { .. } => Ok(vec![Some(zeros(x)?)]),
+            Kind::GatherNd => {
+                let op: Arc<dyn Operator> = Arc::new(IndexOp {
+                    name: "_backward_gather_nd",
+                    kind: Kind::ScatterNd { shape: x.shape().clone(), add: true },
+                });
+                let gx =
+                    crate::imperative::invoke_operator(&op, &[g.clone(), ctx.inputs[1].clone()])?.remove(0);
+                Ok(vec![Some(gx), Some(zeros(&ctx.inputs[1])?)])
+            }
+            Kind::ScatterNd { add: false, .. } => {
+                let gx = run(Kind::GatherNd, &[g.clone(), ctx.inputs[1].clone()])?
+                    .reshape(&x.shape().iter().map(|&d| d as i64).collect::<Vec<_>>())?;
+                Ok(vec![Some(gx), Some(zeros(&ctx.inputs[1])?)])
+            }
             Kind::Where => {
                 let c = &ctx.inputs[0];
                 let z = zeros(g)?;
@@ -714,6 +836,9 @@ pub(crate) fn register(r: &mut Registry) {
         ("pick", &[][..]),
         ("take", &[]),
         ("batch_take", &[]),
+        ("gather_nd", &[]),
+        ("scatter_nd", &[]),
+        ("_backward_gather_nd", &[]),
         ("one_hot", &[]),
         ("where", &[]),
         ("slice", &["crop"]),
