@@ -105,6 +105,14 @@ enum Kind {
         data: Shape,
     },
     BatchTake,
+    /// `diag`: extract (N-D) or build (1-D); `back` is the gradient of one applied to an
+    /// array shaped like `data`.
+    Diag {
+        k: i64,
+        axis1: i64,
+        axis2: i64,
+        back: Option<Shape>,
+    },
     GatherNd,
     /// `scatter_nd` (assign) and `_backward_gather_nd` (accumulate) into `shape`.
     ScatterNd {
@@ -196,6 +204,12 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
         "take" => Kind::Take { axis: attrs.int("axis", 0)?, mode: mode_attr(attrs, true)? },
         "batch_take" => Kind::BatchTake,
         "gather_nd" => Kind::GatherNd,
+        "diag" => Kind::Diag {
+            k: attrs.int("k", 0)?,
+            axis1: attrs.int("axis1", 0)?,
+            axis2: attrs.int("axis2", 1)?,
+            back: None,
+        },
         "scatter_nd" | "_backward_gather_nd" => {
             let dims = attrs
                 .tuple("shape")?
@@ -351,6 +365,51 @@ fn slice_offsets(shape: &[usize], ranges: &[Range]) -> Vec<usize> {
         }
     }
     out
+}
+
+/// Offsets (in output order) of the `k`-th diagonal of axes `axis1`, `axis2` of an array
+/// of `shape`, and the extracted shape (other axes in order, then the diagonal).
+fn diag_offsets(
+    op: &str,
+    shape: &[usize],
+    k: i64,
+    axis1: i64,
+    axis2: i64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let nd = shape.len();
+    let (a1, a2) = (norm_axis(op, axis1, nd)?, norm_axis(op, axis2, nd)?);
+    if a1 == a2 {
+        return Err(Error::op(op, format!("axis1 and axis2 are the same axis {a1}")));
+    }
+    let (d1, d2) = (shape[a1] as i64, shape[a2] as i64);
+    let len = if k >= 0 { d1.min(d2 - k) } else { (d1 + k).min(d2) };
+    if len <= 0 {
+        return Err(Error::op(op, format!("diagonal k={k} of a {d1}x{d2} matrix is empty")));
+    }
+    let strides = Shape::new(shape).strides();
+    let rest: Vec<usize> = (0..nd).filter(|&a| a != a1 && a != a2).collect();
+    let mut dims: Vec<usize> = rest.iter().map(|&a| shape[a]).collect();
+    dims.push(len as usize);
+    let total: usize = dims.iter().product();
+    let (r0, c0) = if k >= 0 { (0, k) } else { (-k, 0) };
+    let mut out = Vec::with_capacity(total);
+    let mut idx = vec![0usize; dims.len()];
+    for _ in 0..total {
+        let j = idx[dims.len() - 1] as i64;
+        let mut off = ((r0 + j) as usize) * strides[a1] + ((c0 + j) as usize) * strides[a2];
+        for (p, &a) in rest.iter().enumerate() {
+            off += idx[p] * strides[a];
+        }
+        out.push(off);
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < dims[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Ok((out, dims))
 }
 
 /// Flat offsets into an array of `shape` addressed by `indices` (first dimension M: one
@@ -549,6 +608,15 @@ impl Operator for IndexOp {
                 }
                 Ok(vec![TensorInfo::new(inputs[1].shape.clone(), x.dtype)])
             }
+            Kind::Diag { back: Some(data), .. } => Ok(vec![TensorInfo::new(data.clone(), x.dtype)]),
+            Kind::Diag { k, axis1, axis2, back: None } => {
+                if x.shape.ndim() == 1 {
+                    let n = x.shape[0] + k.unsigned_abs() as usize;
+                    return Ok(vec![TensorInfo::new([n, n].as_slice(), x.dtype)]);
+                }
+                let (_, dims) = diag_offsets(self.name, &x.shape, *k, *axis1, *axis2)?;
+                Ok(vec![TensorInfo::new(dims.as_slice(), x.dtype)])
+            }
             Kind::GatherNd => {
                 let ind = &inputs[1].shape;
                 let m = ind.first().copied().unwrap_or(0);
@@ -652,6 +720,26 @@ impl Operator for IndexOp {
                     .map(|(i, &j)| i * m + j.clamp(0, m as i64 - 1) as usize)
                     .collect();
                 gather(&inputs[0], out, &offs)
+            }
+            Kind::Diag { k, axis1, axis2, back } => {
+                let x_shape = inputs[0].shape().clone();
+                let o_shape = out.shape().clone();
+                // The matrix side of the pair, and whether this call builds it.
+                let (matrix, build) = match back {
+                    None => (
+                        if x_shape.ndim() == 1 { o_shape.clone() } else { x_shape.clone() },
+                        x_shape.ndim() == 1,
+                    ),
+                    Some(data) => {
+                        (if data.ndim() == 1 { x_shape.clone() } else { data.clone() }, data.ndim() != 1)
+                    }
+                };
+                let (offs, _) = diag_offsets(self.name, &matrix, *k, *axis1, *axis2)?;
+                if build {
+                    scatter_add(&inputs[0], out, &offs)
+                } else {
+                    gather(&inputs[0], out, &offs)
+                }
             }
             Kind::GatherNd => {
                 let offs =
@@ -778,6 +866,10 @@ impl Operator for IndexOp {
                 Ok(vec![Some(gx), Some(zeros(&ctx.inputs[1])?)])
             }
             Kind::OneHot { .. } => Ok(vec![Some(zeros(x)?)]),
+            Kind::Diag { k, axis1, axis2, back: None } => {
+                let kind = Kind::Diag { k: *k, axis1: *axis1, axis2: *axis2, back: Some(x.shape().clone()) };
+                Ok(vec![Some(run(kind, std::slice::from_ref(g))?)])
+            }
             Kind::GatherNd => {
                 let op: Arc<dyn Operator> = Arc::new(IndexOp {
                     name: "_backward_gather_nd",
@@ -837,6 +929,7 @@ pub(crate) fn register(r: &mut Registry) {
         ("take", &[]),
         ("batch_take", &[]),
         ("gather_nd", &[]),
+        ("diag", &[]),
         ("scatter_nd", &[]),
         ("_backward_gather_nd", &[]),
         ("one_hot", &[]),
