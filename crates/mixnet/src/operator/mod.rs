@@ -5,10 +5,12 @@ pub mod binary;
 pub(crate) mod copy;
 pub mod dot;
 pub(crate) mod grad;
+pub mod indexing;
 pub mod init;
 pub mod matrix;
 pub mod nn;
 pub mod optimizer;
+pub mod ordering;
 pub mod random;
 pub mod reduce;
 pub mod unary;
@@ -26,4 +28,6 @@ pub fn register_all(r: &mut Registry) {
     nn::register(r);
     optimizer::register(r);
     random::register(r);
+    indexing::register(r);
+    ordering::register(r);
 }
