@@ -237,6 +237,28 @@ pub fn col2im<T: Element>(g: &ConvGeom, col: &[T], x: &mut [T]) {
     });
 }
 
+/// [`im2col`], or split by channel across cores when `par` and the matrix is large.
+fn im2col_maybe_par<T: Element>(g: &ConvGeom, x: &[T], col: &mut [T], par: bool) {
+    let rows = g.kernel_volume() * g.out_spatial();
+    if !par || col.len() < 1 << 16 || rayon::current_num_threads() < 2 {
+        return im2col(g, x, col);
+    }
+    let one = ConvGeom { in_channels: 1, groups: 1, ..*g };
+    let sp = g.in_spatial();
+    col.par_chunks_mut(rows).enumerate().for_each(|(c, col)| im2col(&one, &x[c * sp..][..sp], col));
+}
+
+/// [`col2im`], or split by channel across cores when `par` and the matrix is large.
+fn col2im_maybe_par<T: Element>(g: &ConvGeom, col: &[T], x: &mut [T], par: bool) {
+    let rows = g.kernel_volume() * g.out_spatial();
+    if !par || col.len() < 1 << 16 || rayon::current_num_threads() < 2 {
+        return col2im(g, col, x);
+    }
+    let one = ConvGeom { in_channels: 1, groups: 1, ..*g };
+    let sp = g.in_spatial();
+    x.par_chunks_mut(sp).enumerate().for_each(|(c, x)| col2im(&one, &col[c * rows..][..rows], x));
+}
+
 /// Per-image sizes: (x, y, group input, group output, K, N, F/G).
 fn sizes(g: &ConvGeom) -> (usize, usize, usize, usize, usize, usize, usize) {
     let (cg, fg) = (g.in_channels / g.groups, g.out_channels / g.groups);
@@ -262,7 +284,7 @@ fn forward_image<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[
     }
     with_scratch(k * n, |col: &mut [T]| {
         for grp in 0..g.groups {
-            im2col(g, &x[grp * gx..][..gx], col);
+            im2col_maybe_par(g, &x[grp * gx..][..gx], col, par);
             p.run_with(&w[grp * wg..][..wg], col, &mut y[grp * gy..][..gy], acc, par);
         }
     });
@@ -282,7 +304,7 @@ fn backward_data_image<T: GemmElement>(g: &ConvGeom, dy: &[T], w: &[T], dx: &mut
     with_scratch(k * n, |col: &mut [T]| {
         for grp in 0..g.groups {
             p.run_with(&w[grp * wg..][..wg], &dy[grp * gy..][..gy], col, false, par);
-            col2im(g, col, &mut dx[grp * gx..][..gx]);
+            col2im_maybe_par(g, col, &mut dx[grp * gx..][..gx], par);
         }
     });
 }
@@ -306,7 +328,7 @@ fn backward_weight_image<T: GemmElement>(
     }
     with_scratch(k * n, |col: &mut [T]| {
         for grp in 0..g.groups {
-            im2col(g, &x[grp * gx..][..gx], col);
+            im2col_maybe_par(g, &x[grp * gx..][..gx], col, par);
             p.run_with(&dy[grp * gy..][..gy], col, &mut dw[grp * wg..][..wg], acc, par);
         }
     });
@@ -520,6 +542,8 @@ mod tests {
             geom(4, 1, 8, 6, [1, 4, 4], [1; 3], [1; 3], [0; 3], [1; 3]),
             geom(4, 2, 8, 6, [1, 4, 4], [1; 3], [1, 2, 2], [0; 3], [1; 3]),
             geom(8, 1, 20, 50, [1, 12, 12], [1, 5, 5], [1; 3], [0; 3], [1; 3]),
+            // One image, columns split by channel across cores.
+            geom(1, 1, 16, 8, [1, 40, 40], [1, 3, 3], [1; 3], [1, 1, 1], [1; 3]),
         ];
         for g in cases {
             let x = data(g.input_len(), 1);
