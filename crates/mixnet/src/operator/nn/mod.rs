@@ -2,9 +2,9 @@
 //! the legacy layers beside it).
 
 pub mod activation;
+pub mod batch_norm;
 pub mod convolution;
 pub mod deconvolution;
-pub mod batch_norm;
 pub mod dropout;
 pub mod fully_connected;
 pub(crate) mod kernel;
