@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value = "/usr/share/datasets/fashion-mnist")]
     data: PathBuf,
     /// Passes over the training set.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     epochs: usize,
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -40,8 +40,9 @@ pub struct Args {
     /// Learning-rate schedule over the whole run: `cosine` (decay to 0) or `constant`.
     #[arg(long, default_value = "cosine")]
     lr_schedule: String,
-    /// `lenet-bn` (LeNet with BatchNorm, default) or `lenet` (the classic 20/50/500 LeNet).
-    #[arg(long, default_value = "lenet-bn")]
+    /// `lenet` (the classic 20/50/500 LeNet, default) or `lenet-bn` (32/64 filters with
+    /// BatchNorm; needs the BatchNorm operator).
+    #[arg(long, default_value = "lenet")]
     model: String,
     /// Seed for initialization and shuffling.
     #[arg(long, default_value_t = 42)]
