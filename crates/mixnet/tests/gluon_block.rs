@@ -184,15 +184,6 @@ fn mlp_fixture_loads_by_name_and_round_trips() {
     assert!(small.load_parameters(&tmp("garbage.params"), LoadOptions::default()).is_err());
 }
 
-/// Whether the operators a test needs are registered (they land from other branches).
-fn have(ops: &[&str]) -> bool {
-    let missing: Vec<&&str> = ops.iter().filter(|o| mixnet::op::registry().get(o).is_none()).collect();
-    if !missing.is_empty() {
-        eprintln!("skipped: operators {missing:?} are not registered yet");
-    }
-    missing.is_empty()
-}
-
 fn assert_close(got: &NDArray, want: &NDArray, tol: f64) {
     assert_eq!(got.shape(), want.shape());
     let (g, w) = (got.to_f64_vec().unwrap(), want.to_f64_vec().unwrap());
@@ -202,9 +193,6 @@ fn assert_close(got: &NDArray, want: &NDArray, tol: f64) {
 
 #[test]
 fn mlp_fixture_reproduces_mxnet_output() {
-    if !have(&["FullyConnected"]) {
-        return;
-    }
     let net = mlp();
     net.collect_params().unwrap().load(fixture("mlp-0000.params"), cpu(0), false, false, "").unwrap();
     let (x, want) = io("mlp");
@@ -213,9 +201,6 @@ fn mlp_fixture_reproduces_mxnet_output() {
 
 #[test]
 fn lenet_bn_fixture_reproduces_mxnet_output() {
-    if !have(&["FullyConnected", "Convolution", "BatchNorm", "Pooling"]) {
-        return;
-    }
     let net = lenet_bn();
     // deferred shapes ((120, 0) in the symbol) are completed by loading
     net.collect_params().unwrap().load(fixture("lenet_bn-0000.params"), cpu(0), false, false, "").unwrap();
@@ -258,9 +243,6 @@ impl Block for Scale {
 
 #[test]
 fn two_sgd_momentum_steps_match_hand_computation() {
-    if !have(&["sgd_mom_update"]) {
-        return;
-    }
     let a = Scale::new("a_", 3);
     let b = Scale::new("b_", 3);
     a.initialize(Some(Arc::new(Constant::new(1.0))), cpu(0), false).unwrap();
@@ -330,9 +312,6 @@ fn two_sgd_momentum_steps_match_hand_computation() {
 
 #[test]
 fn softmax_cross_entropy_loss_values() {
-    if !have(&["log_softmax"]) {
-        return;
-    }
     let pred = NDArray::from_slice(&[1.0f32, 2.0, 3.0, 0.0, 0.0, 0.0], [2, 3]).unwrap();
     let label = NDArray::from_slice(&[2.0f32, 0.0], [2]).unwrap();
     let l = SoftmaxCrossEntropyLoss::new().call(&pred, &label).unwrap();
