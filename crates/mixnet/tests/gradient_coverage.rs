@@ -29,6 +29,7 @@ const NO_GRADIENT: &[(&str, &str)] = &[
     ("multi_sum_sq", "optimizer helper (LARS), MXNet registers no FGradient"),
     ("multi_lars", "optimizer helper (LARS), MXNet registers no FGradient"),
     ("_random_randint", "creation op: no inputs"),
+    ("batch_take", "MXNet registers no FGradient for batch_take"),
 ];
 
 /// Families of operators without a gradient, by name pattern, with the reason.
@@ -399,6 +400,42 @@ fn cases() -> Vec<Case> {
         v.push(Case { check: Check::Zero, ..case(op, &[&[3]], pos) });
     }
     v.push(Case { check: Check::Zero, ..case("_sample_multinomial", &[&[2, 4]], Dom::Range(0.25, 0.25)) });
+    // Indexing and ordering: integer index inputs are not differentiated.
+    let idx = |op, attrs: &[(&'static str, &'static str)], shapes: &[&[usize]], doms: Vec<Dom>, inputs| {
+        Case { doms, inputs: Some(inputs), ..with(op, attrs, shapes, ANY) }
+    };
+    v.push(idx("pick", &[], &[m, &[3]], vec![ANY, Dom::Int(0, 4)], vec![0]));
+    v.push(idx("take", &[], &[m, &[2]], vec![ANY, Dom::Int(0, 3)], vec![0]));
+    v.push(idx("gather_nd", &[], &[m, &[2, 2]], vec![ANY, Dom::Int(0, 3)], vec![0]));
+    v.push(idx("scatter_nd", &[("shape", "(3, 4)")], &[&[1], &[2, 1]], vec![ANY, Dom::Int(0, 3)], vec![0]));
+    v.push(idx("where", &[], &[m, m, m], vec![Dom::Int(0, 2), ANY, ANY], vec![1, 2]));
+    v.push(Case { check: Check::Zero, ..with("one_hot", &[("depth", "4")], &[&[3]], Dom::Int(0, 4)) });
+    v.push(case("diag", &[m], ANY));
+    v.push(with("slice", &[("begin", "(0, 1)"), ("end", "(2, 3)")], &[m], ANY));
+    v.push(with("slice_axis", &[("axis", "1"), ("begin", "1"), ("end", "3")], &[m], ANY));
+    v.push(case("slice_like", &[m, &[2, 3]], ANY));
+    v.push(with("_slice_assign", &[("begin", "(0, 1)"), ("end", "(2, 3)")], &[m, &[2, 2]], ANY));
+    v.push(with(
+        "_slice_assign_scalar",
+        &[("begin", "(0, 1)"), ("end", "(2, 3)"), ("scalar", "1.5")],
+        &[m],
+        ANY,
+    ));
+    v.push(with("topk", &[("ret_typ", "value"), ("k", "2")], &[m], ANY));
+    v.push(case("sort", &[m], ANY));
+    v.push(Case { check: Check::Zero, ..case("argsort", &[m], ANY) });
+    // BatchNorm with global statistics: forward and gradient use the moving statistics
+    // (inputs 3 and 4, aux states, not differentiated).
+    v.push(Case {
+        doms: vec![ANY, ANY, ANY, ANY, POS],
+        inputs: Some(vec![0, 1, 2]),
+        ..with(
+            "BatchNorm",
+            &[("fix_gamma", "False"), ("use_global_stats", "True")],
+            &[&[2, 3, 2, 2], &[3], &[3], &[3], &[3]],
+            ANY,
+        )
+    });
     v
 }
 
