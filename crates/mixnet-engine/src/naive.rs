@@ -2,7 +2,7 @@
 //! For debugging (errors surface next to their cause) and as the reference semantics.
 
 use crate::error::{EngineError, ErrorLog};
-use crate::opr::{OpFn, OpProps, OprBlock};
+use crate::opr::{any_unusual, run_guarded, var_set, OpFn, OpProps, OpResult, OprBlock};
 use crate::var::Var;
 use crate::{Engine, EngineKind};
 
@@ -25,6 +25,27 @@ impl Engine for NaiveEngine {
         if let (Err(e), true) = block.run_sync() {
             self.errors.record(e);
         }
+    }
+
+    fn try_run_now(
+        &self,
+        func: &mut dyn FnMut() -> OpResult,
+        reads: &[&Var],
+        writes: &[&Var],
+        name: &'static str,
+    ) -> bool {
+        let set = var_set(reads, writes);
+        if any_unusual(&set) {
+            return false;
+        }
+        let written = || set.iter().filter(|(_, write)| *write).map(|(v, _)| v);
+        written().for_each(|v| v.note_pushed_write());
+        let (outcome, new) = run_guarded(&std::borrow::Cow::Borrowed(name), func);
+        written().for_each(|v| v.complete_write_sync(&outcome));
+        if let (Err(e), true) = (outcome, new) {
+            self.errors.record(e);
+        }
+        true
     }
 
     fn wait_for_var(&self, var: &Var) -> Result<(), EngineError> {

@@ -64,6 +64,86 @@ pub fn in_operation() -> bool {
     IN_OP.with(|f| f.get())
 }
 
+/// Run an operation's function on this thread, marked as inside an operation, turning a
+/// returned error or a panic into an [`EngineError`] naming the op. The flag says the error
+/// is new (not inherited from an input).
+pub(crate) fn run_guarded(
+    name: &Cow<'static, str>,
+    func: impl FnOnce() -> OpResult,
+) -> (Result<(), EngineError>, bool) {
+    let was_in_op = IN_OP.with(|f| f.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(func));
+    IN_OP.with(|f| f.set(was_in_op));
+    match result {
+        Ok(Ok(())) => (Ok(()), false),
+        Ok(Err(e)) => (Err(EngineError::new(name.clone(), ErrorKind::Failed, e.to_string())), true),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-string panic payload".to_string());
+            (Err(EngineError::new(name.clone(), ErrorKind::Panicked, msg)), true)
+        }
+    }
+}
+
+/// The distinct vars of an operation run without a block (the inline fast path), each with
+/// whether it is written: a var both read and written counts as a write, duplicates collapse.
+pub(crate) type VarSet<'a> = SmallVec<[(&'a Var, bool); 6]>;
+
+pub(crate) fn var_set<'a>(reads: &[&'a Var], writes: &[&'a Var]) -> VarSet<'a> {
+    let mut set = VarSet::new();
+    for &v in writes {
+        if !set.iter().any(|(x, _)| x.same(v)) {
+            set.push((v, true));
+        }
+    }
+    for &v in reads {
+        if !set.iter().any(|(x, _)| x.same(v)) {
+            set.push((v, false));
+        }
+    }
+    set
+}
+
+/// Whether any var is poisoned or deleted: such ops take the queued path, which knows how
+/// to skip them and pass the error on.
+pub(crate) fn any_unusual(set: &VarSet<'_>) -> bool {
+    set.iter().any(|(v, _)| v.is_deleted() || v.poison_flag())
+}
+
+/// Take every var of `set` at once if all are idle; otherwise take none. Called under the
+/// push lock (see [`OprBlock::try_acquire_all`]).
+pub(crate) fn try_acquire_set(set: &VarSet<'_>) -> bool {
+    for (i, &(v, write)) in set.iter().enumerate() {
+        let ok = if write { v.try_acquire_write() } else { v.try_acquire_read() };
+        if !ok {
+            for &(u, w) in &set[..i] {
+                u.undo_acquire(w);
+            }
+            return false;
+        }
+    }
+    for &(v, write) in set {
+        if write {
+            v.note_pushed_write();
+        }
+    }
+    true
+}
+
+/// Release the vars of a finished fast-path op, collecting the ops that became ready.
+pub(crate) fn release_set(set: &VarSet<'_>, outcome: &Result<(), EngineError>, ready: &mut ReadyList) {
+    for &(v, write) in set {
+        if write {
+            v.complete_write(outcome, ready);
+        } else {
+            v.complete_read(ready);
+        }
+    }
+}
+
 pub(crate) struct OprBlock {
     /// Dependencies not yet granted, plus one held by the pusher until registration ends.
     wait: AtomicUsize,
@@ -172,23 +252,7 @@ impl OprBlock {
         let Some(func) = self.func.lock().take() else {
             return (Err(EngineError::new(self.props.name.clone(), ErrorKind::Failed, "ran twice")), true);
         };
-        let was_in_op = IN_OP.with(|f| f.replace(true));
-        let result = catch_unwind(AssertUnwindSafe(func));
-        IN_OP.with(|f| f.set(was_in_op));
-        match result {
-            Ok(Ok(())) => (Ok(()), false),
-            Ok(Err(e)) => {
-                (Err(EngineError::new(self.props.name.clone(), ErrorKind::Failed, e.to_string())), true)
-            }
-            Err(payload) => {
-                let msg = payload
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| payload.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".to_string());
-                (Err(EngineError::new(self.props.name.clone(), ErrorKind::Panicked, msg)), true)
-            }
-        }
+        run_guarded(&self.props.name, func)
     }
 
     /// Release every var this op held, collecting the ops that became ready.

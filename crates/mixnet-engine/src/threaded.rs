@@ -14,7 +14,10 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{EngineError, ErrorKind, ErrorLog};
-use crate::opr::{in_operation, OpFn, OpProps, OprBlock, ReadyList};
+use crate::opr::{
+    any_unusual, in_operation, release_set, run_guarded, try_acquire_set, var_set, OpFn, OpProps, OpResult,
+    OprBlock, ReadyList,
+};
 use crate::var::Var;
 use crate::{Engine, EngineKind};
 
@@ -239,6 +242,41 @@ impl Engine for ThreadedEngine {
         if let Some(block) = ready {
             self.shared.dispatch(block);
         }
+    }
+
+    fn try_run_now(
+        &self,
+        func: &mut dyn FnMut() -> OpResult,
+        reads: &[&Var],
+        writes: &[&Var],
+        name: &'static str,
+    ) -> bool {
+        if !self.shared.inline {
+            return false;
+        }
+        let set = var_set(reads, writes);
+        if any_unusual(&set) {
+            return false;
+        }
+        {
+            // Acquire under the push lock, like a push, so multi-var acquisition is atomic.
+            let _seq = self.shared.push_lock.lock();
+            if !try_acquire_set(&set) {
+                return false;
+            }
+        }
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
+        let (outcome, new) = run_guarded(&std::borrow::Cow::Borrowed(name), func);
+        let mut ready = ReadyList::new();
+        release_set(&set, &outcome, &mut ready);
+        if let (Err(e), true) = (outcome, new) {
+            self.shared.errors.record(e);
+        }
+        self.shared.finish_one();
+        if !ready.is_empty() {
+            self.shared.enqueue(ready);
+        }
+        true
     }
 
     fn wait_for_var(&self, var: &Var) -> Result<(), EngineError> {

@@ -87,6 +87,11 @@ impl Var {
         self.0.state.lock().poison.clone()
     }
 
+    /// Whether the last write failed (lock-free check).
+    pub(crate) fn poison_flag(&self) -> bool {
+        self.0.poisoned.load(Ordering::Acquire)
+    }
+
     /// `Err` with the poison, marked as surfaced to the user (so `wait_all` skips it).
     pub(crate) fn report_poison(&self) -> Result<(), EngineError> {
         match self.poison() {

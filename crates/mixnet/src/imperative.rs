@@ -97,52 +97,49 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
             }
         }
     }
-    let mut reads: SmallVec<[mixnet_engine::Var; 4]> = SmallVec::new();
-    let mut ins: SmallVec<[NDArray; 4]> = SmallVec::new();
-    for x in inputs {
-        reads.push(x.var().clone());
-        ins.push(x.clone());
-    }
-    let mut writes: SmallVec<[mixnet_engine::Var; 4]> = SmallVec::new();
-    for x in &outputs {
-        writes.push(x.var().clone());
-    }
-    for &m in mutated {
-        writes.push(inputs[m].var().clone());
-    }
-    if op.resources().contains(&Resource::Random) {
-        // Ops drawing from the context's generator serialize on it, as in MXNet.
-        writes.push(crate::resource::random_var(ctx).clone());
-    }
+    // The vars are borrowed from the arrays until the op is pushed or has run.
+    {
+        let mut reads: SmallVec<[&mixnet_engine::Var; 4]> = SmallVec::new();
+        for x in inputs {
+            reads.push(x.var());
+        }
+        let mut writes: SmallVec<[&mixnet_engine::Var; 4]> = SmallVec::new();
+        for x in &outputs {
+            writes.push(x.var());
+        }
+        for &m in mutated {
+            writes.push(inputs[m].var());
+        }
+        if op.resources().contains(&Resource::Random) {
+            // Ops drawing from the context's generator serialize on it, as in MXNet.
+            writes.push(crate::resource::random_var(ctx));
+        }
 
-    let light = outputs.iter().map(NDArray::size).sum::<usize>() <= LIGHT_NUMEL;
-    // Light ops run at once on this thread; only queued (heavy) ones count against the cap.
-    let guard =
-        (!light).then(|| crate::throttle::admit(outputs.iter().map(|o| o.size() * o.dtype().size()).sum()));
-    let ctx = OpContext { is_train: crate::autograd::is_training(), ctx };
-    let (op2, outs) = (op.clone(), outputs.clone());
-    let kernel: mixnet_engine::OpFn = Box::new(move || {
-        let _guard = guard;
-        let mutated = op2.mutate_inputs();
-        // SAFETY: this closure runs as the engine operation pushed below, whose reads are
-        // every input's var and whose writes are every output's var and every mutated
-        // input's var; outputs are fresh arrays, and mutated inputs were checked not to
-        // overlap any other argument.
-        let mut in_blobs: SmallVec<[_; 4]> = SmallVec::new();
-        for (i, x) in ins.iter().enumerate() {
-            in_blobs.push(unsafe { x.blob(mutated.contains(&i)) });
+        let light = outputs.iter().map(NDArray::size).sum::<usize>() <= LIGHT_NUMEL;
+        let op_ctx = OpContext { is_train: crate::autograd::is_training(), ctx };
+        let engine = mixnet_engine::get();
+        // Light ops whose vars are idle run here and now, borrowing their arrays.
+        let ran = light
+            && engine.try_run_now(
+                &mut || run_kernel(&**op, &op_ctx, inputs, &outputs),
+                &reads,
+                &writes,
+                name,
+            );
+        if !ran {
+            // Only queued (heavy) ops count against the cap on queued output bytes.
+            let guard = (!light)
+                .then(|| crate::throttle::admit(outputs.iter().map(|o| o.size() * o.dtype().size()).sum()));
+            let (op2, ins, outs) = (op.clone(), SmallVec::<[NDArray; 4]>::from(inputs), outputs.clone());
+            let kernel: mixnet_engine::OpFn = Box::new(move || {
+                let _guard = guard;
+                run_kernel(&*op2, &op_ctx, &ins, &outs)
+            });
+            let reads: SmallVec<[mixnet_engine::Var; 4]> = reads.iter().map(|&v| v.clone()).collect();
+            let writes: SmallVec<[mixnet_engine::Var; 4]> = writes.iter().map(|&v| v.clone()).collect();
+            engine.push(kernel, &reads, &writes, OpProps::new(name).light(light));
         }
-        let mut out_blobs: SmallVec<[_; 2]> = SmallVec::new();
-        for x in &outs {
-            out_blobs.push(unsafe { x.blob(true) });
-        }
-        op2.compute(&ctx, &mut in_blobs, &mut out_blobs).map_err(|e| match e {
-            // The engine's error already names the operator.
-            Error::Operator { op, msg } if op == op2.name() => msg.into(),
-            other => other.into(),
-        })
-    });
-    mixnet_engine::get().push(kernel, &reads, &writes, OpProps::new(name).light(light));
+    }
     let mut outputs = if crate::autograd::is_recording() {
         crate::autograd::record_op(op, inputs, outputs)
     } else {
@@ -151,4 +148,32 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
     // Hidden outputs (masks, saved statistics) stay with the tape node only.
     outputs.truncate(op.num_visible_outputs());
     Ok(outputs)
+}
+
+/// The body of an eager operation: view the arrays as blobs and run the kernel.
+/// Runs as the engine operation that reads every input's var and writes every output's var,
+/// every mutated input's var (and any resource var the op uses).
+fn run_kernel(
+    op: &dyn Operator,
+    ctx: &OpContext,
+    inputs: &[NDArray],
+    outputs: &[NDArray],
+) -> mixnet_engine::OpResult {
+    let mutated = op.mutate_inputs();
+    // SAFETY: the caller runs this as the engine operation holding the inputs' vars for
+    // reading and the outputs' and mutated inputs' vars for writing; outputs are fresh
+    // arrays, and mutated inputs were checked not to overlap any other argument.
+    let mut in_blobs: SmallVec<[_; 4]> = SmallVec::new();
+    for (i, x) in inputs.iter().enumerate() {
+        in_blobs.push(unsafe { x.blob(mutated.contains(&i)) });
+    }
+    let mut out_blobs: SmallVec<[_; 2]> = SmallVec::new();
+    for x in outputs {
+        out_blobs.push(unsafe { x.blob(true) });
+    }
+    op.compute(ctx, &mut in_blobs, &mut out_blobs).map_err(|e| match e {
+        // The engine's error already names the operator.
+        Error::Operator { op: name, msg } if name == op.name() => msg.into(),
+        other => other.into(),
+    })
 }

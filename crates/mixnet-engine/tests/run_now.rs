@@ -1,0 +1,138 @@
+//! `try_run_now`, the light-op fast path: it runs only when every var is idle and clean,
+//! and then behaves exactly like a pushed op (versions, pushed-write clock, errors, panics,
+//! ops queued meanwhile).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mixnet_engine::{Engine, ErrorKind, OpProps, OpResult, Var};
+
+fn run_now(e: &dyn Engine, reads: &[&Var], writes: &[&Var], f: impl FnMut() -> OpResult) -> bool {
+    let mut f = f;
+    e.try_run_now(&mut f, reads, writes, "fast")
+}
+
+#[test]
+fn runs_on_idle_vars_and_bumps_versions() {
+    for (label, e) in common::engines() {
+        let (a, b) = (Var::new(), Var::new());
+        let hits = AtomicUsize::new(0);
+        let ran = run_now(&*e, &[&a], &[&b], || {
+            hits.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        // The threaded engine without inline execution declines; the others run.
+        let expect = label != "threaded-2-noinline";
+        assert_eq!(ran, expect, "{label}");
+        assert_eq!(hits.load(Ordering::SeqCst), expect as usize, "{label}");
+        if ran {
+            assert_eq!((a.version(), b.version()), (0, 1), "{label}");
+            assert_eq!((a.pushed_writes(), b.pushed_writes()), (0, 1), "{label}");
+        }
+        assert!(e.wait_all().is_ok(), "{label}");
+    }
+}
+
+#[test]
+fn a_var_read_and_written_counts_once_as_a_write() {
+    for (label, e) in common::engines() {
+        if label == "threaded-2-noinline" {
+            continue;
+        }
+        let a = Var::new();
+        assert!(run_now(&*e, &[&a, &a], &[&a, &a], || Ok(())), "{label}");
+        assert_eq!((a.version(), a.pushed_writes()), (1, 1), "{label}");
+        // Nothing is left held: a queued write runs.
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let o = order.clone();
+        e.push_fn(
+            move || {
+                o.lock().unwrap().push(1);
+                Ok::<(), String>(())
+            },
+            &[],
+            &[a.clone()],
+            OpProps::new("after"),
+        );
+        e.wait_for_var(&a).unwrap();
+        assert_eq!(*order.lock().unwrap(), vec![1], "{label}");
+    }
+}
+
+#[test]
+fn declines_when_a_var_is_busy_and_keeps_order() {
+    let e = common::threaded(1, true);
+    let a = Var::new();
+    let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let g = gate.clone();
+    // A queued (non-light) write holds `a` until the gate opens.
+    e.push(
+        Box::new(move || {
+            let mut open = g.0.lock().unwrap();
+            while !*open {
+                open = g.1.wait(open).unwrap();
+            }
+            Ok(())
+        }),
+        &[],
+        &[a.clone()],
+        OpProps::new("slow"),
+    );
+    let ran = run_now(&e, &[&a], &[&Var::new()], || Ok(()));
+    assert!(!ran, "ran while a write on its input was pending");
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    e.wait_all().unwrap();
+    assert!(run_now(&e, &[&a], &[&Var::new()], || Ok(())));
+}
+
+#[test]
+fn declines_on_poisoned_input_then_push_skips() {
+    for (label, e) in common::engines() {
+        let (a, b) = (Var::new(), Var::new());
+        e.push_fn(|| Err("bad"), &[], &[a.clone()], OpProps::new("first"));
+        let _ = e.wait_for_var(&a);
+        let hits = AtomicUsize::new(0);
+        let ran = run_now(&*e, &[&a], &[&b], || {
+            hits.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        assert!(!ran, "{label}: ran on a poisoned input");
+        assert_eq!(hits.load(Ordering::SeqCst), 0, "{label}");
+    }
+}
+
+#[test]
+fn failures_and_panics_poison_outputs() {
+    for (label, e) in common::engines() {
+        if label == "threaded-2-noinline" {
+            continue;
+        }
+        let (a, b) = (Var::new(), Var::new());
+        assert!(run_now(&*e, &[], &[&a], || Err("shape mismatch".into())), "{label}");
+        let err = e.wait_for_var(&a).unwrap_err();
+        assert_eq!(err.op(), "fast", "{label}");
+        assert_eq!(err.kind(), ErrorKind::Failed, "{label}");
+        assert!(run_now(&*e, &[], &[&b], || panic!("kernel bug")), "{label}");
+        let err = e.wait_for_var(&b).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Panicked, "{label}");
+        assert!(err.to_string().contains("kernel bug"), "{label}: {err}");
+        assert!(e.wait_all().is_ok(), "{label}: both failures were surfaced already");
+        // A poisoned var takes the queued path; a later successful write heals it.
+        assert!(!run_now(&*e, &[], &[&a], || Ok(())), "{label}");
+        e.push_fn(|| Ok::<(), String>(()), &[], &[a.clone()], OpProps::new("heal"));
+        assert!(e.wait_for_var(&a).is_ok(), "{label}");
+        assert!(run_now(&*e, &[], &[&a], || Ok(())), "{label}");
+    }
+}
+
+#[test]
+fn declines_on_deleted_var() {
+    for (label, e) in common::engines() {
+        let a = Var::new();
+        e.delete_var(&a, Box::new(|| ()));
+        assert!(!run_now(&*e, &[&a], &[&Var::new()], || Ok(())), "{label}");
+    }
+}
