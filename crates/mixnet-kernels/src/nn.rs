@@ -192,13 +192,34 @@ pub fn act_forward<R: Real>(act: Act, x: &[R], out: &mut [R]) {
 /// `dx = dy * act'(x, y)`. `x` may be empty for activations whose derivative reads only
 /// the output (all but softsign and gelu).
 pub fn act_backward<R: Real>(act: Act, dy: &[R], x: &[R], y: &[R], dx: &mut [R]) {
-    let needs_x = matches!(act, Act::SoftSign | Act::Gelu);
-    par_units(dx, 1, &|i, o| {
-        for (k, o) in o.iter_mut().enumerate() {
-            let xv = if needs_x { x[i + k] } else { R::ZERO };
-            *o = dy[i + k] * act.derivative(xv, y[i + k]);
-        }
-    })
+    macro_rules! run {
+        ($a:expr, x) => {
+            par_units(dx, 1, &|i, o| {
+                for ((o, &g), (&x, &y)) in o.iter_mut().zip(&dy[i..]).zip(x[i..].iter().zip(&y[i..])) {
+                    *o = g * $a.derivative(x, y);
+                }
+            })
+        };
+        ($a:expr) => {
+            par_units(dx, 1, &|i, o| {
+                for ((o, &g), &y) in o.iter_mut().zip(&dy[i..]).zip(&y[i..]) {
+                    *o = g * $a.derivative(R::ZERO, y);
+                }
+            })
+        };
+    }
+    // One loop per variant, so each vectorizes (a match per element does not).
+    match act {
+        Act::Relu => run!(Act::Relu),
+        Act::Sigmoid => run!(Act::Sigmoid),
+        Act::Tanh => run!(Act::Tanh),
+        Act::SoftRelu => run!(Act::SoftRelu),
+        Act::SoftSign => run!(Act::SoftSign, x),
+        Act::Leaky(s) => run!(Act::Leaky(s)),
+        Act::Elu(s) => run!(Act::Elu(s)),
+        Act::Selu => run!(Act::Selu),
+        Act::Gelu => run!(Act::Gelu, x),
+    }
 }
 
 /// Leaky ReLU with a slope per element of `slope_at(i)` (PReLU's broadcast gamma, RReLU's
