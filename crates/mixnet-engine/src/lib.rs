@@ -56,11 +56,12 @@ pub trait Engine: Send + Sync {
     /// pushed so far on `var`. Operations pushed on it afterwards fail.
     fn delete_var(&self, var: &Var, on_delete: Box<dyn FnOnce() + Send>);
 
-    /// The light-op fast path. If every var is idle (nothing running or queued on it, none
+    /// The ready-op fast path. If every var is idle (nothing running or queued on it, none
     /// poisoned or deleted), run `func` now on this thread as an operation reading `reads`
     /// and writing `writes`, and return true. Otherwise do nothing and return false; the
     /// caller then [`push`](Engine::push)es it. This spares the boxed closure and the
-    /// operation block of a push, which cost as much as a small kernel.
+    /// operation block of a push (as much as a small kernel costs) and, for large ops, the
+    /// wakes of a worker and of the waiting caller.
     fn try_run_now(
         &self,
         _func: &mut dyn FnMut() -> OpResult,

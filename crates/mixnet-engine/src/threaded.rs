@@ -26,7 +26,7 @@ use crate::{Engine, EngineKind};
 pub struct ThreadedConfig {
     /// Worker threads (MXNet's `MXNET_CPU_WORKER_NTHREADS`; kernels parallelize inside ops).
     pub workers: usize,
-    /// Allow light, ready ops to run on the pushing thread.
+    /// Allow ready ops to run on the pushing thread (`try_run_now`, and light ops at push).
     pub inline: bool,
 }
 

@@ -8,6 +8,18 @@ use rayon::prelude::*;
 pub const PARALLEL_MIN: usize = 1 << 16;
 const CHUNK: usize = 1 << 14;
 
+/// `dst.copy_from_slice(src)`, split across cores only for copies of several MiB: below
+/// that, waking the pool costs more than a `memcpy` saves.
+pub fn copy(src: &[u8], dst: &mut [u8]) {
+    const PAR_BYTES: usize = 4 << 20;
+    const PIECE: usize = 1 << 20;
+    if dst.len() < PAR_BYTES {
+        dst.copy_from_slice(src);
+    } else {
+        dst.par_chunks_mut(PIECE).zip(src.par_chunks(PIECE)).for_each(|(d, s)| d.copy_from_slice(s));
+    }
+}
+
 /// `out[i] = f(x[i])`.
 pub fn map<A: Copy + Sync, B: Copy + Send, F: Fn(A) -> B + Sync>(x: &[A], out: &mut [B], f: F) {
     debug_assert_eq!(x.len(), out.len());

@@ -357,7 +357,8 @@ fn run_backward(
             (&saved.inputs[..], &saved.outputs[..])
         };
         let prev_train = opts.train_mode.is_none().then(|| set_training(op_node.train));
-        let ctx = GradContext { inputs, outputs, out_grads: &out_grads };
+        let needs_grad: Vec<bool> = saved.entries.iter().map(Option::is_some).collect();
+        let ctx = GradContext { inputs, outputs, out_grads: &out_grads, needs_grad: &needs_grad };
         let in_grads = op_node.op.gradient(&ctx);
         if let Some(t) = prev_train {
             set_training(t);

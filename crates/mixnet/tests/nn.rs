@@ -212,3 +212,39 @@ fn batch_norm_updates_moving_statistics_in_training_only() {
     let e = err("BatchNorm", &[x, arr(&[1.0f32; 3], &[3]), zeros, mm, mv], &[]);
     assert!(e.contains("gamma"), "{e}");
 }
+
+/// FullyConnected and Convolution skip the data gradient when the data is not on the tape
+/// (a network's first layer); the weight and bias gradients stay the same.
+#[test]
+fn weight_gradients_without_data_gradient() {
+    let cases: [(&str, Vec<usize>, Vec<usize>, Vec<(&str, &str)>); 2] = [
+        ("FullyConnected", vec![4, 6], vec![3, 6], vec![("num_hidden", "3")]),
+        ("Convolution", vec![2, 2, 5, 5], vec![3, 2, 3, 3], vec![("kernel", "(3, 3)"), ("num_filter", "3")]),
+    ];
+    for (op, xs, ws, attrs) in cases {
+        let fill = |shape: &[usize], k: usize| {
+            let n: usize = shape.iter().product();
+            arr(&(0..n).map(|i| ((i * k) % 11) as f32 / 5.0 - 1.0).collect::<Vec<_>>(), shape)
+        };
+        let grads = |attach_data: bool| {
+            let (x, w, b) = (fill(&xs, 3), fill(&ws, 7), fill(&[ws[0]], 5));
+            for v in [&w, &b] {
+                v.attach_grad().unwrap();
+            }
+            if attach_data {
+                x.attach_grad().unwrap();
+            }
+            let y = {
+                let _r = autograd::record(true);
+                run(op, &[x.clone(), w.clone(), b.clone()], &attrs).remove(0)
+            };
+            autograd::backward(&[y], &[], false).unwrap();
+            (f32s(&w.grad().unwrap()), f32s(&b.grad().unwrap()), x.grad().is_some())
+        };
+        let (w_all, b_all, has) = grads(true);
+        let (w_only, b_only, has_none) = grads(false);
+        assert!(has && !has_none, "{op}");
+        close(&w_only, &w_all, 1e-6);
+        close(&b_only, &b_all, 1e-6);
+    }
+}

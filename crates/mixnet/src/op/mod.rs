@@ -59,6 +59,10 @@ pub struct GradContext<'a> {
     pub outputs: &'a [crate::NDArray],
     /// Gradient of the loss with respect to each output (zeros for unused outputs).
     pub out_grads: &'a [crate::NDArray],
+    /// Whether each input's gradient is used (the input is on the tape). An operator may
+    /// skip the work for the others and return `None` there, as MXNet's backward skips
+    /// inputs whose request is `kNullOp` (the data gradient of a network's first layer).
+    pub needs_grad: &'a [bool],
 }
 
 /// A configured operator: attributes parsed, ready to infer and compute.

@@ -305,10 +305,12 @@ impl Operator for Convolution {
     }
 
     fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let data_grad = ctx.needs_grad.first().copied().unwrap_or(true);
         let op: Arc<dyn Operator> =
-            Arc::new(BackwardConvolution { fwd: Convolution { param: self.param.clone() } });
+            Arc::new(BackwardConvolution { fwd: Convolution { param: self.param.clone() }, data_grad });
         let ins = [ctx.out_grads[0].clone(), ctx.inputs[0].clone(), ctx.inputs[1].clone()];
-        Ok(crate::imperative::invoke_operator(&op, &ins)?.into_iter().map(Some).collect())
+        let grads = crate::imperative::invoke_operator(&op, &ins)?.into_iter().map(Some);
+        Ok((!data_grad).then_some(None).into_iter().chain(grads).collect())
     }
 }
 
@@ -318,14 +320,16 @@ pub(crate) fn bias_grad<T: Reduce>(dy: &[T], batch: usize, channels: usize, db: 
     T::reduce_axes(dy, &[batch, channels, spatial], &[true, false, true], db, Reduction::Sum);
 }
 
-/// `_backward_Convolution`: (output gradient, data, weight) -> gradients of data, weight
-/// and (unless `no_bias`) bias.
+/// `_backward_Convolution`: (output gradient, data, weight) -> gradients of data (unless
+/// `data_grad` is false: nothing needs it), weight and (unless `no_bias`) bias.
 pub struct BackwardConvolution {
     fwd: Convolution,
+    data_grad: bool,
 }
 
 fn build_backward(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
-    Ok(Arc::new(BackwardConvolution { fwd: Convolution { param: ConvParam::parse(attrs, false)? } }))
+    let fwd = Convolution { param: ConvParam::parse(attrs, false)? };
+    Ok(Arc::new(BackwardConvolution { fwd, data_grad: true }))
 }
 
 impl Operator for BackwardConvolution {
@@ -338,11 +342,7 @@ impl Operator for BackwardConvolution {
     }
 
     fn num_outputs(&self) -> usize {
-        if self.fwd.param.no_bias {
-            2
-        } else {
-            3
-        }
+        1 + usize::from(self.data_grad) + usize::from(!self.fwd.param.no_bias)
     }
 
     fn input_names(&self) -> Vec<String> {
@@ -358,6 +358,9 @@ impl Operator for BackwardConvolution {
         if !self.fwd.param.no_bias {
             outs.push(TensorInfo::new(Shape::new(&[self.fwd.param.num_filter]), dtype));
         }
+        if !self.data_grad {
+            outs.remove(0);
+        }
         Ok(outs)
     }
 
@@ -367,15 +370,17 @@ impl Operator for BackwardConvolution {
             ($T:ty) => {{
                 let (dy, x, w) =
                     (inputs[0].slice::<$T>()?, inputs[1].slice::<$T>()?, inputs[2].slice::<$T>()?);
-                let (dx, rest) = outputs.split_at_mut(1);
-                <$T>::conv_backward_data(&g, dy, w, dx[0].slice_mut::<$T>()?);
+                let (dx, rest) = outputs.split_at_mut(usize::from(self.data_grad));
+                if let Some(dx) = dx.first_mut() {
+                    <$T>::conv_backward_data(&g, dy, w, dx.slice_mut::<$T>()?);
+                }
                 <$T>::conv_backward_weight(&g, dy, x, rest[0].slice_mut::<$T>()?);
                 if !self.fwd.param.no_bias {
                     bias_grad(dy, g.batch, g.out_channels, rest[1].slice_mut::<$T>()?);
                 }
             }};
         }
-        match outputs[0].dtype() {
+        match inputs[0].dtype() {
             DType::F32 => run!(f32),
             DType::F64 => run!(f64),
             other => return Err(Error::op(BACKWARD, format!("dtype {other} is not supported"))),

@@ -145,10 +145,12 @@ impl Operator for FullyConnected {
     }
 
     fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
-        let op: Arc<dyn Operator> = Arc::new(BackwardFullyConnected { param: self.param });
+        let data_grad = ctx.needs_grad.first().copied().unwrap_or(true);
+        let op: Arc<dyn Operator> = Arc::new(BackwardFullyConnected { param: self.param, data_grad });
         let ins = [ctx.out_grads[0].clone(), ctx.inputs[0].clone(), ctx.inputs[1].clone()];
         let mut g = crate::imperative::invoke_operator(&op, &ins)?.into_iter();
-        let (dx, dw) = (g.next(), g.next());
+        let dx = if data_grad { g.next() } else { None };
+        let dw = g.next();
         let mut out = vec![dx, dw];
         if !self.param.no_bias {
             let db = g.next().ok_or_else(|| Error::op(BACKWARD, "missing bias gradient"))?;
@@ -175,14 +177,15 @@ fn forward<T: mixnet_kernels::gemm::GemmElement>(
     p.run_with(x, w, out, bias.is_some(), true);
 }
 
-/// `_backward_FullyConnected`: (output gradient, data, weight) -> gradients of data,
-/// weight and (unless `no_bias`) bias.
+/// `_backward_FullyConnected`: (output gradient, data, weight) -> gradients of data
+/// (unless `data_grad` is false: nothing needs it), weight and (unless `no_bias`) bias.
 pub struct BackwardFullyConnected {
     param: FcParam,
+    data_grad: bool,
 }
 
 fn build_backward(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
-    Ok(Arc::new(BackwardFullyConnected { param: FcParam::parse(attrs)? }))
+    Ok(Arc::new(BackwardFullyConnected { param: FcParam::parse(attrs)?, data_grad: true }))
 }
 
 impl Operator for BackwardFullyConnected {
@@ -195,11 +198,7 @@ impl Operator for BackwardFullyConnected {
     }
 
     fn num_outputs(&self) -> usize {
-        if self.param.no_bias {
-            2
-        } else {
-            3
-        }
+        1 + usize::from(self.data_grad) + usize::from(!self.param.no_bias)
     }
 
     fn input_names(&self) -> Vec<String> {
@@ -223,6 +222,9 @@ impl Operator for BackwardFullyConnected {
         if !self.param.no_bias {
             outs.push(TensorInfo::new(Shape::new(&[h]), dtype));
         }
+        if !self.data_grad {
+            outs.remove(0);
+        }
         Ok(outs)
     }
 
@@ -235,8 +237,10 @@ impl Operator for BackwardFullyConnected {
             ($T:ty) => {{
                 let (dy, x, w) =
                     (inputs[0].slice::<$T>()?, inputs[1].slice::<$T>()?, inputs[2].slice::<$T>()?);
-                let (dx, rest) = outputs.split_at_mut(1);
-                data_grad.run_with(dy, w, dx[0].slice_mut::<$T>()?, false, true);
+                let (dx, rest) = outputs.split_at_mut(usize::from(self.data_grad));
+                if let Some(dx) = dx.first_mut() {
+                    data_grad.run_with(dy, w, dx.slice_mut::<$T>()?, false, true);
+                }
                 weight_grad.run_with(dy, x, rest[0].slice_mut::<$T>()?, false, true);
                 if !self.param.no_bias {
                     let db = rest[1].slice_mut::<$T>()?;
@@ -244,7 +248,7 @@ impl Operator for BackwardFullyConnected {
                 }
             }};
         }
-        match outputs[0].dtype() {
+        match inputs[0].dtype() {
             DType::F32 => run!(f32),
             DType::F64 => run!(f64),
             other => return Err(Error::op(BACKWARD, format!("dtype {other} is not supported"))),
