@@ -250,7 +250,7 @@ pub fn run(args: Args) -> Result<()> {
                 let loss = loss_fn.call(&out, &y)?;
                 (out, loss)
             };
-            autograd::backward(&[loss.clone()], &[], false)?;
+            autograd::backward(&[loss.clone()], &[])?;
             trainer.step(args.batch_size, false)?;
             loss_sum += loss.to_f64_vec()?.iter().sum::<f64>();
             seen += x.shape()[0];

@@ -34,7 +34,7 @@ fn overhead(c: &mut Criterion) {
                 let _r = autograd::record(true);
                 imperative::invoke_operator(&op, &[v.clone(), b.clone()]).unwrap()
             };
-            autograd::backward(&y, &[], false).unwrap();
+            autograd::backward(&y, &[]).unwrap();
         })
     });
     g.finish();

@@ -79,7 +79,7 @@ fn main() {
             let h = op("FullyConnected", &[h, p[6].clone(), p[7].clone()], &[("num_hidden", "10")]);
             op("SoftmaxOutput", &[h, y.clone()], &[("normalization", "batch")])
         };
-        autograd::backward(&[out], &[ones.clone()], false).unwrap();
+        autograd::backward(&[out], &[ones.clone()]).unwrap();
         for (i, w) in p.iter().enumerate() {
             sgd.update(i, w, &w.grad().unwrap(), &[]).unwrap();
         }

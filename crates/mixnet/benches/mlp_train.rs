@@ -42,7 +42,7 @@ fn main() -> mixnet::Result<()> {
             let _rec = autograd::record(true);
             loss_fn.call(&net.call(&x)?, &y)?
         };
-        autograd::backward(&[loss.clone()], &[], false)?;
+        autograd::backward(&[loss.clone()], &[])?;
         trainer.step(batch, false)?;
         mixnet::waitall()?;
         Ok(0.0)

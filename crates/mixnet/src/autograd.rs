@@ -185,11 +185,12 @@ fn key(node: &Arc<Node>) -> usize {
     Arc::as_ptr(node) as usize
 }
 
-/// Back-propagate from `heads` (MXNet's `autograd.backward`). `head_grads` empty means
-/// ones; `retain_graph` keeps the tape for another backward. Each recorded call's gradient
-/// runs in the training mode the call was recorded in.
-pub fn backward(heads: &[NDArray], head_grads: &[NDArray], retain_graph: bool) -> Result<()> {
-    let opts = Options { retain_graph, create_graph: false, train_mode: None };
+/// Back-propagate from `heads` (MXNet's `autograd.backward`) into the gradient buffers of
+/// the variables, then free the tape. `head_grads` empty means ones. Each recorded call's
+/// gradient runs in the training mode the call was recorded in. [`backward_with`] keeps
+/// the tape (`retain_graph`) or forces a training mode.
+pub fn backward(heads: &[NDArray], head_grads: &[NDArray]) -> Result<()> {
+    let opts = Options { retain_graph: false, create_graph: false, train_mode: None };
     let grads = run_backward(heads, head_grads, opts, None)?;
     debug_assert!(grads.is_empty());
     Ok(())

@@ -122,7 +122,7 @@ pub fn check_numeric_gradient(
         let _r = autograd::record(true);
         imperative::invoke(op, &vars, attrs)?
     };
-    autograd::backward(&recorded, &head_arrays, false)?;
+    autograd::backward(&recorded, &head_arrays)?;
 
     let mut compared = 0;
     for &i in &check {

@@ -42,7 +42,7 @@ fn chain_rule_through_several_ops() {
         let t = (&xx + &(&x * 3.0).unwrap()).unwrap();
         (&t * 2.0).unwrap()
     };
-    autograd::backward(&[y], &[], false).unwrap();
+    autograd::backward(&[y], &[]).unwrap();
     assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), [10.0, 14.0, -6.0]);
 }
 
@@ -55,7 +55,7 @@ fn grad_req_add_accumulates_and_write_overwrites() {
             let _r = autograd::record(true);
             mul(&x, &x)
         };
-        autograd::backward(&[y], &[], false).unwrap();
+        autograd::backward(&[y], &[]).unwrap();
     }
     assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), [6.0, 12.0]);
     let z = arr(&[1.0, 2.0]);
@@ -65,7 +65,7 @@ fn grad_req_add_accumulates_and_write_overwrites() {
             let _r = autograd::record(true);
             mul(&z, &z)
         };
-        autograd::backward(&[y], &[arr(&[1.0, 10.0])], false).unwrap();
+        autograd::backward(&[y], &[arr(&[1.0, 10.0])]).unwrap();
     }
     assert_eq!(z.grad().unwrap().to_vec::<f32>().unwrap(), [2.0, 40.0]);
     let n = arr(&[5.0]);
@@ -74,7 +74,7 @@ fn grad_req_add_accumulates_and_write_overwrites() {
         let _r = autograd::record(true);
         mul(&n, &n)
     };
-    autograd::backward(&[y], &[], false).unwrap();
+    autograd::backward(&[y], &[]).unwrap();
     assert_eq!(n.grad().unwrap().to_vec::<f32>().unwrap(), [0.0]);
 }
 
@@ -86,10 +86,10 @@ fn second_backward_needs_retain_graph() {
         let _r = autograd::record(true);
         mul(&x, &x)
     };
-    autograd::backward(std::slice::from_ref(&y), &[], true).unwrap();
-    autograd::backward(std::slice::from_ref(&y), &[], false).unwrap();
+    autograd::backward_with(std::slice::from_ref(&y), &[], true, true).unwrap();
+    autograd::backward(std::slice::from_ref(&y), &[]).unwrap();
     assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), [6.0]);
-    let err = autograd::backward(&[y], &[], false).unwrap_err().to_string();
+    let err = autograd::backward(&[y], &[]).unwrap_err().to_string();
     assert!(err.contains("elemwise_mul") && err.contains("retain_graph"), "{err}");
 }
 
@@ -103,7 +103,7 @@ fn in_place_mutation_after_recording_is_an_error_not_a_wrong_gradient() {
         mul(&x, &w)
     };
     w.assign(&arr(&[0.0, 0.0])).unwrap(); // the saved input w changes under the tape
-    let err = autograd::backward(&[y], &[], false).unwrap_err().to_string();
+    let err = autograd::backward(&[y], &[]).unwrap_err().to_string();
     assert!(
         err.contains("elemwise_mul")
             && err.contains("input 1 of shape (2,) float32")
@@ -125,10 +125,10 @@ fn detach_pause_and_constants_stop_gradients() {
         };
         (&mul(&x, &d) + &c).unwrap()
     };
-    autograd::backward(&[y], &[], false).unwrap();
+    autograd::backward(&[y], &[]).unwrap();
     assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), [2.0], "only the x factor of x*detach(x)");
     let plain = arr(&[1.0]);
-    let err = autograd::backward(&[plain], &[], false).unwrap_err().to_string();
+    let err = autograd::backward(&[plain], &[]).unwrap_err().to_string();
     assert!(err.contains("attach_grad"), "{err}");
 }
 
@@ -156,7 +156,7 @@ fn queued_ops_are_not_mistaken_for_mutation() {
         let t = mul(&x, &x);
         (&t * 2.0).unwrap()
     };
-    autograd::backward(&[y], &[], false).unwrap();
+    autograd::backward(&[y], &[]).unwrap();
     assert!(x.grad().unwrap().to_vec::<f32>().unwrap().iter().all(|&g| g == 6.0));
 }
 
@@ -187,7 +187,7 @@ fn second_derivative_of_cube() {
         autograd::grad(&[y], std::slice::from_ref(&x), &[], true, true).unwrap().remove(0)
     };
     close(&dx, &xs.map(|v| 3.0 * v * v));
-    autograd::backward(&[dx], &[], false).unwrap();
+    autograd::backward(&[dx], &[]).unwrap();
     close(&x.grad().unwrap(), &xs.map(|v| 6.0 * v));
     // The same through the scalar power op: x^3 via _power_scalar.
     let z = f64s(&xs);
@@ -246,7 +246,7 @@ fn mark_variables_uses_the_given_buffers_and_requests() {
         let _r = autograd::record(true);
         mul(&a, &b)
     };
-    autograd::backward(&[y], &[], false).unwrap();
+    autograd::backward(&[y], &[]).unwrap();
     assert_eq!(ga.to_vec::<f32>().unwrap(), [13.0, 14.0], "add accumulates into the given buffer");
     assert_eq!(gb.to_vec::<f32>().unwrap(), [1.0, 2.0]);
     assert!(a.grad().unwrap().shares_memory_with(&ga));
@@ -305,7 +305,7 @@ fn custom_function_matches_the_builtin_sigmoid() {
         let s = autograd::apply(std::sync::Arc::new(MySigmoid), std::slice::from_ref(&x)).unwrap().remove(0);
         (&s * 2.0).unwrap() // a built-in op after the custom one
     };
-    autograd::backward(&[y.clone()], std::slice::from_ref(&heads), false).unwrap();
+    autograd::backward(&[y.clone()], std::slice::from_ref(&heads)).unwrap();
     let custom = x.grad().unwrap().to_f64_vec().unwrap();
 
     let z = f64s(&xs);
@@ -315,11 +315,11 @@ fn custom_function_matches_the_builtin_sigmoid() {
         (&z.sigmoid().unwrap() * 2.0).unwrap()
     };
     close(&y, &y2.to_f64_vec().unwrap());
-    autograd::backward(&[y2], &[heads], false).unwrap();
+    autograd::backward(&[y2], &[heads]).unwrap();
     close(&z.grad().unwrap(), &custom);
     assert!(custom.iter().any(|&g| g != 0.0));
 
     // Outside record the function is just its forward.
     let plain = autograd::apply(std::sync::Arc::new(MySigmoid), std::slice::from_ref(&x)).unwrap().remove(0);
-    assert!(autograd::backward(&[plain], &[], false).is_err());
+    assert!(autograd::backward(&[plain], &[]).is_err());
 }

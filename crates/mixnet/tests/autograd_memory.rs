@@ -17,7 +17,7 @@ fn memory_stays_flat_over_many_iterations() {
             let _r = autograd::record(true);
             (&mul(&x, &x) + &x).unwrap()
         };
-        autograd::backward(&[y], &[], false).unwrap();
+        autograd::backward(&[y], &[]).unwrap();
     };
     for _ in 0..10 {
         step();

@@ -276,7 +276,7 @@ fn two_sgd_momentum_steps_match_hand_computation() {
                 .unwrap()
                 .remove(0);
             drop(_rec);
-            autograd::backward(&[ya, yb], &[], false).unwrap();
+            autograd::backward(&[ya, yb], &[]).unwrap();
         }
         trainer.step(batch, false).unwrap();
         // by hand: mom = momentum·mom − lr·lr_mult·(grad/batch + wd·wd_mult·w); w += mom

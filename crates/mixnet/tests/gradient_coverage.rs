@@ -583,7 +583,7 @@ fn zero_gradient(op: &str, attrs: &[(&str, &str)], inputs: &[NDArray], zero: boo
         let _r = mixnet::autograd::record(true);
         imperative::invoke(op, inputs, attrs).map_err(e)?
     };
-    mixnet::autograd::backward(&out, &[], false).map_err(e)?;
+    mixnet::autograd::backward(&out, &[]).map_err(e)?;
     let mut n = 0;
     for x in inputs {
         let g = x.grad().unwrap().to_f64_vec().map_err(e)?;

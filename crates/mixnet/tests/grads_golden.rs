@@ -54,7 +54,7 @@ fn run_case(case: &Value) -> Result<(), String> {
     let heads: Vec<NDArray> = (0..outputs.len())
         .map(|k| get(&format!("head{k}")).ok_or(format!("fixture lacks head{k}")))
         .collect::<Result<_, _>>()?;
-    autograd::backward(&outputs, &heads, false).map_err(|e| e.to_string())?;
+    autograd::backward(&outputs, &heads).map_err(|e| e.to_string())?;
     for (k, &i) in grad_inputs.iter().enumerate() {
         let want = get(&format!("grad{k}")).ok_or(format!("fixture lacks grad{k}"))?;
         let got = inputs[i].grad().ok_or("no gradient buffer")?;

@@ -83,7 +83,7 @@ fn prelu_shared_gamma_gradient() {
         run("LeakyReLU", &[x.clone(), g.clone()], &[("act_type", "prelu")]).remove(0)
     };
     close(&f32s(&y), &[-0.5, 2.0, -1.5, 4.0], 1e-6);
-    autograd::backward(&[y], &[], false).unwrap();
+    autograd::backward(&[y], &[]).unwrap();
     close(&f32s(&x.grad().unwrap()), &[0.5, 1.0, 0.5, 1.0], 1e-6);
     close(&f32s(&g.grad().unwrap()), &[-4.0], 1e-6);
     let bad = arr(&[0.5f32; 3], &[3]);
@@ -103,7 +103,7 @@ fn softmax_length_axis_and_errors() {
     let v = f32s(&y);
     let p = 1.0 / (1.0 + 1f32.exp());
     close(&v, &[p, 1.0 - p, 0.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0], 1e-6);
-    autograd::backward(&[y], &[arr(&[1.0f32, 0.0, 5.0, 1.0, 0.0, 0.0], &[2, 3])], false).unwrap();
+    autograd::backward(&[y], &[arr(&[1.0f32, 0.0, 5.0, 1.0, 0.0, 0.0], &[2, 3])]).unwrap();
     let g = f32s(&x.grad().unwrap());
     assert_eq!(g[2], 0.0, "no gradient past the length");
     close(&g[..2], &[p * (1.0 - p), -p * (1.0 - p)], 1e-6);
@@ -140,7 +140,7 @@ fn losses_without_goldens() {
     let e: f32 = [1f32, 2.0, 3.0].iter().map(|v| v.exp()).sum();
     let want = -(3f32.exp() / e).ln() + 3f32.ln();
     close(&f32s(&y), &[want], 1e-5);
-    autograd::backward(&[y], &[arr(&[2.0f32], &[1])], false).unwrap();
+    autograd::backward(&[y], &[arr(&[2.0f32], &[1])]).unwrap();
     let g = f32s(&x.grad().unwrap());
     close(&g[3..], &[2.0 * (1.0 / 3.0 - 1.0), 2.0 / 3.0, 2.0 / 3.0], 1e-5);
     // SVMOutput (L2): identity forward; gradient by MXNet's L2_SVM.
@@ -151,7 +151,7 @@ fn losses_without_goldens() {
         run("SVMOutput", &[s.clone(), arr(&[0.0f32], &[1])], &[]).remove(0)
     };
     close(&f32s(&y), &[0.5, -2.0], 0.0);
-    autograd::backward(&[y], &[], false).unwrap();
+    autograd::backward(&[y], &[]).unwrap();
     // label column: -2 (m - s) = -1; other: -2 (m + s) * -1 where m > -s: 1 > 2 is false -> 0
     close(&f32s(&s.grad().unwrap()), &[-1.0, 0.0], 1e-6);
     let e = err("SoftmaxOutput", &[x.clone(), arr(&[1.0f32; 3], &[3])], &[]);
@@ -176,7 +176,7 @@ fn dropout_scales_kept_elements_and_hides_its_mask() {
     assert!(v.iter().all(|&e| e == 0.0 || (e - scale).abs() < 1e-6));
     let kept = v.iter().filter(|&&e| e != 0.0).count() as f64 / v.len() as f64;
     assert!((kept - 0.7).abs() < 0.02, "kept fraction {kept}");
-    autograd::backward(std::slice::from_ref(&y), &[], false).unwrap();
+    autograd::backward(std::slice::from_ref(&y), &[]).unwrap();
     assert_eq!(f32s(&x.grad().unwrap()), v, "gradient of x * mask with unit head is the mask");
     // axes: one draw per row shared along axis 1.
     let y = {
@@ -238,7 +238,7 @@ fn weight_gradients_without_data_gradient() {
                 let _r = autograd::record(true);
                 run(op, &[x.clone(), w.clone(), b.clone()], &attrs).remove(0)
             };
-            autograd::backward(&[y], &[], false).unwrap();
+            autograd::backward(&[y], &[]).unwrap();
             (f32s(&w.grad().unwrap()), f32s(&b.grad().unwrap()), x.grad().is_some())
         };
         let (w_all, b_all, has) = grads(true);

@@ -47,7 +47,7 @@ pub fn fit_line(points: &[(f32, f32)], steps: usize, lr: f32) -> mixnet::Result<
             let sq = imperative::invoke("square", &[err], &[])?.remove(0);
             imperative::invoke("mean", &[sq], &[])?.remove(0)
         };
-        autograd::backward(std::slice::from_ref(&l), &[], false)?;
+        autograd::backward(std::slice::from_ref(&l), &[])?;
         let missing = || mixnet::Error::Invalid("attach_grad left no gradient buffer".into());
         let gw = wa.grad().ok_or_else(missing)?.to_f64_vec()?[0] as f32;
         let gb = ba.grad().ok_or_else(missing)?.to_f64_vec()?[0] as f32;

@@ -15,7 +15,7 @@ fn gradient_of_a_known_function() {
         imperative::invoke("sum", &[s], &[]).unwrap().remove(0)
     };
     assert_eq!(f.to_f64_vec().unwrap(), [15.75]);
-    autograd::backward(&[f], &[], false).unwrap();
+    autograd::backward(&[f], &[]).unwrap();
     let g = x.grad().unwrap();
     assert_eq!(g.shape().to_vec(), [3]);
     assert_eq!(g.dtype().to_string(), "float32");
