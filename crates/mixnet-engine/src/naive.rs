@@ -40,7 +40,7 @@ impl Engine for NaiveEngine {
         }
         let written = || set.iter().filter(|(_, write)| *write).map(|(v, _)| v);
         written().for_each(|v| v.note_pushed_write());
-        let (outcome, new) = run_guarded(&std::borrow::Cow::Borrowed(name), func);
+        let (outcome, new) = run_guarded(|| name.into(), func);
         written().for_each(|v| v.complete_write_sync(&outcome));
         if let (Err(e), true) = (outcome, new) {
             self.errors.record(e);

@@ -67,8 +67,9 @@ pub fn in_operation() -> bool {
 /// Run an operation's function on this thread, marked as inside an operation, turning a
 /// returned error or a panic into an [`EngineError`] naming the op. The flag says the error
 /// is new (not inherited from an input).
+/// `name` is asked for only when the op fails.
 pub(crate) fn run_guarded(
-    name: &Cow<'static, str>,
+    name: impl Fn() -> Cow<'static, str>,
     func: impl FnOnce() -> OpResult,
 ) -> (Result<(), EngineError>, bool) {
     let was_in_op = IN_OP.with(|f| f.replace(true));
@@ -76,14 +77,14 @@ pub(crate) fn run_guarded(
     IN_OP.with(|f| f.set(was_in_op));
     match result {
         Ok(Ok(())) => (Ok(()), false),
-        Ok(Err(e)) => (Err(EngineError::new(name.clone(), ErrorKind::Failed, e.to_string())), true),
+        Ok(Err(e)) => (Err(EngineError::new(name(), ErrorKind::Failed, e.to_string())), true),
         Err(payload) => {
             let msg = payload
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".to_string());
-            (Err(EngineError::new(name.clone(), ErrorKind::Panicked, msg)), true)
+            (Err(EngineError::new(name(), ErrorKind::Panicked, msg)), true)
         }
     }
 }
@@ -252,7 +253,7 @@ impl OprBlock {
         let Some(func) = self.func.lock().take() else {
             return (Err(EngineError::new(self.props.name.clone(), ErrorKind::Failed, "ran twice")), true);
         };
-        run_guarded(&self.props.name, func)
+        run_guarded(|| self.props.name.clone(), func)
     }
 
     /// Release every var this op held, collecting the ops that became ready.

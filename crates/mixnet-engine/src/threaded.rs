@@ -266,7 +266,7 @@ impl Engine for ThreadedEngine {
             }
         }
         self.shared.pending.fetch_add(1, Ordering::AcqRel);
-        let (outcome, new) = run_guarded(&std::borrow::Cow::Borrowed(name), func);
+        let (outcome, new) = run_guarded(|| name.into(), func);
         let mut ready = ReadyList::new();
         release_set(&set, &outcome, &mut ready);
         if let (Err(e), true) = (outcome, new) {

@@ -10,6 +10,7 @@ pub mod elementwise;
 pub mod fill;
 pub mod gemm;
 pub mod nn;
+pub mod norm;
 pub mod optimizer;
 pub mod pool;
 pub mod reduce;

@@ -424,6 +424,45 @@ fn cases() -> Vec<Case> {
     v.push(with("topk", &[("ret_typ", "value"), ("k", "2")], &[m], ANY));
     v.push(case("sort", &[m], ANY));
     v.push(Case { check: Check::Zero, ..case("argsort", &[m], ANY) });
+    // Normalization layers.
+    v.push(case("LayerNorm", &[&[2, 3, 4], &[4], &[4]], ANY));
+    v.push(with("LayerNorm", &[("axis", "1")], &[&[2, 3, 4], &[3], &[3]], ANY));
+    v.push(with("GroupNorm", &[("num_groups", "2")], &[&[2, 4, 3], &[2], &[2]], ANY));
+    v.push(case("InstanceNorm", &[&[2, 3, 4], &[3], &[3]], ANY));
+    for mode in ["instance", "channel", "spatial"] {
+        v.push(with("L2Normalization", &[("mode", mode)], &[&[2, 3, 4]], ANY));
+    }
+    v.push(with("LRN", &[("nsize", "3"), ("alpha", "0.1")], &[&[1, 4, 2, 2]], ANY));
+    v.push(idx(
+        "Embedding",
+        &[("input_dim", "5"), ("output_dim", "3"), ("dtype", "float64")],
+        &[&[2, 3], &[5, 3]],
+        vec![Dom::Int(0, 5), ANY],
+        vec![1],
+    ));
+    v.push(with(
+        "UpSampling",
+        &[("scale", "2"), ("num_args", "1"), ("sample_type", "nearest")],
+        &[&[1, 2, 2, 3]],
+        ANY,
+    ));
+    v.push(with(
+        "UpSampling",
+        &[("scale", "2"), ("num_args", "2"), ("sample_type", "nearest"), ("multi_input_mode", "sum")],
+        &[&[1, 2, 2, 2], &[1, 2, 4, 4]],
+        ANY,
+    ));
+    v.push(with(
+        "UpSampling",
+        &[("scale", "2"), ("num_args", "2"), ("sample_type", "bilinear"), ("num_filter", "2")],
+        &[&[1, 2, 3, 3], &[2, 1, 4, 4]],
+        ANY,
+    ));
+    // Sequences (time, batch, 2) with lengths 1..=4 (not differentiated).
+    let seq = [("use_sequence_length", "True")];
+    for op in ["SequenceMask", "SequenceLast", "SequenceReverse"] {
+        v.push(idx(op, &seq, &[&[4, 3, 2], &[3]], vec![ANY, Dom::Int(1, 5)], vec![0]));
+    }
     // BatchNorm with global statistics: forward and gradient use the moving statistics
     // (inputs 3 and 4, aux states, not differentiated).
     v.push(Case {

@@ -217,7 +217,8 @@ fn batch_norm_updates_moving_statistics_in_training_only() {
 /// (a network's first layer); the weight and bias gradients stay the same.
 #[test]
 fn weight_gradients_without_data_gradient() {
-    let cases: [(&str, Vec<usize>, Vec<usize>, Vec<(&str, &str)>); 2] = [
+    type Case = (&'static str, Vec<usize>, Vec<usize>, Vec<(&'static str, &'static str)>);
+    let cases: [Case; 2] = [
         ("FullyConnected", vec![4, 6], vec![3, 6], vec![("num_hidden", "3")]),
         ("Convolution", vec![2, 2, 5, 5], vec![3, 2, 3, 3], vec![("kernel", "(3, 3)"), ("num_filter", "3")]),
     ];
@@ -247,4 +248,54 @@ fn weight_gradients_without_data_gradient() {
         close(&w_only, &w_all, 1e-6);
         close(&b_only, &b_all, 1e-6);
     }
+}
+
+/// Mistakes with the normalization, sequence, embedding and upsampling layers come back
+/// as errors naming the operator and what was wrong.
+#[test]
+fn normalization_sequence_embedding_errors() {
+    let x = arr(&[0.5f32; 24], &[2, 3, 4]);
+    let e = err("LayerNorm", &[x.clone(), arr(&[1f32; 3], &[3]), arr(&[0f32; 3], &[3])], &[]);
+    assert!(e.contains("LayerNorm") && e.contains("gamma") && e.contains("(4,)"), "{e}");
+    let e =
+        err("GroupNorm", &[x.clone(), arr(&[1f32; 2], &[2]), arr(&[0f32; 2], &[2])], &[("num_groups", "2")]);
+    assert!(e.contains("GroupNorm") && e.contains("divisible"), "{e}");
+    let e = err("LRN", &[arr(&[1f32; 8], &[1, 2, 2, 2])], &[("nsize", "2")]);
+    assert!(e.contains("LRN") && e.contains("odd"), "{e}");
+    let e = err("L2Normalization", &[arr(&[1f32; 4], &[4])], &[("mode", "channel")]);
+    assert!(e.contains("L2Normalization") && e.contains("3 dimensions"), "{e}");
+    let e = err(
+        "Embedding",
+        &[arr(&[1f32, 2.0], &[2]), arr(&[0f32; 6], &[2, 3])],
+        &[("input_dim", "3"), ("output_dim", "3")],
+    );
+    assert!(e.contains("Embedding") && e.contains("(3, 3)"), "{e}");
+    let e = err("UpSampling", &[x.clone()], &[("scale", "2"), ("num_args", "1"), ("sample_type", "nearest")]);
+    assert!(e.contains("UpSampling") && e.contains("4-D"), "{e}");
+    let e = err("SequenceReverse", &[x.clone()], &[("axis", "1")]);
+    assert!(e.contains("SequenceReverse") && e.contains("axis"), "{e}");
+    // A length outside the sequence axis fails when the op runs, not with a panic.
+    let y = run(
+        "SequenceLast",
+        &[x.clone(), arr(&[0f32, 1.0], &[2])],
+        &[("use_sequence_length", "True"), ("axis", "1")],
+    );
+    let e = y[0].wait_to_read().unwrap_err().to_string();
+    assert!(e.contains("SequenceLast") && e.contains("sequence_length 0"), "{e}");
+}
+
+/// Embedding clips indices into the vocabulary as MXNet does, and its gradient sums the
+/// rows per index.
+#[test]
+fn embedding_clips_and_sums() {
+    let w = arr(&[0f32, 1.0, 10.0, 11.0, 20.0, 21.0], &[3, 2]);
+    w.attach_grad().unwrap();
+    let idx = arr(&[-5f32, 1.0, 9.0, 1.0], &[4]);
+    let y = {
+        let _r = autograd::record(true);
+        run("Embedding", &[idx, w.clone()], &[("input_dim", "3"), ("output_dim", "2")]).remove(0)
+    };
+    assert_eq!(f32s(&y), [0.0, 1.0, 10.0, 11.0, 20.0, 21.0, 10.0, 11.0]);
+    autograd::backward(&[y], &[]).unwrap();
+    assert_eq!(f32s(&w.grad().unwrap()), [1.0, 1.0, 2.0, 2.0, 1.0, 1.0]);
 }

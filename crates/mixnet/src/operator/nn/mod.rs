@@ -6,12 +6,17 @@ pub mod batch_norm;
 pub mod convolution;
 pub mod deconvolution;
 pub mod dropout;
+pub mod embedding;
 pub mod fully_connected;
 pub(crate) mod kernel;
 pub mod leaky_relu;
 pub mod loss_output;
+pub mod lrn;
+pub mod normalization;
 pub mod pooling;
+pub mod sequence;
 pub mod softmax;
+pub mod upsampling;
 
 use crate::op::Registry;
 
@@ -27,4 +32,9 @@ pub(crate) fn register(r: &mut Registry) {
     loss_output::register(r);
     dropout::register(r);
     batch_norm::register(r);
+    normalization::register(r);
+    lrn::register(r);
+    sequence::register(r);
+    embedding::register(r);
+    upsampling::register(r);
 }
