@@ -9,6 +9,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod fill;
 pub mod gemm;
+pub mod linalg;
 pub mod nn;
 pub mod norm;
 pub mod optimizer;

@@ -463,6 +463,46 @@ fn cases() -> Vec<Case> {
     for op in ["SequenceMask", "SequenceLast", "SequenceReverse"] {
         v.push(idx(op, &seq, &[&[4, 3, 2], &[3]], vec![ANY, Dom::Int(1, 5)], vec![0]));
     }
+    // Linear algebra (float64 here). Triangular operands read one triangle, so the other
+    // gets a zero gradient and the finite differences agree.
+    let sq: &[usize] = &[2, 3, 3];
+    v.push(with(
+        "_linalg_gemm",
+        &[("alpha", "2.0"), ("beta", "0.5"), ("transpose_a", "True")],
+        &[&[2, 4, 3], &[2, 4, 5], &[2, 3, 5]],
+        ANY,
+    ));
+    v.push(with("_linalg_gemm2", &[("transpose_b", "True")], &[&[3, 4], &[5, 4]], ANY));
+    v.push(case("_linalg_potri", &[sq], POS));
+    for (op, side) in [
+        ("_linalg_trmm", "False"),
+        ("_linalg_trmm", "True"),
+        ("_linalg_trsm", "False"),
+        ("_linalg_trsm", "True"),
+    ] {
+        v.push(with(
+            op,
+            &[("rightside", side), ("transpose", side), ("alpha", "1.5")],
+            &[sq, &[2, 3, 3]],
+            POS,
+        ));
+    }
+    v.push(with("_linalg_trsm", &[("lower", "False")], &[&[3, 3], &[3, 2]], POS));
+    v.push(with("_linalg_syrk", &[("transpose", "True")], &[&[3, 4]], ANY));
+    v.push(case("_linalg_sumlogdiag", &[sq], POS));
+    v.push(with("_linalg_extractdiag", &[("offset", "-1")], &[sq], ANY));
+    v.push(with("_linalg_makediag", &[("offset", "1")], &[&[2, 3]], ANY));
+    v.push(with("_linalg_extracttrian", &[("offset", "1")], &[sq], ANY));
+    v.push(with("_linalg_maketrian", &[("lower", "False")], &[&[2, 6]], ANY));
+    v.push(case("_linalg_gelqf", &[&[2, 3]], ANY));
+    v.push(case("_linalg_inverse", &[sq], POS));
+    v.push(case("_linalg_det", &[sq], ANY));
+    v.push(case("_linalg_slogdet", &[sq], ANY));
+    // potrf and syevd read one triangle of a symmetric input but return MXNet's symmetric
+    // gradient (both triangles share it), which one-sided finite differences cannot
+    // reproduce: their gradients are checked against MXNet's goldens (grads_golden).
+    v.push(Case { check: Check::Loss, ..case("_linalg_potrf", &[&[1, 1]], POS) });
+    v.push(Case { check: Check::Loss, ..case("_linalg_syevd", &[&[3, 3]], ANY) });
     // BatchNorm with global statistics: forward and gradient use the moving statistics
     // (inputs 3 and 4, aux states, not differentiated).
     v.push(Case {
@@ -597,7 +637,7 @@ fn numeric_gradient_of_every_differentiable_op() {
     let ok = table.iter().map(|c| c.op).filter(|op| checked.contains(op)).collect::<BTreeSet<_>>().len();
     println!(
         "numeric gradient: {} of {differentiable} differentiable ops checked ({} cases, {elements} gradient elements): \
-         {} by finite differences, {} zero by definition (exact zero checked), {} loss layers or float32-only ops (golden only; backward runs)",
+         {} by finite differences, {} zero by definition (exact zero checked), {} golden only (loss layers, float32-only ops, potrf/syevd; backward runs)",
         ok.min(differentiable),
         table.len(),
         numeric_ops.len(),

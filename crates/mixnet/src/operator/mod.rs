@@ -7,6 +7,7 @@ pub mod dot;
 pub(crate) mod grad;
 pub mod indexing;
 pub mod init;
+pub mod linalg;
 pub mod matrix;
 pub mod nn;
 pub mod optimizer;
@@ -30,4 +31,5 @@ pub fn register_all(r: &mut Registry) {
     random::register(r);
     indexing::register(r);
     ordering::register(r);
+    linalg::register(r);
 }
