@@ -15,5 +15,6 @@ pub mod norm;
 pub mod optimizer;
 pub mod pool;
 pub mod reduce;
+pub mod rnn;
 pub mod shape;
 pub mod unary;

@@ -503,6 +503,26 @@ fn cases() -> Vec<Case> {
     // reproduce: their gradients are checked against MXNet's goldens (grads_golden).
     v.push(Case { check: Check::Loss, ..case("_linalg_potrf", &[&[1, 1]], POS) });
     v.push(Case { check: Check::Loss, ..case("_linalg_syevd", &[&[3, 3]], ANY) });
+    // Fused RNN: (seq 2, batch 2, input 3), state size 2, MXNet's flat parameters.
+    let rnn = |mode: &'static str, layers: usize, bi: &'static str, params: usize| {
+        let mut shapes: Vec<Vec<usize>> =
+            vec![vec![2, 2, 3], vec![params], vec![layers * if bi == "True" { 2 } else { 1 }, 2, 2]];
+        if mode == "lstm" {
+            shapes.push(shapes[2].clone());
+        }
+        let attrs = vec![
+            ("mode", mode),
+            ("num_layers", if layers == 1 { "1" } else { "2" }),
+            ("bidirectional", bi),
+            ("state_size", "2"),
+            ("state_outputs", "True"),
+        ];
+        Case { attrs, shapes, ..case("RNN", &[], UNIT) }
+    };
+    v.push(rnn("lstm", 1, "True", 112));
+    v.push(rnn("gru", 2, "False", 78));
+    v.push(rnn("rnn_tanh", 1, "False", 14));
+    v.push(rnn("rnn_relu", 1, "True", 28));
     // BatchNorm with global statistics: forward and gradient use the moving statistics
     // (inputs 3 and 4, aux states, not differentiated).
     v.push(Case {

@@ -14,6 +14,7 @@ pub mod loss_output;
 pub mod lrn;
 pub mod normalization;
 pub mod pooling;
+pub mod rnn;
 pub mod sequence;
 pub mod softmax;
 pub mod upsampling;
@@ -37,4 +38,5 @@ pub(crate) fn register(r: &mut Registry) {
     sequence::register(r);
     embedding::register(r);
     upsampling::register(r);
+    rnn::register(r);
 }

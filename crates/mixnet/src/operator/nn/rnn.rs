@@ -1,0 +1,199 @@
+//! The fused `RNN` operator (MXNet's `rnn.cc`): modes `rnn_relu`, `rnn_tanh`, `lstm`,
+//! `gru`; `num_layers`, `bidirectional`, initial states and `state_outputs`; MXNet's flat
+//! `parameters` layout (see `mixnet_kernels::rnn`), so weights exported by MXNet's
+//! `gluon.rnn` layers load unchanged. Layout `(T, N, C)`.
+//!
+//! Not supported yet (an error says so): `use_sequence_length`, `projection_size`, the
+//! `lstm_state_clip_*` options, and dropout between layers (`p > 0`) in training mode.
+
+use std::sync::Arc;
+
+use mixnet_kernels::rnn::{Mode, Rnn};
+
+use super::kernel::{check_float, info, load, run_kernel, write};
+use crate::op::{Attrs, Blob, GradContext, OpContext, Operator, Registry, TensorInfo};
+use crate::{Error, NDArray, Result, Shape};
+
+const NAME: &str = "RNN";
+
+/// A configured `RNN`.
+pub struct RnnOp {
+    mode: Mode,
+    layers: usize,
+    directions: usize,
+    hidden: usize,
+    state_outputs: bool,
+    p: f64,
+}
+
+fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
+    let required = |attrs: &mut Attrs<'_>, key: &str| -> Result<usize> {
+        match attrs.opt_int(key)? {
+            Some(v) if v >= 1 => Ok(v as usize),
+            Some(v) => Err(Error::op(NAME, format!("{key} must be at least 1, got {v}"))),
+            None => Err(Error::op(NAME, format!("required attribute {key} is missing"))),
+        }
+    };
+    let hidden = required(attrs, "state_size")?;
+    let layers = required(attrs, "num_layers")?;
+    let mode = match attrs.get("mode").map(str::trim) {
+        Some("rnn_relu") => Mode::RnnRelu,
+        Some("rnn_tanh") => Mode::RnnTanh,
+        Some("lstm") => Mode::Lstm,
+        Some("gru") => Mode::Gru,
+        Some(other) => {
+            return Err(Error::op(NAME, format!("mode must be rnn_relu, rnn_tanh, lstm or gru, got {other}")))
+        }
+        None => return Err(Error::op(NAME, "required attribute mode is missing")),
+    };
+    let directions = if attrs.bool("bidirectional", false)? { 2 } else { 1 };
+    let state_outputs = attrs.bool("state_outputs", false)?;
+    let p = attrs.float("p", 0.0)?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Error::op(NAME, format!("p must be in [0, 1], got {p}")));
+    }
+    if attrs.bool("use_sequence_length", false)? {
+        return Err(Error::op(NAME, "use_sequence_length is not supported yet"));
+    }
+    if attrs.opt_int("projection_size")?.is_some() {
+        return Err(Error::op(NAME, "projection_size is not supported yet"));
+    }
+    if attrs.opt_float("lstm_state_clip_min")?.is_some() || attrs.opt_float("lstm_state_clip_max")?.is_some()
+    {
+        return Err(Error::op(NAME, "lstm_state_clip_min/max are not supported yet"));
+    }
+    attrs.bool("lstm_state_clip_nan", false)?;
+    Ok(Arc::new(RnnOp { mode, layers, directions, hidden, state_outputs, p }))
+}
+
+impl RnnOp {
+    fn lstm(&self) -> bool {
+        self.mode == Mode::Lstm
+    }
+
+    fn geometry(&self, data: &Shape) -> Result<Rnn> {
+        match *data.dims() {
+            [seq, batch, input] => Ok(Rnn {
+                mode: self.mode,
+                layers: self.layers,
+                directions: self.directions,
+                hidden: self.hidden,
+                input,
+                seq,
+                batch,
+            }),
+            _ => Err(Error::op(NAME, format!("data must be 3-D (sequence, batch, input), got {data}"))),
+        }
+    }
+
+    fn state_shape(&self, batch: usize) -> Shape {
+        Shape::new(&[self.layers * self.directions, batch, self.hidden])
+    }
+}
+
+impl Operator for RnnOp {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn num_inputs(&self) -> usize {
+        3 + usize::from(self.lstm())
+    }
+    fn num_outputs(&self) -> usize {
+        if self.state_outputs {
+            2 + usize::from(self.lstm())
+        } else {
+            1
+        }
+    }
+    fn input_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = ["data", "parameters", "state"].iter().map(|s| s.to_string()).collect();
+        if self.lstm() {
+            v.push("state_cell".into());
+        }
+        v
+    }
+    fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
+        let data = &inputs[0];
+        check_float(NAME, "data", data)?;
+        let g = self.geometry(&data.shape)?;
+        let want_params = g.param_count();
+        if inputs[1].shape.dims() != [want_params] {
+            return Err(Error::op(
+                NAME,
+                format!(
+                    "parameters must have shape ({want_params},) for data {} and these attributes, got {}",
+                    data.shape, inputs[1].shape
+                ),
+            ));
+        }
+        let state = self.state_shape(g.batch);
+        for (i, x) in inputs.iter().enumerate().skip(2) {
+            if x.shape != state {
+                return Err(Error::op(
+                    NAME,
+                    format!("{} must have shape {state}, got {}", self.input_names()[i], x.shape),
+                ));
+            }
+        }
+        if let Some(x) = inputs.iter().find(|x| x.dtype != data.dtype) {
+            return Err(Error::op(NAME, format!("all inputs must be {}, got {}", data.dtype, x.dtype)));
+        }
+        let out = Shape::new(&[g.seq, g.batch, self.directions * self.hidden]);
+        let mut outs = vec![TensorInfo::new(out, data.dtype)];
+        for _ in 1..self.num_outputs() {
+            outs.push(TensorInfo::new(state.clone(), data.dtype));
+        }
+        Ok(outs)
+    }
+    fn compute(&self, ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
+        if ctx.is_train && self.p > 0.0 && self.layers > 1 {
+            return Err(Error::op(NAME, "dropout between layers (p > 0 in training) is not supported yet"));
+        }
+        let g = self.geometry(inputs[0].shape())?;
+        let v: Vec<Vec<f64>> =
+            inputs.iter().map(|b| load::<f64>(b).map(|c| c.into_owned())).collect::<Result<_>>()?;
+        let c0 = if self.lstm() { v[3].clone() } else { vec![0.0; v[2].len()] };
+        let (out, hy, cy) = g.forward(&v[0], &v[1], &v[2], &c0);
+        write::<f64>(&mut outputs[0], &out)?;
+        if self.state_outputs {
+            write::<f64>(&mut outputs[1], &hy)?;
+            if self.lstm() {
+                write::<f64>(&mut outputs[2], &cy)?;
+            }
+        }
+        Ok(())
+    }
+    fn has_gradient(&self) -> bool {
+        true
+    }
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        let g = self.geometry(ctx.inputs[0].shape())?;
+        let (lstm, n_out) = (self.lstm(), ctx.out_grads.len());
+        let mut args: Vec<NDArray> = ctx.out_grads.to_vec();
+        args.extend(ctx.inputs.iter().cloned());
+        let infos = ctx.inputs.iter().map(info).collect();
+        let grads = run_kernel("_backward_RNN", &args, infos, move |_, ins, outs| {
+            let v: Vec<Vec<f64>> =
+                ins.iter().map(|b| load::<f64>(b).map(|c| c.into_owned())).collect::<Result<_>>()?;
+            let (dys, xs) = v.split_at(n_out);
+            let state_len = xs[2].len();
+            let zeros = vec![0.0; state_len];
+            let dhy = dys.get(1).unwrap_or(&zeros);
+            let dcy = if lstm { dys.get(2).unwrap_or(&zeros) } else { &zeros };
+            let c0 = if lstm { &xs[3] } else { &zeros };
+            let (dx, dp, dh0, dc0) = g.backward(&xs[0], &xs[1], &xs[2], c0, &dys[0], dhy, dcy);
+            write::<f64>(&mut outs[0], &dx)?;
+            write::<f64>(&mut outs[1], &dp)?;
+            write::<f64>(&mut outs[2], &dh0)?;
+            if lstm {
+                write::<f64>(&mut outs[3], &dc0)?;
+            }
+            Ok(())
+        })?;
+        Ok(grads.into_iter().map(Some).collect())
+    }
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    r.register_family(build, &[(NAME, &[])]);
+}
