@@ -523,6 +523,8 @@ fn cases() -> Vec<Case> {
     v.push(rnn("gru", 2, "False", 78));
     v.push(rnn("rnn_tanh", 1, "False", 14));
     v.push(rnn("rnn_relu", 1, "True", 28));
+    // CTC: (time 4, batch 2, alphabet 3), labels in 1..3 (0 is the blank and the padding).
+    v.push(idx("CTCLoss", &[], &[&[4, 2, 3], &[2, 2]], vec![ANY, Dom::Int(1, 3)], vec![0]));
     // BatchNorm with global statistics: forward and gradient use the moving statistics
     // (inputs 3 and 4, aux states, not differentiated).
     v.push(Case {

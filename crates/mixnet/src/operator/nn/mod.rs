@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod batch_norm;
 pub mod convolution;
+pub mod ctc_loss;
 pub mod deconvolution;
 pub mod dropout;
 pub mod embedding;
@@ -39,4 +40,5 @@ pub(crate) fn register(r: &mut Registry) {
     embedding::register(r);
     upsampling::register(r);
     rnn::register(r);
+    ctc_loss::register(r);
 }
