@@ -38,7 +38,7 @@ pub fn ctc_sequence(
         }
     }
     let s_len = 2 * label.len() + 1;
-    let sym = |s: usize| if s % 2 == 0 { blank } else { label[s / 2] };
+    let sym = |s: usize| if s.is_multiple_of(2) { blank } else { label[s / 2] };
     let skip = |s: usize| s >= 2 && sym(s) != blank && sym(s) != sym(s - 2);
     let ninf = f64::NEG_INFINITY;
     let mut alpha = vec![ninf; steps * s_len];
