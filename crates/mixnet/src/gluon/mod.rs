@@ -7,6 +7,7 @@ pub mod data;
 pub mod loss;
 pub mod nn;
 pub mod parameter;
+pub mod rnn;
 pub mod trainer;
 
 pub use block::{

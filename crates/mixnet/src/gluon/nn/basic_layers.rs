@@ -385,6 +385,116 @@ impl Block for LayerNorm {
 }
 impl HybridBlock for LayerNorm {}
 
+/// Group normalization (MXNet 1.x's `nn.GroupNorm(num_groups=1, epsilon=1e-5,
+/// center=True, scale=True)`): `gamma` and `beta` hold one value per group, as in 1.x.
+pub struct GroupNorm {
+    base: BlockBase,
+    num_groups: usize,
+    epsilon: f64,
+    gamma: Parameter,
+    beta: Parameter,
+}
+
+impl GroupNorm {
+    pub fn new(num_groups: usize) -> Self {
+        let base = BlockBase::new(None, "groupnorm");
+        let gamma = base.param("gamma", &[num_groups]).with_init(ones());
+        let beta = base.param("beta", &[num_groups]).with_init(zeros());
+        GroupNorm { base, num_groups, epsilon: 1e-5, gamma, beta }
+    }
+    pub fn epsilon(mut self, e: f64) -> Self {
+        self.epsilon = e;
+        self
+    }
+    pub fn center(mut self, center: bool) -> Self {
+        self.beta = self.beta.with_grad_req(if center { GradReq::Write } else { GradReq::Null });
+        self
+    }
+    pub fn scale(mut self, scale: bool) -> Self {
+        self.gamma = self.gamma.with_grad_req(if scale { GradReq::Write } else { GradReq::Null });
+        self
+    }
+}
+
+impl Block for GroupNorm {
+    fn base(&self) -> &BlockBase {
+        &self.base
+    }
+    fn forward(&self, x: &NDArray) -> Result<NDArray> {
+        let (groups, eps) = (self.num_groups.to_string(), self.epsilon.to_string());
+        op(
+            "GroupNorm",
+            &[x.clone(), self.gamma.data()?, self.beta.data()?],
+            &[("num_groups", &groups), ("eps", &eps)],
+        )
+    }
+    fn params(&self) -> Vec<(String, Parameter)> {
+        vec![("gamma".into(), self.gamma.clone()), ("beta".into(), self.beta.clone())]
+    }
+    crate::impl_as_dyn!();
+}
+impl HybridBlock for GroupNorm {}
+
+/// Instance normalization over the spatial axes of each (sample, channel) (MXNet's
+/// `nn.InstanceNorm(axis=1, epsilon=1e-5, center=True, scale=False, in_channels=0)`:
+/// note the layer's `scale` defaults to false, so `gamma` stays one).
+pub struct InstanceNorm {
+    base: BlockBase,
+    epsilon: f64,
+    gamma: Parameter,
+    beta: Parameter,
+}
+
+impl InstanceNorm {
+    pub fn new() -> Self {
+        let base = BlockBase::new(None, "instancenorm");
+        let gamma = base.param("gamma", &[0]).with_init(ones()).with_grad_req(GradReq::Null);
+        let beta = base.param("beta", &[0]).with_init(zeros());
+        InstanceNorm { base, epsilon: 1e-5, gamma, beta }
+    }
+    pub fn epsilon(mut self, e: f64) -> Self {
+        self.epsilon = e;
+        self
+    }
+    pub fn center(mut self, center: bool) -> Self {
+        self.beta = self.beta.with_grad_req(if center { GradReq::Write } else { GradReq::Null });
+        self
+    }
+    pub fn scale(mut self, scale: bool) -> Self {
+        self.gamma = self.gamma.with_grad_req(if scale { GradReq::Write } else { GradReq::Null });
+        self
+    }
+}
+
+impl Default for InstanceNorm {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Block for InstanceNorm {
+    fn base(&self) -> &BlockBase {
+        &self.base
+    }
+    fn forward(&self, x: &NDArray) -> Result<NDArray> {
+        let c = x.shape().get(1).copied().ok_or_else(|| {
+            crate::Error::op(
+                self.name(),
+                format!("input {} needs a channel axis (batch, channels, ...)", x.shape()),
+            )
+        })?;
+        self.gamma.infer_shape(self.name(), &[c])?;
+        self.beta.infer_shape(self.name(), &[c])?;
+        let eps = self.epsilon.to_string();
+        op("InstanceNorm", &[x.clone(), self.gamma.data()?, self.beta.data()?], &[("eps", &eps)])
+    }
+    fn params(&self) -> Vec<(String, Parameter)> {
+        vec![("gamma".into(), self.gamma.clone()), ("beta".into(), self.beta.clone())]
+    }
+    crate::impl_as_dyn!();
+}
+impl HybridBlock for InstanceNorm {}
+
 /// Lookup table of `input_dim` vectors of `output_dim` (MXNet's `nn.Embedding`); indices
 /// out of range are clipped, as MXNet's `Embedding` does.
 pub struct Embedding {
@@ -412,7 +522,14 @@ impl Block for Embedding {
         &self.base
     }
     fn forward(&self, x: &NDArray) -> Result<NDArray> {
-        op("take", &[self.weight.data()?, x.clone()], &[("axis", "0"), ("mode", "clip")])
+        let s = self.weight.shape();
+        let (input_dim, output_dim, dtype) =
+            (s[0].to_string(), s[1].to_string(), self.weight.dtype().to_string());
+        op(
+            "Embedding",
+            &[x.clone(), self.weight.data()?],
+            &[("input_dim", &input_dim), ("output_dim", &output_dim), ("dtype", &dtype)],
+        )
     }
     fn params(&self) -> Vec<(String, Parameter)> {
         vec![("weight".into(), self.weight.clone())]
