@@ -525,6 +525,17 @@ fn cases() -> Vec<Case> {
     v.push(rnn("rnn_relu", 1, "True", 28));
     // CTC: (time 4, batch 2, alphabet 3), labels in 1..3 (0 is the blank and the padding).
     v.push(idx("CTCLoss", &[], &[&[4, 2, 3], &[2, 2]], vec![ANY, Dom::Int(1, 3)], vec![0]));
+    // Attention (flash-style kernel): plain, causal with grouped heads and padding; RoPE.
+    let sdpa = "_contrib_scaled_dot_product_attention";
+    v.push(case(sdpa, &[&[1, 2, 3, 4], &[1, 2, 5, 4], &[1, 2, 5, 3]], ANY));
+    v.push(idx(
+        sdpa,
+        &[("causal", "True"), ("use_valid_length", "True")],
+        &[&[2, 4, 4, 2], &[2, 2, 4, 2], &[2, 2, 4, 3], &[2]],
+        vec![ANY, ANY, ANY, Dom::Int(1, 5)],
+        vec![0, 1, 2],
+    ));
+    v.push(with("_contrib_rope", &[("offset", "3")], &[&[2, 3, 4]], ANY));
     // BatchNorm with global statistics: forward and gradient use the moving statistics
     // (inputs 3 and 4, aux states, not differentiated).
     v.push(Case {

@@ -2,6 +2,7 @@
 //! the legacy layers beside it).
 
 pub mod activation;
+pub mod attention;
 pub mod batch_norm;
 pub mod convolution;
 pub mod ctc_loss;
@@ -41,4 +42,5 @@ pub(crate) fn register(r: &mut Registry) {
     upsampling::register(r);
     rnn::register(r);
     ctc_loss::register(r);
+    attention::register(r);
 }
