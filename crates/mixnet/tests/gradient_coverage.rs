@@ -292,6 +292,7 @@ fn cases() -> Vec<Case> {
     v.push(with("reverse", &[("axis", "(0, 2)")], &[t], ANY));
     v.push(with("Concat", &[("num_args", "3"), ("dim", "1")], &[&[2, 1, 4], &[2, 3, 4], &[2, 2, 4]], ANY));
     v.push(with("stack", &[("num_args", "2"), ("axis", "-1")], &[m, m], ANY));
+    v.push(with("_rnn_param_concat", &[("num_args", "2"), ("dim", "0")], &[&[3], &[5]], ANY));
     v.push(with(
         "SliceChannel",
         &[("num_outputs", "3"), ("axis", "0"), ("squeeze_axis", "True")],

@@ -5,6 +5,7 @@
 
 mod attrs;
 mod blob;
+pub mod coverage;
 pub mod registry;
 
 pub use attrs::{parse_tuple, Attrs};

@@ -23,7 +23,9 @@ struct JoinOp {
 fn build_join(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
     let num_args = count(attrs, "num_args")?;
     let (axis, new_axis) = match name {
-        "Concat" => (attrs.int("dim", 1)?, false),
+        // `_rnn_param_concat` is Concat with a looser shape inference in MXNet (for deferred
+        // parameter shapes); shapes are always known at an eager call.
+        "Concat" | "_rnn_param_concat" => (attrs.int("dim", 1)?, false),
         _ => (attrs.int("axis", 0)?, true),
     };
     Ok(Arc::new(JoinOp { name, num_args, axis, new_axis }))
@@ -316,6 +318,7 @@ impl Operator for SplitOp {
 pub(super) fn register(r: &mut Registry) {
     r.register(OpDef { name: "Concat", aliases: &["concat"], build: build_join });
     r.register(OpDef { name: "stack", aliases: &[], build: build_join });
+    r.register(OpDef { name: "_rnn_param_concat", aliases: &[], build: build_join });
     r.register(OpDef { name: "SliceChannel", aliases: &["split"], build: build_split });
     r.register(OpDef { name: "_split_v2", aliases: &[], build: build_split });
 }
