@@ -537,6 +537,13 @@ fn cases() -> Vec<Case> {
         vec![0, 1, 2],
     ));
     v.push(with("_contrib_rope", &[("offset", "3")], &[&[2, 3, 4]], ANY));
+    // Moments and square sums; copies and amp_cast (float64 passes amp_cast unchanged).
+    v.push(with("moments", &[("axes", "(0, 2)")], &[&[2, 3, 4]], ANY));
+    v.push(with("moments", &[("keepdims", "True")], &[&[2, 3]], ANY));
+    v.push(with("_square_sum", &[("axis", "1"), ("exclude", "True")], &[&[2, 3, 4]], ANY));
+    v.push(with("amp_cast", &[("dtype", "float16")], &[m], ANY));
+    v.push(case("_copyto", &[m], ANY));
+    v.push(case("_CrossDeviceCopy", &[m], ANY));
     // BatchNorm with global statistics: forward and gradient use the moving statistics
     // (inputs 3 and 4, aux states, not differentiated).
     v.push(Case {

@@ -9,6 +9,7 @@ pub mod indexing;
 pub mod init;
 pub mod linalg;
 pub mod matrix;
+pub mod moments;
 pub mod nn;
 pub mod optimizer;
 pub mod ordering;
@@ -32,4 +33,5 @@ pub fn register_all(r: &mut Registry) {
     indexing::register(r);
     ordering::register(r);
     linalg::register(r);
+    moments::register(r);
 }

@@ -60,15 +60,26 @@ const MATH: &[(&str, &[&str], UnaryFn)] = &[
 ];
 
 /// Forward is a copy; they differ in their gradients (copy, zero, ones).
-const IDENTITY: &[(&str, &[&str])] =
-    &[("_copy", &["identity"]), ("BlockGrad", &["stop_gradient"]), ("make_loss", &[])];
+const IDENTITY: &[(&str, &[&str])] = &[
+    ("_copy", &["identity"]),
+    ("BlockGrad", &["stop_gradient"]),
+    ("make_loss", &[]),
+    // Copies to another device; with one device kind they are copies.
+    ("_copyto", &[]),
+    ("_CrossDeviceCopy", &[]),
+];
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Math(UnaryFn),
     Identity,
-    Clip { a_min: f32, a_max: f32 },
+    Clip {
+        a_min: f32,
+        a_max: f32,
+    },
     Cast(DType),
+    /// `amp_cast`: casts float16/bfloat16/float32 inputs to the dtype, passes others.
+    AmpCast(DType),
 }
 
 /// A configured unary operator.
@@ -97,9 +108,14 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
         Kind::Identity
     } else if name == "clip" {
         Kind::Clip { a_min: required_f32(attrs, "a_min")?, a_max: required_f32(attrs, "a_max")? }
-    } else if name == "Cast" {
+    } else if name == "Cast" || name == "amp_cast" {
         let dtype = attrs.dtype("dtype")?;
-        Kind::Cast(dtype.ok_or_else(|| Error::op(name, "required attribute dtype is missing"))?)
+        let dtype = dtype.ok_or_else(|| Error::op(name, "required attribute dtype is missing"))?;
+        if name == "Cast" {
+            Kind::Cast(dtype)
+        } else {
+            Kind::AmpCast(dtype)
+        }
     } else {
         return Err(Error::op(name, "not a unary operator"));
     };
@@ -119,7 +135,7 @@ impl Operator for UnaryOp {
         match self.kind {
             Kind::Math(_) | Kind::Identity => &[(0, 0)],
             // MXNet declares none for clip; Cast may change the element size.
-            Kind::Clip { .. } | Kind::Cast(_) => &[],
+            Kind::Clip { .. } | Kind::Cast(_) | Kind::AmpCast(_) => &[],
         }
     }
 
@@ -141,6 +157,7 @@ impl Operator for UnaryOp {
                 ));
             }
             Kind::Cast(to) => to,
+            Kind::AmpCast(to) if matches!(x.dtype, DType::F32 | DType::F16 | DType::BF16) => to,
             _ => x.dtype,
         };
         Ok(vec![TensorInfo { shape: x.shape.clone(), dtype }])
@@ -149,18 +166,18 @@ impl Operator for UnaryOp {
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
         let (x, out) = (&inputs[0], &mut outputs[0]);
         match self.kind {
-            Kind::Identity | Kind::Cast(_) if x.dtype() == out.dtype() => {
+            Kind::Identity | Kind::Cast(_) | Kind::AmpCast(_) if x.dtype() == out.dtype() => {
                 with_dtype!(out.dtype(), T => out.slice_mut::<T>()?.copy_from_slice(x.slice::<T>()?))
             }
             Kind::Math(f) => with_dtype!(out.dtype(), T => unary(f, x.slice::<T>()?, out.slice_mut::<T>()?)),
             Kind::Clip { a_min, a_max } => {
                 with_dtype!(out.dtype(), T => clip(x.slice::<T>()?, out.slice_mut::<T>()?, a_min, a_max))
             }
-            Kind::Cast(DType::Bool) => {
+            Kind::Cast(DType::Bool) | Kind::AmpCast(DType::Bool) => {
                 with_dtype!(x.dtype(), S => cast_to_bool(x.slice::<S>()?, out.slice_mut::<u8>()?))
             }
             // The output dtype is Cast's target.
-            Kind::Identity | Kind::Cast(_) => with_dtype!(out.dtype(), D => {
+            Kind::Identity | Kind::Cast(_) | Kind::AmpCast(_) => with_dtype!(out.dtype(), D => {
                 let out = out.slice_mut::<D>()?;
                 with_dtype!(x.dtype(), S => cast::<S, D>(x.slice::<S>()?, out))
             }),
@@ -193,7 +210,7 @@ impl Operator for UnaryOp {
                     call("_lesser_equal_scalar", std::slice::from_ref(x), &[("scalar", &a_max.to_string())])?;
                 (g * &(&lo * &hi)?)?
             }
-            Kind::Cast(_) => cast_to(g, x.dtype())?,
+            Kind::Cast(_) | Kind::AmpCast(_) => cast_to(g, x.dtype())?,
         };
         Ok(vec![Some(d)])
     }
@@ -273,4 +290,5 @@ pub(crate) fn register(r: &mut Registry) {
     }
     r.register(OpDef { name: "clip", aliases: &[], build });
     r.register(OpDef { name: "Cast", aliases: &["cast"], build });
+    r.register(OpDef { name: "amp_cast", aliases: &[], build });
 }

@@ -1,0 +1,42 @@
+//! Smaller legacy operators against values computed by hand: moments, _square_sum,
+//! amp_cast's dtype rules, copies.
+
+use mixnet::imperative::invoke;
+use mixnet::{DType, NDArray};
+
+fn arr(v: &[f32], shape: &[usize]) -> NDArray {
+    NDArray::from_vec(v.to_vec(), shape.to_vec()).unwrap()
+}
+
+#[test]
+fn moments_and_square_sum() {
+    let x = arr(&[1.0, 2.0, 3.0, 4.0, 5.0, 9.0], &[2, 3]);
+    let r = invoke("moments", &[x.clone()], &[("axes", "(1,)")]).unwrap();
+    assert_eq!(r[0].to_vec::<f32>().unwrap(), [2.0, 6.0]);
+    let v = r[1].to_vec::<f32>().unwrap();
+    assert!((v[0] - 2.0 / 3.0).abs() < 1e-6 && (v[1] - 14.0 / 3.0).abs() < 1e-5, "{v:?}");
+    let r = invoke("moments", &[x.clone()], &[("keepdims", "True")]).unwrap();
+    assert_eq!(r[0].shape().dims(), [1, 1]);
+    let s = invoke("_square_sum", &[x.clone()], &[("axis", "0")]).unwrap().remove(0);
+    assert_eq!(s.to_vec::<f32>().unwrap(), [17.0, 29.0, 90.0]);
+    // exclude: reduce every axis but 0.
+    let s = invoke("_square_sum", &[x.clone()], &[("axis", "0"), ("exclude", "True"), ("keepdims", "True")])
+        .unwrap()
+        .remove(0);
+    assert_eq!(s.shape().dims(), [2, 1]);
+    assert_eq!(s.to_vec::<f32>().unwrap(), [14.0, 122.0]);
+    let e = invoke("moments", &[x], &[("axes", "(2,)")]).unwrap_err().to_string();
+    assert!(e.contains("moments") && e.contains("axis 2"), "{e}");
+}
+
+#[test]
+fn amp_cast_casts_only_floats() {
+    let x = arr(&[1.5, -2.0], &[2]);
+    let h = invoke("amp_cast", &[x], &[("dtype", "float16")]).unwrap().remove(0);
+    assert_eq!(h.dtype(), DType::F16);
+    let i = NDArray::from_vec(vec![3i32, 4], [2]).unwrap();
+    let same = invoke("amp_cast", &[i], &[("dtype", "float16")]).unwrap().remove(0);
+    assert_eq!(same.dtype(), DType::I32, "integer inputs pass through amp_cast");
+    let c = invoke("_copyto", &[h.clone()], &[]).unwrap().remove(0);
+    assert_eq!(c.to_f64_vec().unwrap(), [1.5, -2.0]);
+}
