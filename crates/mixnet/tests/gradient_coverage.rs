@@ -544,6 +544,15 @@ fn cases() -> Vec<Case> {
     v.push(with("amp_cast", &[("dtype", "float16")], &[m], ANY));
     v.push(case("_copyto", &[m], ANY));
     v.push(case("_CrossDeviceCopy", &[m], ANY));
+    // Index conversions: zero gradients (MXNet's MakeZeroGradNodes).
+    v.push(Case {
+        check: Check::Zero,
+        ..with("_ravel_multi_index", &[("shape", "(3, 4)")], &[&[2, 5]], Dom::Int(0, 3))
+    });
+    v.push(Case {
+        check: Check::Zero,
+        ..with("_unravel_index", &[("shape", "(3, 4)")], &[&[5]], Dom::Int(0, 12))
+    });
     // BatchNorm with global statistics: forward and gradient use the moving statistics
     // (inputs 3 and 4, aux states, not differentiated).
     v.push(Case {

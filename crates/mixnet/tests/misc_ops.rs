@@ -40,3 +40,14 @@ fn amp_cast_casts_only_floats() {
     let c = invoke("_copyto", &[h.clone()], &[]).unwrap().remove(0);
     assert_eq!(c.to_f64_vec().unwrap(), [1.5, -2.0]);
 }
+
+#[test]
+fn ravel_and_unravel_round_trip() {
+    let coords = arr(&[1.0, 2.0, 0.0, 3.0, 1.0, 2.0], &[2, 3]);
+    let flat = invoke("ravel_multi_index", &[coords.clone()], &[("shape", "(4, 5)")]).unwrap().remove(0);
+    assert_eq!(flat.to_vec::<f32>().unwrap(), [8.0, 11.0, 2.0]);
+    let back = invoke("unravel_index", &[flat], &[("shape", "(4, 5)")]).unwrap().remove(0);
+    assert_eq!(back.to_vec::<f32>().unwrap(), coords.to_vec::<f32>().unwrap());
+    let e = invoke("ravel_multi_index", &[coords], &[("shape", "(4, 5, 6)")]).unwrap_err().to_string();
+    assert!(e.contains("_ravel_multi_index") && e.contains("(3, N)"), "{e}");
+}

@@ -14,6 +14,7 @@ pub mod nn;
 pub mod optimizer;
 pub mod ordering;
 pub mod random;
+pub mod ravel;
 pub mod reduce;
 pub mod unary;
 
@@ -34,4 +35,5 @@ pub fn register_all(r: &mut Registry) {
     ordering::register(r);
     linalg::register(r);
     moments::register(r);
+    ravel::register(r);
 }
