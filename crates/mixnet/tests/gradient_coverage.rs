@@ -30,6 +30,7 @@ const NO_GRADIENT: &[(&str, &str)] = &[
     ("multi_lars", "optimizer helper (LARS), MXNet registers no FGradient"),
     ("_random_randint", "creation op: no inputs"),
     ("batch_take", "MXNet registers no FGradient for batch_take"),
+    ("khatri_rao", "MXNet registers no FGradient for khatri_rao"),
 ];
 
 /// Families of operators without a gradient, by name pattern, with the reason.

@@ -51,3 +51,15 @@ fn ravel_and_unravel_round_trip() {
     let e = invoke("ravel_multi_index", &[coords], &[("shape", "(4, 5, 6)")]).unwrap_err().to_string();
     assert!(e.contains("_ravel_multi_index") && e.contains("(3, N)"), "{e}");
 }
+
+#[test]
+fn khatri_rao_matches_mxnet_doc_example() {
+    let a = arr(&[1.0, -1.0, 2.0, -3.0], &[2, 2]);
+    let b = arr(&[1.0, 4.0, 2.0, 5.0, 3.0, 6.0], &[3, 2]);
+    let c = invoke("khatri_rao", &[a, b], &[("num_args", "2")]).unwrap().remove(0);
+    assert_eq!(c.shape().dims(), [6, 2]);
+    assert_eq!(
+        c.to_vec::<f32>().unwrap(),
+        [1.0, -4.0, 2.0, -5.0, 3.0, -6.0, 2.0, -12.0, 4.0, -15.0, 6.0, -18.0]
+    );
+}

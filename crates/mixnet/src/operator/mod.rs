@@ -7,6 +7,7 @@ pub mod dot;
 pub(crate) mod grad;
 pub mod indexing;
 pub mod init;
+pub mod krprod;
 pub mod linalg;
 pub mod matrix;
 pub mod moments;
@@ -36,4 +37,5 @@ pub fn register_all(r: &mut Registry) {
     linalg::register(r);
     moments::register(r);
     ravel::register(r);
+    krprod::register(r);
 }
