@@ -54,40 +54,6 @@ fn reshape_like(label: &NDArray, pred: &NDArray, loss: &str) -> Result<NDArray> 
     op("reshape_like", &[label.clone(), pred.clone()], &[])
 }
 
-/// A one-hot mask shaped like `pred` with ones at `label` along `axis`.
-fn one_hot_like(pred: &NDArray, label: &NDArray, axis: i64) -> Result<NDArray> {
-    let nd = pred.ndim() as i64;
-    let ax = if axis < 0 { axis + nd } else { axis };
-    if ax < 0 || ax >= nd {
-        return Err(Error::Invalid(format!(
-            "SoftmaxCrossEntropyLoss: axis {axis} out of range for {}",
-            pred.shape()
-        )));
-    }
-    let ax = ax as usize;
-    let outer: usize = pred.shape()[..ax].iter().product();
-    let n = pred.shape()[ax];
-    let inner: usize = pred.shape()[ax + 1..].iter().product();
-    let labels = label.to_f64_vec()?;
-    if labels.len() != outer * inner {
-        return Err(Error::Invalid(format!(
-            "SoftmaxCrossEntropyLoss: {} labels (shape {}) for predictions of shape {}",
-            labels.len(),
-            label.shape(),
-            pred.shape()
-        )));
-    }
-    let mut mask = vec![0f64; pred.size()];
-    for o in 0..outer {
-        for i in 0..inner {
-            // MXNet's pick clips out-of-range indices.
-            let k = (labels[o * inner + i].max(0.0) as usize).min(n - 1);
-            mask[(o * n + k) * inner + i] = 1.0;
-        }
-    }
-    NDArray::from_slice(&mask, pred.shape().clone())?.astype(pred.dtype())
-}
-
 fn sub(a: &NDArray, b: &NDArray) -> Result<NDArray> {
     op("elemwise_sub", &[a.clone(), b.clone()], &[])
 }
@@ -169,13 +135,8 @@ impl Loss for SoftmaxCrossEntropyLoss {
         } else {
             op("log_softmax", &[pred.clone()], &[("axis", &axis)])?
         };
-        let picked = if self.sparse_label && crate::op::registry().get("pick").is_some() {
+        let picked = if self.sparse_label {
             op("pick", &[logp, label.clone()], &[("axis", &axis), ("keepdims", "True")])?
-        } else if self.sparse_label {
-            // Without `pick`: the same value as a product with the labels' one-hot mask
-            // (labels carry no gradient, so the mask is a constant).
-            let mask = one_hot_like(&logp, label, self.axis)?;
-            op("sum", &[mul(&logp, &mask)?], &[("axis", &axis), ("keepdims", "True")])?
         } else {
             let label = reshape_like(label, pred, "SoftmaxCrossEntropyLoss")?;
             op("sum", &[mul(&logp, &label)?], &[("axis", &axis), ("keepdims", "True")])?
