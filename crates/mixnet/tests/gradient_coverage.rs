@@ -31,6 +31,7 @@ const NO_GRADIENT: &[(&str, &str)] = &[
     ("_random_randint", "creation op: no inputs"),
     ("batch_take", "MXNet registers no FGradient for batch_take"),
     ("khatri_rao", "MXNet registers no FGradient for khatri_rao"),
+    ("reset_arrays", "writes its inputs in place; MXNet registers no FGradient"),
 ];
 
 /// Families of operators without a gradient, by name pattern, with the reason.
@@ -554,6 +555,14 @@ fn cases() -> Vec<Case> {
         check: Check::Zero,
         ..with("_unravel_index", &[("shape", "(3, 4)")], &[&[5]], Dom::Int(0, 12))
     });
+    // Small contrib/internal ops.
+    v.push(case("_contrib_div_sqrt_dim", &[&[2, 4]], ANY));
+    v.push(Case {
+        check: Check::Zero,
+        ..with("_contrib_arange_like", &[("start", "1"), ("repeat", "2")], &[m], ANY)
+    });
+    v.push(Case { check: Check::Zero, ..case("_contrib_index_array", &[m], ANY) });
+    v.push(idx("_identity_with_attr_like_rhs", &[], &[m, m], vec![ANY, ANY], vec![0]));
     // BatchNorm with global statistics: forward and gradient use the moving statistics
     // (inputs 3 and 4, aux states, not differentiated).
     v.push(Case {

@@ -63,3 +63,25 @@ fn khatri_rao_matches_mxnet_doc_example() {
         [1.0, -4.0, 2.0, -5.0, 3.0, -6.0, 2.0, -12.0, 4.0, -15.0, 6.0, -18.0]
     );
 }
+
+#[test]
+fn contrib_helpers() {
+    let x = arr(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
+    let y = invoke("_contrib_div_sqrt_dim", &[x.clone()], &[]).unwrap().remove(0).to_vec::<f32>().unwrap();
+    assert!((y[2] - 3.0 / 3f32.sqrt()).abs() < 1e-6);
+    let r = invoke("_contrib_arange_like", &[x.clone()], &[("start", "1"), ("step", "2"), ("repeat", "2")])
+        .unwrap()
+        .remove(0);
+    assert_eq!(r.to_vec::<f32>().unwrap(), [1.0, 1.0, 3.0, 3.0, 5.0, 5.0]);
+    let r = invoke("_contrib_arange_like", &[x.clone()], &[("axis", "-1")]).unwrap().remove(0);
+    assert_eq!(r.to_vec::<f32>().unwrap(), [0.0, 1.0, 2.0]);
+    let i = invoke("_contrib_index_array", &[x.clone()], &[("axes", "(1,)")]).unwrap().remove(0);
+    assert_eq!(i.dtype(), DType::I64);
+    assert_eq!(i.to_vec::<i64>().unwrap(), [0, 1, 2, 0, 1, 2]);
+    let a = arr(&[1.0, 2.0], &[2]);
+    let b = arr(&[3.0], &[1]);
+    let out = invoke("reset_arrays", &[a.clone(), b.clone()], &[("num_arrays", "2")]).unwrap();
+    assert!(out.is_empty());
+    assert_eq!(a.to_vec::<f32>().unwrap(), [0.0, 0.0]);
+    assert_eq!(b.to_vec::<f32>().unwrap(), [0.0]);
+}

@@ -2,6 +2,7 @@
 //! module registers its operators in [`register_all`].
 
 pub mod binary;
+pub mod contrib;
 pub(crate) mod copy;
 pub mod dot;
 pub(crate) mod grad;
@@ -38,4 +39,5 @@ pub fn register_all(r: &mut Registry) {
     moments::register(r);
     ravel::register(r);
     krprod::register(r);
+    contrib::register(r);
 }
