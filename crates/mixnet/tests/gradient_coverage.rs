@@ -563,6 +563,13 @@ fn cases() -> Vec<Case> {
     });
     v.push(Case { check: Check::Zero, ..case("_contrib_index_array", &[m], ANY) });
     v.push(idx("_identity_with_attr_like_rhs", &[], &[m, m], vec![ANY, ANY], vec![0]));
+    v.push(with(
+        "im2col",
+        &[("kernel", "(2, 2)"), ("stride", "(1, 2)"), ("pad", "(1, 0)")],
+        &[&[1, 2, 3, 4]],
+        ANY,
+    ));
+    v.push(with("col2im", &[("kernel", "(2, 2)"), ("output_size", "(3, 3)")], &[&[1, 8, 4]], ANY));
     // BatchNorm with global statistics: forward and gradient use the moving statistics
     // (inputs 3 and 4, aux states, not differentiated).
     v.push(Case {

@@ -85,3 +85,19 @@ fn contrib_helpers() {
     assert_eq!(a.to_vec::<f32>().unwrap(), [0.0, 0.0]);
     assert_eq!(b.to_vec::<f32>().unwrap(), [0.0]);
 }
+
+#[test]
+fn im2col_blocks_and_col2im_sums_them_back() {
+    let x = arr(&(1..=9).map(|v| v as f32).collect::<Vec<_>>(), &[1, 1, 3, 3]);
+    let cols = invoke("im2col", &[x], &[("kernel", "(2, 2)")]).unwrap().remove(0);
+    assert_eq!(cols.shape().dims(), [1, 4, 4]);
+    // Row k holds kernel offset k of every block (blocks in row-major order).
+    assert_eq!(
+        cols.to_vec::<f32>().unwrap(),
+        [1.0, 2.0, 4.0, 5.0, 2.0, 3.0, 5.0, 6.0, 4.0, 5.0, 7.0, 8.0, 5.0, 6.0, 8.0, 9.0]
+    );
+    let back =
+        invoke("col2im", &[cols], &[("kernel", "(2, 2)"), ("output_size", "(3, 3)")]).unwrap().remove(0);
+    // Each pixel summed once per block that covers it.
+    assert_eq!(back.to_vec::<f32>().unwrap(), [1.0, 4.0, 3.0, 8.0, 20.0, 12.0, 7.0, 16.0, 9.0]);
+}

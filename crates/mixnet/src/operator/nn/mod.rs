@@ -10,6 +10,7 @@ pub mod deconvolution;
 pub mod dropout;
 pub mod embedding;
 pub mod fully_connected;
+pub mod im2col;
 pub(crate) mod kernel;
 pub mod leaky_relu;
 pub mod loss_output;
@@ -43,4 +44,5 @@ pub(crate) fn register(r: &mut Registry) {
     rnn::register(r);
     ctc_loss::register(r);
     attention::register(r);
+    im2col::register(r);
 }
