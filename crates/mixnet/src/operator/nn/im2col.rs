@@ -120,7 +120,7 @@ impl Im2Col {
             None => Ok((d[0], d[1], d[2..].to_vec())),
             Some(os) => {
                 let kv: usize = self.blocks.kernel.iter().product();
-                if d[1] % kv != 0 {
+                if !d[1].is_multiple_of(kv) {
                     return Err(Error::op(
                         self.name,
                         format!("input channels {} are not a multiple of the kernel volume {kv}", d[1]),
