@@ -570,6 +570,7 @@ fn cases() -> Vec<Case> {
         ANY,
     ));
     v.push(with("col2im", &[("kernel", "(2, 2)"), ("output_size", "(3, 3)")], &[&[1, 8, 4]], ANY));
+    v.push(with("amp_multicast", &[("num_outputs", "2")], &[m, &[2]], ANY));
     // BatchNorm with global statistics: forward and gradient use the moving statistics
     // (inputs 3 and 4, aux states, not differentiated).
     v.push(Case {

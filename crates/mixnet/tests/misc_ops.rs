@@ -101,3 +101,19 @@ fn im2col_blocks_and_col2im_sums_them_back() {
     // Each pixel summed once per block that covers it.
     assert_eq!(back.to_vec::<f32>().unwrap(), [1.0, 4.0, 3.0, 8.0, 20.0, 12.0, 7.0, 16.0, 9.0]);
 }
+
+#[test]
+fn amp_multicast_widest_and_narrowest() {
+    let h = arr(&[1.0, 2.0], &[2]).astype(DType::F16).unwrap();
+    let f = arr(&[3.0], &[1]);
+    let i = NDArray::from_vec(vec![7i32], [1]).unwrap();
+    let wide = invoke("amp_multicast", &[h.clone(), f.clone(), i.clone()], &[("num_outputs", "3")]).unwrap();
+    assert_eq!([wide[0].dtype(), wide[1].dtype(), wide[2].dtype()], [DType::F32, DType::F32, DType::I32]);
+    let narrow =
+        invoke("amp_multicast", &[h, f, i], &[("num_outputs", "3"), ("cast_narrow", "True")]).unwrap();
+    assert_eq!(
+        [narrow[0].dtype(), narrow[1].dtype(), narrow[2].dtype()],
+        [DType::F16, DType::F16, DType::I32]
+    );
+    assert_eq!(narrow[1].to_f64_vec().unwrap(), [3.0]);
+}

@@ -216,6 +216,71 @@ impl Operator for UnaryOp {
     }
 }
 
+/// `amp_multicast`: casts its float16/bfloat16/float32 inputs to one type — the widest of
+/// them (float32 if any is float32), or with `cast_narrow` the narrowest — as MXNet's
+/// `AMPMultiCastType`; other inputs pass through. Gradients cast back.
+pub struct AmpMultiCast {
+    n: usize,
+    narrow: bool,
+}
+
+fn build_multicast(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
+    let n = match attrs.opt_int("num_outputs")? {
+        Some(n) if n >= 1 => n as usize,
+        _ => return Err(Error::op(name, "num_outputs must be at least 1")),
+    };
+    Ok(Arc::new(AmpMultiCast { n, narrow: attrs.bool("cast_narrow", false)? }))
+}
+
+fn amp_float(d: DType) -> bool {
+    matches!(d, DType::F32 | DType::F16 | DType::BF16)
+}
+
+impl Operator for AmpMultiCast {
+    fn name(&self) -> &'static str {
+        "amp_multicast"
+    }
+    fn num_inputs(&self) -> usize {
+        self.n
+    }
+    fn num_outputs(&self) -> usize {
+        self.n
+    }
+    fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
+        let mut target = if self.narrow { DType::F32 } else { inputs[0].dtype };
+        for x in inputs {
+            match (self.narrow, x.dtype) {
+                (false, DType::F32) => target = DType::F32,
+                (true, DType::F16) => target = DType::F16,
+                (true, DType::BF16) => target = DType::BF16,
+                _ => {}
+            }
+        }
+        Ok(inputs
+            .iter()
+            .map(|x| TensorInfo {
+                shape: x.shape.clone(),
+                dtype: if amp_float(x.dtype) { target } else { x.dtype },
+            })
+            .collect())
+    }
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob], outputs: &mut [Blob]) -> Result<()> {
+        for (x, out) in inputs.iter().zip(outputs.iter_mut()) {
+            with_dtype!(out.dtype(), D => {
+                let o = out.slice_mut::<D>()?;
+                with_dtype!(x.dtype(), S => cast::<S, D>(x.slice::<S>()?, o))
+            });
+        }
+        Ok(())
+    }
+    fn has_gradient(&self) -> bool {
+        true
+    }
+    fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
+        ctx.inputs.iter().zip(ctx.out_grads).map(|(x, g)| cast_to(g, x.dtype()).map(Some)).collect()
+    }
+}
+
 fn scalar_op(op: &str, x: &NDArray, s: f64) -> Result<NDArray> {
     call(op, std::slice::from_ref(x), &[("scalar", &s.to_string())])
 }
@@ -291,4 +356,5 @@ pub(crate) fn register(r: &mut Registry) {
     r.register(OpDef { name: "clip", aliases: &[], build });
     r.register(OpDef { name: "Cast", aliases: &["cast"], build });
     r.register(OpDef { name: "amp_cast", aliases: &[], build });
+    r.register(OpDef { name: "amp_multicast", aliases: &[], build: build_multicast });
 }
