@@ -32,6 +32,8 @@ const NO_GRADIENT: &[(&str, &str)] = &[
     ("batch_take", "MXNet registers no FGradient for batch_take"),
     ("khatri_rao", "MXNet registers no FGradient for khatri_rao"),
     ("reset_arrays", "writes its inputs in place; MXNet registers no FGradient"),
+    ("_onehot_encode", "legacy NDArray function, not a graph operator: MXNet has no gradient"),
+    ("fill_element_0index", "legacy NDArray function, not a graph operator: MXNet has no gradient"),
 ];
 
 /// Families of operators without a gradient, by name pattern, with the reason.

@@ -117,3 +117,18 @@ fn amp_multicast_widest_and_narrowest() {
     );
     assert_eq!(narrow[1].to_f64_vec().unwrap(), [3.0]);
 }
+
+#[test]
+fn legacy_ndarray_functions() {
+    let idx = arr(&[2.0, 0.0], &[2]);
+    let like = arr(&[9.0; 6], &[2, 3]);
+    let oh = invoke("_onehot_encode", &[idx.clone(), like.clone()], &[]).unwrap().remove(0);
+    assert_eq!(oh.to_vec::<f32>().unwrap(), [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+    let vals = arr(&[5.0, 6.0], &[2]);
+    let f = invoke("fill_element_0index", &[like, vals, idx], &[]).unwrap().remove(0);
+    assert_eq!(f.to_vec::<f32>().unwrap(), [9.0, 9.0, 5.0, 6.0, 9.0, 9.0]);
+    let bad =
+        invoke("_onehot_encode", &[arr(&[3.0, 0.0], &[2]), arr(&[0.0; 6], &[2, 3])], &[]).unwrap().remove(0);
+    let e = bad.wait_to_read().unwrap_err().to_string();
+    assert!(e.contains("_onehot_encode") && e.contains("index 3"), "{e}");
+}

@@ -12,6 +12,7 @@ pub mod krprod;
 pub mod linalg;
 pub mod matrix;
 pub mod moments;
+pub mod ndarray_fun;
 pub mod nn;
 pub mod optimizer;
 pub mod ordering;
@@ -40,4 +41,5 @@ pub fn register_all(r: &mut Registry) {
     ravel::register(r);
     krprod::register(r);
     contrib::register(r);
+    ndarray_fun::register(r);
 }
