@@ -275,6 +275,103 @@ impl Loss for HingeLoss {
     }
 }
 
+/// Smooth L1: `|label − pred| − rho/2` beyond `rho`, `(label − pred)²/(2·rho)` within
+/// (MXNet's `HuberLoss(rho=1)`).
+#[derive(Clone, Debug)]
+pub struct HuberLoss {
+    base: Base,
+    rho: f64,
+}
+impl HuberLoss {
+    pub fn new() -> Self {
+        HuberLoss { base: Base { weight: None, batch_axis: 0 }, rho: 1.0 }
+    }
+    pub fn rho(mut self, rho: f64) -> Self {
+        self.rho = rho;
+        self
+    }
+    loss_common!();
+}
+impl Default for HuberLoss {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+impl Loss for HuberLoss {
+    fn loss(&self, pred: &NDArray, label: &NDArray, sample_weight: Option<&NDArray>) -> Result<NDArray> {
+        let label = reshape_like(label, pred, "HuberLoss")?;
+        let d = unary("abs", &sub(&label, pred)?)?;
+        let outside = scalar("_greater_scalar", &d, self.rho)?;
+        let linear = scalar("_minus_scalar", &d, 0.5 * self.rho)?;
+        let quadratic = scalar("_mul_scalar", &unary("square", &d)?, 0.5 / self.rho)?;
+        let l = op("where", &[outside, linear, quadratic], &[])?;
+        self.base.finish(l, sample_weight)
+    }
+}
+
+/// Poisson negative log-likelihood (MXNet's `PoissonNLLLoss(from_logits=True,
+/// compute_full=False)`): `exp(pred) − target·pred` from log-rates, or
+/// `pred − target·log(pred + 1e-8)` from rates; `compute_full` adds Stirling's term where
+/// `target > 1`. As MXNet, the result is the mean over *all* elements (shape `(1,)`), not a
+/// per-sample loss.
+#[derive(Clone, Debug)]
+pub struct PoissonNLLLoss {
+    base: Base,
+    from_logits: bool,
+    compute_full: bool,
+}
+impl PoissonNLLLoss {
+    pub fn new() -> Self {
+        PoissonNLLLoss { base: Base { weight: None, batch_axis: 0 }, from_logits: true, compute_full: false }
+    }
+    pub fn from_logits(mut self, v: bool) -> Self {
+        self.from_logits = v;
+        self
+    }
+    pub fn compute_full(mut self, v: bool) -> Self {
+        self.compute_full = v;
+        self
+    }
+    loss_common!();
+}
+impl Default for PoissonNLLLoss {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+impl Loss for PoissonNLLLoss {
+    fn loss(&self, pred: &NDArray, target: &NDArray, sample_weight: Option<&NDArray>) -> Result<NDArray> {
+        let target = reshape_like(target, pred, "PoissonNLLLoss")?;
+        let mut l = if self.from_logits {
+            sub(&unary("exp", pred)?, &mul(&target, pred)?)?
+        } else {
+            sub(pred, &mul(&target, &unary("log", &scalar("_plus_scalar", pred, 1e-8)?)?)?)?
+        };
+        if self.compute_full {
+            let t_log_t = mul(&target, &unary("log", &target)?)?;
+            let half_log = scalar(
+                "_mul_scalar",
+                &unary("log", &scalar("_mul_scalar", &target, 2.0 * std::f64::consts::PI)?)?,
+                0.5,
+            )?;
+            let stirling = op("elemwise_add", &[sub(&t_log_t, &target)?, half_log], &[])?;
+            let gt1 = scalar("_greater_scalar", &target, 1.0)?;
+            // Where target <= 1 the term is dropped. MXNet multiplies by the mask instead, which
+            // gives NaN for zero targets (0 · log 0); selecting keeps the loss finite.
+            let zeros = scalar("_mul_scalar", &target, 0.0)?;
+            l = op("elemwise_add", &[l, op("where", &[gt1, stirling, zeros], &[])?], &[])?;
+        }
+        let mut l = l;
+        if let Some(w) = sample_weight {
+            l = op("broadcast_mul", &[l, w.clone()], &[])?;
+        }
+        if let Some(w) = self.base.weight {
+            l = scalar("_mul_scalar", &l, w)?;
+        }
+        op("mean", &[l], &[])
+    }
+}
+
 /// Kullback-Leibler divergence `label·(log(label) − pred)` (MXNet's
 /// `KLDivLoss(from_logits=True, axis=-1)`).
 #[derive(Clone, Debug)]
