@@ -2,7 +2,7 @@
 //! For debugging (errors surface next to their cause) and as the reference semantics.
 
 use crate::error::{EngineError, ErrorLog};
-use crate::opr::{any_unusual, run_guarded, var_set, OpFn, OpProps, OpResult, OprBlock};
+use crate::opr::{fast_path_set, run_guarded, OpFn, OpProps, OpResult, OprBlock};
 use crate::var::Var;
 use crate::{Engine, EngineKind};
 
@@ -34,10 +34,7 @@ impl Engine for NaiveEngine {
         writes: &[&Var],
         name: &'static str,
     ) -> bool {
-        let set = var_set(reads, writes);
-        if any_unusual(&set) {
-            return false;
-        }
+        let Some(set) = fast_path_set(reads, writes) else { return false };
         let written = || set.iter().filter(|(_, write)| *write).map(|(v, _)| v);
         written().for_each(|v| v.note_pushed_write());
         let (outcome, new) = run_guarded(|| name.into(), func);

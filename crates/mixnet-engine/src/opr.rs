@@ -93,7 +93,7 @@ pub(crate) fn run_guarded(
 /// whether it is written: a var both read and written counts as a write, duplicates collapse.
 pub(crate) type VarSet<'a> = SmallVec<[(&'a Var, bool); 6]>;
 
-pub(crate) fn var_set<'a>(reads: &[&'a Var], writes: &[&'a Var]) -> VarSet<'a> {
+fn var_set<'a>(reads: &[&'a Var], writes: &[&'a Var]) -> VarSet<'a> {
     let mut set = VarSet::new();
     for &v in writes {
         if !set.iter().any(|(x, _)| x.same(v)) {
@@ -108,10 +108,11 @@ pub(crate) fn var_set<'a>(reads: &[&'a Var], writes: &[&'a Var]) -> VarSet<'a> {
     set
 }
 
-/// Whether any var is poisoned or deleted: such ops take the queued path, which knows how
-/// to skip them and pass the error on.
-pub(crate) fn any_unusual(set: &VarSet<'_>) -> bool {
-    set.iter().any(|(v, _)| v.is_deleted() || v.poison_flag())
+/// The var set of a fast-path op, or `None` when a var is poisoned or deleted: such ops
+/// take the queued path, which knows how to skip them and pass the error on.
+pub(crate) fn fast_path_set<'a>(reads: &[&'a Var], writes: &[&'a Var]) -> Option<VarSet<'a>> {
+    let set = var_set(reads, writes);
+    (!set.iter().any(|(v, _)| v.is_deleted() || v.poison_flag())).then_some(set)
 }
 
 /// Take every var of `set` at once if all are idle; otherwise take none. Called under the

@@ -15,7 +15,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{EngineError, ErrorKind, ErrorLog};
 use crate::opr::{
-    any_unusual, in_operation, release_set, run_guarded, try_acquire_set, var_set, OpFn, OpProps, OpResult,
+    fast_path_set, in_operation, release_set, run_guarded, try_acquire_set, OpFn, OpProps, OpResult,
     OprBlock, ReadyList,
 };
 use crate::var::Var;
@@ -254,10 +254,7 @@ impl Engine for ThreadedEngine {
         if !self.shared.inline {
             return false;
         }
-        let set = var_set(reads, writes);
-        if any_unusual(&set) {
-            return false;
-        }
+        let Some(set) = fast_path_set(reads, writes) else { return false };
         {
             // Acquire under the push lock, like a push, so multi-var acquisition is atomic.
             let _seq = self.shared.push_lock.lock();

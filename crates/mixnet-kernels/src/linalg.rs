@@ -191,11 +191,15 @@ pub fn trmm(
     lower: bool,
     transpose: bool,
 ) -> Vec<f64> {
-    let t = op_tri(a, n, lower, transpose);
+    side_product(&op_tri(a, n, lower, transpose), n, b, (br, bc), alpha, rightside)
+}
+
+/// `α·t·B` (or `α·B·t` with `rightside`) for a square `n × n` matrix `t`.
+fn side_product(t: &[f64], n: usize, b: &[f64], bs: (usize, usize), alpha: f64, rightside: bool) -> Vec<f64> {
     let p = if rightside {
-        matmul(b, (br, bc), false, &t, (n, n), false)
+        matmul(b, bs, false, t, (n, n), false)
     } else {
-        matmul(&t, (n, n), false, b, (br, bc), false)
+        matmul(t, (n, n), false, b, bs, false)
     };
     p.into_iter().map(|v| alpha * v).collect()
 }
@@ -214,12 +218,7 @@ pub fn trsm(
     transpose: bool,
 ) -> Option<Vec<f64>> {
     let inv = inverse(&op_tri(a, n, lower, transpose), n)?;
-    let p = if rightside {
-        matmul(b, (br, bc), false, &inv, (n, n), false)
-    } else {
-        matmul(&inv, (n, n), false, b, (br, bc), false)
-    };
-    Some(p.into_iter().map(|v| alpha * v).collect())
+    Some(side_product(&inv, n, b, (br, bc), alpha, rightside))
 }
 
 /// LQ factorization of `a` (`m × n`, `m ≤ n`) by Householder reflections with LAPACK's

@@ -7,6 +7,10 @@
 //!
 //! `cargo bench -p mixnet --bench lenet [-- --iters N --warmup N]`
 
+#[path = "common/args.rs"]
+mod args;
+use args::arg;
+
 use mixnet::optimizer::{Optimizer, SGD};
 use mixnet::{autograd, imperative, NDArray};
 
@@ -27,15 +31,6 @@ fn param(shape: &[usize], fan_in: usize, seed: u64) -> NDArray {
     let x = NDArray::from_vec(v, shape.to_vec()).unwrap();
     x.attach_grad().unwrap();
     x
-}
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

@@ -5,6 +5,10 @@
 //!
 //! `cargo bench -p mixnet --bench mlp_train [-- --iters N --warmup N]`
 
+#[path = "common/args.rs"]
+mod args;
+use args::arg;
+
 use std::sync::Arc;
 
 use mixnet::gluon::loss::{Loss, SoftmaxCrossEntropyLoss};
@@ -12,15 +16,6 @@ use mixnet::gluon::nn::Dense;
 use mixnet::gluon::{Block, HybridSequential, Trainer};
 use mixnet::initializer::Xavier;
 use mixnet::{autograd, NDArray};
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> mixnet::Result<()> {
     let (warmup, iters, batch) = (arg("--warmup", 50), arg("--iters", 500), arg("--batch", 64));

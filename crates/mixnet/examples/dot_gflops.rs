@@ -3,21 +3,18 @@
 //!
 //! `cargo run --release -p mixnet --example dot_gflops -- --size 1024`
 
+#[path = "../benches/common/args.rs"]
+mod args;
+
 use std::time::Instant;
+
+use args::arg;
 
 use mixnet::{imperative, NDArray};
 
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.into())
-}
-
 fn main() -> mixnet::Result<()> {
-    let n: usize = arg("--size", "1024").parse().unwrap_or(1024);
-    let repeats: usize = arg("--repeats", "7").parse().unwrap_or(7);
+    let n: usize = arg("--size", 1024);
+    let repeats: usize = arg("--repeats", 7);
     let flop = 2.0 * (n as f64).powi(3);
     // About 20 GFLOP per block (gemm.py moves ~40 GFLOP per run).
     let iters = ((2e10 / flop) as usize).clamp(3, 2000);

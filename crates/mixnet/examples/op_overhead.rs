@@ -4,23 +4,20 @@
 //!
 //! `cargo run --release -p mixnet --example op_overhead -- --size 10 --mode async`
 
+#[path = "../benches/common/args.rs"]
+mod args;
+
 use std::time::Instant;
+
+use args::arg;
 
 use mixnet::NDArray;
 
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.into())
-}
-
 fn main() -> mixnet::Result<()> {
-    let n: usize = arg("--size", "10").parse().unwrap_or(10);
-    let iters: usize = arg("--iters", "10000").parse().unwrap_or(10000);
-    let repeats: usize = arg("--repeats", "5").parse().unwrap_or(5);
-    let mode = arg("--mode", "async");
+    let n: usize = arg("--size", 10);
+    let iters: usize = arg("--iters", 10000);
+    let repeats: usize = arg("--repeats", 5);
+    let mode: String = arg("--mode", "async".to_string());
     let a = NDArray::from_vec((0..n).map(|i| (i % 97) as f32 * 0.01).collect::<Vec<_>>(), [n])?;
     let b = NDArray::from_vec((0..n).map(|i| (i % 89) as f32 * 0.02).collect::<Vec<_>>(), [n])?;
     let block = |count: usize| -> mixnet::Result<NDArray> {

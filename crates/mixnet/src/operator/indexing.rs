@@ -456,7 +456,7 @@ impl IndexOp {
                 slice_ranges(self.name, shape, &b, &e, &[])
             }
             Kind::SliceLike { axes } => {
-                let like = like.expect("slice_like has two inputs");
+                let like = like.ok_or_else(|| Error::op(self.name, "needs its shape_like input"))?;
                 let mut e: Vec<Option<i64>> = vec![None; nd];
                 let all: Vec<i64> = (0..like.len() as i64).collect();
                 let axes = if axes.is_empty() { &all } else { axes };
@@ -480,7 +480,7 @@ impl IndexOp {
                 let b: Vec<Option<i64>> = e.iter().map(|x| x.map(|_| 0)).collect();
                 slice_ranges(self.name, shape, &b, &e, &[])
             }
-            _ => unreachable!("not a slice"),
+            _ => Err(Error::op(self.name, "is not a slicing operator")),
         }
     }
 
@@ -836,14 +836,17 @@ impl Operator for IndexOp {
             let op: Arc<dyn Operator> = Arc::new(IndexOp { name: self.name, kind });
             Ok(crate::imperative::invoke_operator(&op, ins)?.remove(0))
         };
-        let slice_kind = |r: &[Range]| Kind::SliceAssign {
-            begin: r.iter().map(|r| Some(r.begin)).collect(),
-            end: r
-                .iter()
-                .map(|r| Some(r.begin + r.step * r.len as i64))
-                .map(|e| e.filter(|&e| e >= 0))
-                .collect(),
-            step: r.iter().map(|r| Some(r.step)).collect(),
+        // (begin, end, step) attributes selecting exactly the ranges `r`.
+        type Parts = (Vec<Option<i64>>, Vec<Option<i64>>, Vec<Option<i64>>);
+        let slice_parts = |r: &[Range]| -> Parts {
+            (
+                r.iter().map(|r| Some(r.begin)).collect(),
+                r.iter()
+                    .map(|r| Some(r.begin + r.step * r.len as i64))
+                    .map(|e| e.filter(|&e| e >= 0))
+                    .collect(),
+                r.iter().map(|r| Some(r.step)).collect(),
+            )
         };
         match &self.kind {
             Kind::Pick { axis, mode, .. } => {
@@ -894,7 +897,8 @@ impl Operator for IndexOp {
             Kind::Slice { .. } | Kind::SliceAxis { .. } | Kind::SliceLike { .. } => {
                 let like = ctx.inputs.get(1).map(|l| l.shape().dims().to_vec());
                 let r = self.as_slice(x.shape(), like.as_deref())?;
-                let gx = run(slice_kind(&r), &[zeros(x)?, g.clone()])?;
+                let (begin, end, step) = slice_parts(&r);
+                let gx = run(Kind::SliceAssign { begin, end, step }, &[zeros(x)?, g.clone()])?;
                 let mut v = vec![Some(gx)];
                 if let Some(l) = ctx.inputs.get(1) {
                     v.push(Some(zeros(l)?));
@@ -904,18 +908,15 @@ impl Operator for IndexOp {
             Kind::SliceAssign { .. } => {
                 // lhs keeps the gradient outside the region; rhs gets the region.
                 let r = self.as_slice(x.shape(), None)?;
-                let kind = slice_kind(&r);
-                let glhs = run(kind.clone(), &[g.clone(), zeros(&ctx.inputs[1])?])?;
-                let (begin, end, step) = match kind {
-                    Kind::SliceAssign { begin, end, step } => (begin, end, step),
-                    _ => unreachable!(),
-                };
+                let (begin, end, step) = slice_parts(&r);
+                let assign = Kind::SliceAssign { begin: begin.clone(), end: end.clone(), step: step.clone() };
+                let glhs = run(assign, &[g.clone(), zeros(&ctx.inputs[1])?])?;
                 let grhs = run(Kind::Slice { begin, end, step }, &[g.clone()])?;
                 Ok(vec![Some(glhs), Some(grhs)])
             }
             Kind::SliceAssignScalar { .. } => {
                 let r = self.as_slice(x.shape(), None)?;
-                let Kind::SliceAssign { begin, end, step } = slice_kind(&r) else { unreachable!() };
+                let (begin, end, step) = slice_parts(&r);
                 Ok(vec![Some(run(Kind::SliceAssignScalar { scalar: 0.0, begin, end, step }, &[g.clone()])?)])
             }
             _ => Err(Error::op(self.name, "has no gradient defined")),

@@ -322,6 +322,25 @@ impl Block for BatchNorm {
 }
 impl HybridBlock for BatchNorm {}
 
+/// `epsilon`, `center` and `scale` of the normalization layers with `gamma`/`beta`:
+/// `center(false)` freezes beta, `scale(false)` freezes gamma (at their initial values).
+macro_rules! norm_options {
+    () => {
+        pub fn epsilon(mut self, e: f64) -> Self {
+            self.epsilon = e;
+            self
+        }
+        pub fn center(mut self, center: bool) -> Self {
+            self.beta = self.beta.with_grad_req(if center { GradReq::Write } else { GradReq::Null });
+            self
+        }
+        pub fn scale(mut self, scale: bool) -> Self {
+            self.gamma = self.gamma.with_grad_req(if scale { GradReq::Write } else { GradReq::Null });
+            self
+        }
+    };
+}
+
 /// Layer normalization over `axis` (MXNet's `nn.LayerNorm(axis=-1, epsilon=1e-5,
 /// center=True, scale=True, in_channels=0)`).
 pub struct LayerNorm {
@@ -343,18 +362,7 @@ impl LayerNorm {
         self.axis = axis;
         self
     }
-    pub fn epsilon(mut self, e: f64) -> Self {
-        self.epsilon = e;
-        self
-    }
-    pub fn center(mut self, center: bool) -> Self {
-        self.beta = self.beta.with_grad_req(if center { GradReq::Write } else { GradReq::Null });
-        self
-    }
-    pub fn scale(mut self, scale: bool) -> Self {
-        self.gamma = self.gamma.with_grad_req(if scale { GradReq::Write } else { GradReq::Null });
-        self
-    }
+    norm_options!();
 }
 
 impl Default for LayerNorm {
@@ -402,18 +410,7 @@ impl GroupNorm {
         let beta = base.param("beta", &[num_groups]).with_init(zeros());
         GroupNorm { base, num_groups, epsilon: 1e-5, gamma, beta }
     }
-    pub fn epsilon(mut self, e: f64) -> Self {
-        self.epsilon = e;
-        self
-    }
-    pub fn center(mut self, center: bool) -> Self {
-        self.beta = self.beta.with_grad_req(if center { GradReq::Write } else { GradReq::Null });
-        self
-    }
-    pub fn scale(mut self, scale: bool) -> Self {
-        self.gamma = self.gamma.with_grad_req(if scale { GradReq::Write } else { GradReq::Null });
-        self
-    }
+    norm_options!();
 }
 
 impl Block for GroupNorm {
@@ -452,18 +449,7 @@ impl InstanceNorm {
         let beta = base.param("beta", &[0]).with_init(zeros());
         InstanceNorm { base, epsilon: 1e-5, gamma, beta }
     }
-    pub fn epsilon(mut self, e: f64) -> Self {
-        self.epsilon = e;
-        self
-    }
-    pub fn center(mut self, center: bool) -> Self {
-        self.beta = self.beta.with_grad_req(if center { GradReq::Write } else { GradReq::Null });
-        self
-    }
-    pub fn scale(mut self, scale: bool) -> Self {
-        self.gamma = self.gamma.with_grad_req(if scale { GradReq::Write } else { GradReq::Null });
-        self
-    }
+    norm_options!();
 }
 
 impl Default for InstanceNorm {

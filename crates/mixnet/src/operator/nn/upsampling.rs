@@ -188,9 +188,9 @@ impl Operator for UpSampling {
         }
     }
     fn compute(&self, ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
-        let Sample::Nearest { sum } = self.sample else {
-            let Sample::Bilinear { deconv, .. } = &self.sample else { unreachable!() };
-            return deconv.compute(ctx, inputs, outputs);
+        let sum = match &self.sample {
+            Sample::Nearest { sum } => *sum,
+            Sample::Bilinear { deconv, .. } => return deconv.compute(ctx, inputs, outputs),
         };
         let out_dims = dims4(outputs[0].shape())?;
         with_real!(inputs[0].dtype(), NAME, R => {
@@ -212,9 +212,9 @@ impl Operator for UpSampling {
         true
     }
     fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
-        let Sample::Nearest { sum } = self.sample else {
-            let Sample::Bilinear { deconv, .. } = &self.sample else { unreachable!() };
-            return deconv.gradient(ctx);
+        let sum = match &self.sample {
+            Sample::Nearest { sum } => *sum,
+            Sample::Bilinear { deconv, .. } => return deconv.gradient(ctx),
         };
         let dy = &ctx.out_grads[0];
         let out_dims = dims4(dy.shape())?;
