@@ -159,6 +159,9 @@ pub(crate) struct OprBlock {
     pub(crate) seq: u64,
     /// Failure known at push time (a deleted var): the op is skipped with this error.
     pre_error: Option<EngineError>,
+    /// Called once the op's vars are released: a waiter woken from inside the function
+    /// would find its var still held and send its next op down the queued path.
+    after_release: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl OprBlock {
@@ -194,7 +197,13 @@ impl OprBlock {
             props,
             seq,
             pre_error,
+            after_release: Mutex::new(None),
         }
+    }
+
+    pub(crate) fn with_after_release(self, f: impl FnOnce() + Send + 'static) -> Self {
+        *self.after_release.lock() = Some(Box::new(f));
+        self
     }
 
     /// Register on every var; returns true when the op is ready to run at once.
@@ -265,6 +274,9 @@ impl OprBlock {
         for (v, _) in &self.writes {
             v.complete_write(outcome, ready);
         }
+        if let Some(f) = self.after_release.lock().take() {
+            f();
+        }
     }
 
     /// Naive engine: run and record the outcome synchronously.
@@ -272,6 +284,9 @@ impl OprBlock {
         let (outcome, new) = self.run();
         for (v, _) in &self.writes {
             v.complete_write_sync(&outcome);
+        }
+        if let Some(f) = self.after_release.lock().take() {
+            f();
         }
         (outcome, new)
     }

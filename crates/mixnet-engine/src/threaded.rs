@@ -107,6 +107,26 @@ impl ThreadedEngine {
         ThreadedEngine { shared, workers }
     }
 
+    /// Number the op under the push lock, then run it here when light and idle, or
+    /// register it on its vars.
+    fn push_block(&self, make: impl FnOnce(u64) -> OprBlock) {
+        let mut seq = self.shared.push_lock.lock();
+        *seq += 1;
+        let block = make(*seq);
+        let inline = self.shared.inline && block.props.light;
+        if inline && block.try_acquire_all() {
+            // Fast path: every var was idle, so run here without queueing the op at all.
+            drop(seq);
+            self.shared.run_acquired(block);
+            return;
+        }
+        let ready = self.shared.register(block);
+        drop(seq);
+        if let Some(block) = ready {
+            self.shared.dispatch(block);
+        }
+    }
+
     /// Number of worker threads.
     pub fn num_workers(&self) -> usize {
         self.workers.len()
@@ -227,21 +247,7 @@ fn deadlock_error(what: &str) -> EngineError {
 
 impl Engine for ThreadedEngine {
     fn push(&self, func: OpFn, reads: &[Var], writes: &[Var], props: OpProps) {
-        let inline = self.shared.inline && props.light;
-        let mut seq = self.shared.push_lock.lock();
-        *seq += 1;
-        let block = OprBlock::new(func, reads, writes, props, *seq);
-        if inline && block.try_acquire_all() {
-            // Fast path: every var was idle, so run here without queueing the op at all.
-            drop(seq);
-            self.shared.run_acquired(block);
-            return;
-        }
-        let ready = self.shared.register(block);
-        drop(seq);
-        if let Some(block) = ready {
-            self.shared.dispatch(block);
-        }
+        self.push_block(|seq| OprBlock::new(func, reads, writes, props, seq));
     }
 
     fn try_run_now(
@@ -286,10 +292,12 @@ impl Engine for ThreadedEngine {
             let notify = move || {
                 *s.0.lock() = true;
                 s.1.notify_all();
-                Ok(())
             };
             let props = OpProps::new("WaitForVar").light(true).no_skip(true);
-            self.push(Box::new(notify), std::slice::from_ref(var), &[], props);
+            self.push_block(|seq| {
+                OprBlock::new(Box::new(|| Ok(())), std::slice::from_ref(var), &[], props, seq)
+                    .with_after_release(notify)
+            });
             let mut done = signal.0.lock();
             while !*done {
                 signal.1.wait(&mut done);
