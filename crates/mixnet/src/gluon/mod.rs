@@ -9,12 +9,14 @@ pub mod nn;
 pub mod parameter;
 pub mod rnn;
 pub mod trainer;
+pub mod utils;
 
 pub use block::{
     Block, BlockBase, HybridBlock, HybridLambda, HybridSequential, Lambda, LoadOptions, NameScope, Sequential,
 };
 pub use parameter::{Parameter, ParameterDict};
 pub use trainer::Trainer;
+pub use utils::clip_global_norm;
 
 use crate::{imperative, NDArray, Result};
 

@@ -108,6 +108,7 @@ impl Trainer {
             let b = self.optimizer.base_mut();
             b.lr_mult.insert(i, p.lr_mult());
             b.wd_mult.insert(i, p.wd_mult());
+            b.idx2name.entry(i).or_insert_with(|| p.name().to_string());
             let state = self.states[i].as_deref().unwrap_or_default();
             self.optimizer.update(i, &weight, &grad, state)?;
             // Updates write the weight (not the gradient): record the count after them.

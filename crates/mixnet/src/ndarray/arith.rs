@@ -58,6 +58,12 @@ macro_rules! arith {
                 scalar($f, self, rhs, false)
             }
         }
+        impl $trait<f64> for NDArray {
+            type Output = Result<NDArray>;
+            fn $method(self, rhs: f64) -> Result<NDArray> {
+                scalar($f, &self, rhs, false)
+            }
+        }
         impl $trait<&NDArray> for f64 {
             type Output = Result<NDArray>;
             fn $method(self, rhs: &NDArray) -> Result<NDArray> {

@@ -30,7 +30,7 @@ macro_rules! unary_methods {
 unary_methods!(
     exp => "exp", log => "log", sqrt => "sqrt", square => "square", abs => "abs",
     relu => "relu", sigmoid => "sigmoid", tanh => "tanh", negative => "negative",
-    flatten => "Flatten", copy => "_copy",
+    flatten => "Flatten", copy => "_copy", sign => "sign",
 );
 
 impl NDArray {
@@ -83,6 +83,16 @@ impl NDArray {
     /// A copy converted to `dtype` (MXNet's `astype` / `Cast`).
     pub fn astype(&self, dtype: DType) -> Result<NDArray> {
         one("Cast", std::slice::from_ref(self), &[("dtype", dtype.name())])
+    }
+
+    /// The L2 norm of all elements, shape `(1,)` (MXNet's `x.norm()`).
+    pub fn norm(&self) -> Result<NDArray> {
+        one("norm", std::slice::from_ref(self), &[])
+    }
+
+    /// Elementwise maximum with broadcasting (`broadcast_maximum`).
+    pub fn maximum(&self, rhs: &NDArray) -> Result<NDArray> {
+        one("broadcast_maximum", &[self.clone(), rhs.clone()], &[])
     }
 
     /// Values limited to `[a_min, a_max]`.
