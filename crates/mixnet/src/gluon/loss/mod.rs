@@ -1,6 +1,13 @@
 //! Losses (MXNet's `gluon.loss`). Each returns one value per sample: the elementwise loss,
 //! times `sample_weight` (broadcast) and the loss's `weight`, averaged over every axis but
-//! `batch_axis`.
+//! `batch_axis`. The losses over pairs and triplets of inputs (Triplet, CosineEmbedding,
+//! SDML) live in `embedding.rs`, CTC in `ctc.rs`.
+
+mod ctc;
+mod embedding;
+
+pub use ctc::CTCLoss;
+pub use embedding::{CosineEmbeddingLoss, SDMLLoss, TripletLoss};
 
 use super::op;
 use crate::{Error, NDArray, Result};
@@ -24,8 +31,8 @@ struct Base {
 }
 
 impl Base {
-    /// `_apply_weighting` then the mean over non-batch axes.
-    fn finish(&self, loss: NDArray, sample_weight: Option<&NDArray>) -> Result<NDArray> {
+    /// MXNet's `_apply_weighting`: times `sample_weight` (broadcast), times `weight`.
+    fn weighting(&self, loss: NDArray, sample_weight: Option<&NDArray>) -> Result<NDArray> {
         let mut loss = loss;
         if let Some(w) = sample_weight {
             loss = op("broadcast_mul", &[loss, w.clone()], &[])?;
@@ -33,6 +40,12 @@ impl Base {
         if let Some(w) = self.weight {
             loss = op("_mul_scalar", &[loss], &[("scalar", &w.to_string())])?;
         }
+        Ok(loss)
+    }
+
+    /// `_apply_weighting` then the mean over non-batch axes.
+    fn finish(&self, loss: NDArray, sample_weight: Option<&NDArray>) -> Result<NDArray> {
+        let loss = self.weighting(loss, sample_weight)?;
         if loss.ndim() <= 1 {
             return Ok(loss);
         }
@@ -81,6 +94,7 @@ macro_rules! loss_common {
         }
     };
 }
+pub(crate) use loss_common;
 
 /// Softmax cross-entropy (MXNet's `SoftmaxCrossEntropyLoss(axis=-1, sparse_label=True,
 /// from_logits=False)`): `-pick(log_softmax(pred), label)`.
@@ -372,7 +386,7 @@ impl Loss for PoissonNLLLoss {
     }
 }
 
-/// Kullback-Leibler divergence `label·(log(label) − pred)` (MXNet's
+/// Kullback-Leibler divergence `label·(log(label) − pred)` summed per sample (MXNet's
 /// `KLDivLoss(from_logits=True, axis=-1)`).
 #[derive(Clone, Debug)]
 pub struct KLDivLoss {
@@ -408,7 +422,12 @@ impl Loss for KLDivLoss {
         };
         let log_label = unary("log", &scalar("_plus_scalar", label, 1e-12)?)?;
         let l = mul(label, &sub(&log_label, &pred)?)?;
-        self.base.finish(l, sample_weight)
+        // MXNet sums the divergence over the class axes (other losses average).
+        let l = self.base.weighting(l, sample_weight)?;
+        if l.ndim() <= 1 {
+            return Ok(l);
+        }
+        op("sum", &[l], &[("axis", &self.base.batch_axis.to_string()), ("exclude", "True")])
     }
 }
 
