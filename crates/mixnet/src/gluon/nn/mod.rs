@@ -3,6 +3,7 @@
 mod activations;
 mod basic_layers;
 mod conv_layers;
+mod transformer;
 
 pub use super::block::{HybridLambda, HybridSequential, Lambda, Sequential};
 pub use activations::{Activation, LeakyReLU, PReLU, Swish, ELU, GELU, SELU};
@@ -14,3 +15,4 @@ pub use conv_layers::{
     Conv3DTranspose, Dims, GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D, GlobalMaxPool1D,
     GlobalMaxPool2D, GlobalMaxPool3D, MaxPool1D, MaxPool2D, MaxPool3D, Pool,
 };
+pub use transformer::{MultiHeadAttention, TransformerEncoder, TransformerEncoderLayer};
