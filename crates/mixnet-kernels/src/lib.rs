@@ -9,6 +9,7 @@ pub mod attention;
 pub mod conv;
 pub mod ctc;
 pub mod elementwise;
+pub mod fastmath;
 pub mod fill;
 pub mod gemm;
 pub mod linalg;

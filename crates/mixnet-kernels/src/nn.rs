@@ -261,6 +261,14 @@ pub fn softmax<R: Real>(
     }
     let unit = m * inner;
     let _ = outer;
+    if inner == 1 && length.is_none() && !negate && temperature == R::ONE {
+        return par_units(out, unit, &|first, chunk| {
+            for (b, row) in chunk.chunks_mut(unit).enumerate() {
+                let o = first + b;
+                softmax_row(&x[o * unit..(o + 1) * unit], row, kind);
+            }
+        });
+    }
     par_units(out, unit, &|first, chunk| {
         for (b, block) in chunk.chunks_mut(unit).enumerate() {
             let o = first + b;
@@ -313,6 +321,42 @@ pub fn softmax<R: Real>(
     });
 }
 
+/// Sum with eight independent accumulators, so the loop vectorizes.
+fn sum_lanes<R: Real>(v: &[R]) -> R {
+    let mut acc = [R::ZERO; 8];
+    let chunks = v.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = *a + x;
+        }
+    }
+    let mut s = acc.iter().fold(R::ZERO, |s, &a| s + a);
+    for &x in tail {
+        s = s + x;
+    }
+    s
+}
+
+/// One contiguous row of (log-)softmax: the exponentials are computed once, in place, in
+/// loops the compiler vectorizes.
+fn softmax_row<R: Real>(x: &[R], out: &mut [R], kind: SoftmaxKind) {
+    let mx = x.iter().copied().fold(x[0], |m, v| if m < v { v } else { m });
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v - mx).exp_fast();
+    }
+    let sum = sum_lanes(out);
+    match kind {
+        SoftmaxKind::Softmax => out.iter_mut().for_each(|o| *o = *o / sum),
+        SoftmaxKind::LogSoftmax => {
+            let shift = mx + sum.ln();
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = v - shift;
+            }
+        }
+    }
+}
+
 /// Gradient of [`softmax`] from its output `y` and the output gradient `dy`:
 /// softmax `y * (dy - sum(dy * y))`, log-softmax `dy - exp(y) * sum(dy)`, negated for
 /// softmin, divided by the temperature; entries past a row's length get 0.
@@ -331,6 +375,31 @@ pub fn softmax_backward<R: Real>(
         return;
     }
     let unit = m * inner;
+    if inner == 1 && length.is_none() && !negate && temperature == R::ONE {
+        return par_units(dx, unit, &|first, chunk| {
+            for (b, row) in chunk.chunks_mut(unit).enumerate() {
+                let o = first + b;
+                let (ys, gs) = (&y[o * unit..(o + 1) * unit], &dy[o * unit..(o + 1) * unit]);
+                match kind {
+                    SoftmaxKind::Softmax => {
+                        for ((d, &yv), &g) in row.iter_mut().zip(ys).zip(gs) {
+                            *d = g * yv;
+                        }
+                        let sum = sum_lanes(row);
+                        for ((d, &yv), &g) in row.iter_mut().zip(ys).zip(gs) {
+                            *d = yv * (g - sum);
+                        }
+                    }
+                    SoftmaxKind::LogSoftmax => {
+                        let sum = sum_lanes(gs);
+                        for ((d, &yv), &g) in row.iter_mut().zip(ys).zip(gs) {
+                            *d = g - yv.exp_fast() * sum;
+                        }
+                    }
+                }
+            }
+        });
+    }
     par_units(dx, unit, &|first, chunk| {
         for (b, block) in chunk.chunks_mut(unit).enumerate() {
             let o = first + b;

@@ -1,6 +1,6 @@
 //! MXNet's fused RNN (`rnn-inl.h`, `rnn_impl.h`): multi-layer, optionally bidirectional
 //! vanilla RNN (tanh/relu), LSTM (gates i, f, g, o) and GRU (gates r, z, n; cuDNN's form
-//! `n = tanh(W_n x + b_in + r ⊙ (U_n h + b_hn))`, `h' = (1 - z) ⊙ n + z ⊙ h`), in f64.
+//! `n = tanh(W_n x + b_in + r ⊙ (U_n h + b_hn))`, `h' = (1 - z) ⊙ n + z ⊙ h`).
 //!
 //! Parameters are MXNet's one flat vector: every layer's and direction's `W_i2h`
 //! (`gates·H × input`) and `W_h2h` (`gates·H × H`) first, in (layer, direction) order,
@@ -8,11 +8,13 @@
 //! `(layers·directions, N, H)`; the output is `(T, N, directions·H)` with the reverse
 //! direction in the second half.
 //!
-//! The backward pass recomputes the forward (nothing is saved between the two calls) and
-//! runs back-propagation through time. The loops use [`crate::linalg::matmul`]; a packed
-//! GEMM version is future work (see NOTES: LSTM step speed).
+//! Speed comes from the shape of the work: the input projection of a whole sequence is one
+//! GEMM (`T·N × input` by `input × gates·H`), and so are the weight and input gradients in
+//! backward; only the recurrent product `h · W_h2hᵀ` runs per step. Gate arithmetic is
+//! done in f64 whatever the element type. The backward pass recomputes the forward
+//! (nothing is saved between the two calls).
 
-use crate::linalg::matmul;
+use crate::gemm::{GemmElement, MatMul};
 
 /// Cell type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,16 +60,50 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// What one step of one (layer, direction) computed, for back-propagation.
-struct Step {
-    h_prev: Vec<f64>,
-    c_prev: Vec<f64>,
-    /// Activated gates (N × gates·H); for GRU also `U_n h + b_hn` (N × H) in `hn`.
-    gates: Vec<f64>,
-    hn: Vec<f64>,
-    /// New cell (LSTM) and hidden state.
-    c: Vec<f64>,
-    h: Vec<f64>,
+/// What the forward of one (layer, direction) computed, by time index, for backward.
+struct Trace<T> {
+    /// Activated gates, `T·N × gates·H`.
+    gates: Vec<T>,
+    /// The hidden and cell state each step started from, `T·N × H`.
+    h_prev: Vec<T>,
+    c_prev: Vec<T>,
+    /// The new cell state (LSTM), `T·N × H`.
+    c: Vec<T>,
+    /// GRU: `U_n h + b_hn`, `T·N × H`.
+    hn: Vec<T>,
+}
+
+/// `c (m×n) = a (m×k) · bᵀ` with `b` stored `n×k`, or `+=` when `acc`.
+fn gemm_nt<T: GemmElement>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], acc: bool) {
+    MatMul { m, n, k, trans_a: false, trans_b: true }.run_with(a, b, c, acc, true);
+}
+
+/// `c (m×n) += aᵀ · b` with `a` stored `k×m`, `b` stored `k×n`.
+fn gemm_tn_acc<T: GemmElement>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T]) {
+    MatMul { m, n, k, trans_a: true, trans_b: false }.run_with(a, b, c, true, true);
+}
+
+/// `c (m×n) += a (m×k) · b (k×n)`.
+fn gemm_nn_acc<T: GemmElement>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T]) {
+    MatMul { m, n, k, trans_a: false, trans_b: false }.run_with(a, b, c, true, true);
+}
+
+/// Add `bias` (length `cols`) to every row of `m`.
+fn add_rows<T: GemmElement>(m: &mut [T], bias: &[T]) {
+    for row in m.chunks_exact_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v = v.add(*b);
+        }
+    }
+}
+
+/// Add the column sums of `m` (rows of `acc.len()`) to `acc`.
+fn add_col_sums<T: GemmElement>(acc: &mut [T], m: &[T]) {
+    for row in m.chunks_exact(acc.len()) {
+        for (a, v) in acc.iter_mut().zip(row) {
+            *a = a.add(*v);
+        }
+    }
 }
 
 impl Rnn {
@@ -109,121 +145,144 @@ impl Rnn {
         }
     }
 
-    /// One step of cell `slot` on input `x` (N × input) from `h`, `c` (N × H).
-    fn step(&self, p: &[f64], slot: &Slot, x: &[f64], h: &[f64], c: &[f64]) -> Step {
-        let (n, hs, g) = (self.batch, self.hidden, self.mode.gates());
-        let gh = g * hs;
+    /// One (layer, direction) over the sequence: writes its half of `out` and the final
+    /// states into `h`, `c`; returns the trace when `keep`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_slot<T: GemmElement>(
+        &self,
+        p: &[T],
+        slot: &Slot,
+        d: usize,
+        layer_in: &[T],
+        h: &mut [T],
+        c: &mut [T],
+        out: &mut [T],
+        keep: bool,
+    ) -> Option<Trace<T>> {
+        let (t_len, n, hs, g) = (self.seq, self.batch, self.hidden, self.mode.gates());
+        let (gh, nh, width) = (g * hs, n * hs, self.directions * hs);
         let wi = &p[slot.w_i..slot.w_i + gh * slot.input];
         let wh = &p[slot.w_h..slot.w_h + gh * hs];
-        let mut gi = matmul(x, (n, slot.input), false, wi, (gh, slot.input), true);
-        let mut hh = matmul(h, (n, hs), false, wh, (gh, hs), true);
-        for r in 0..n {
-            for j in 0..gh {
-                gi[r * gh + j] += p[slot.b_i + j];
-                hh[r * gh + j] += p[slot.b_h + j];
-            }
-        }
-        let mut gates = vec![0.0; n * gh];
-        let (mut new_c, mut new_h, mut hn) = (Vec::new(), vec![0.0; n * hs], Vec::new());
-        match self.mode {
-            Mode::RnnTanh | Mode::RnnRelu => {
-                for k in 0..n * hs {
-                    let a = gi[k] + hh[k];
-                    let v = if self.mode == Mode::RnnTanh { a.tanh() } else { a.max(0.0) };
-                    gates[k] = v;
-                    new_h[k] = v;
-                }
-            }
-            Mode::Lstm => {
-                new_c = vec![0.0; n * hs];
-                for r in 0..n {
-                    for j in 0..hs {
-                        let a = |q: usize| gi[r * gh + q * hs + j] + hh[r * gh + q * hs + j];
-                        let (i, f, gg, o) = (sigmoid(a(0)), sigmoid(a(1)), a(2).tanh(), sigmoid(a(3)));
-                        for (q, v) in [i, f, gg, o].into_iter().enumerate() {
-                            gates[r * gh + q * hs + j] = v;
+        let (bi, bh) = (&p[slot.b_i..slot.b_i + gh], &p[slot.b_h..slot.b_h + gh]);
+        // The input projection of every step at once.
+        let mut xw = vec![T::ZERO; t_len * n * gh];
+        gemm_nt(t_len * n, gh, slot.input, layer_in, wi, &mut xw, false);
+        add_rows(&mut xw, bi);
+        let mut trace = keep.then(|| Trace {
+            gates: vec![T::ZERO; t_len * n * gh],
+            h_prev: vec![T::ZERO; t_len * nh],
+            c_prev: if self.mode == Mode::Lstm { vec![T::ZERO; t_len * nh] } else { Vec::new() },
+            c: if self.mode == Mode::Lstm { vec![T::ZERO; t_len * nh] } else { Vec::new() },
+            hn: if self.mode == Mode::Gru { vec![T::ZERO; t_len * nh] } else { Vec::new() },
+        });
+        let mut hh = vec![T::ZERO; n * gh];
+        let mut gates = vec![T::ZERO; n * gh];
+        let mut new_h = vec![T::ZERO; nh];
+        let mut new_c = vec![T::ZERO; nh];
+        let mut hn = vec![T::ZERO; nh];
+        for s in 0..t_len {
+            let t = self.t_of(d, s);
+            gemm_nt(n, gh, hs, h, wh, &mut hh, false);
+            add_rows(&mut hh, bh);
+            let gi = &xw[t * n * gh..(t + 1) * n * gh];
+            for r in 0..n {
+                for j in 0..hs {
+                    let at = |q: usize| r * gh + q * hs + j;
+                    let a = |q: usize| gi[at(q)].to_f64() + hh[at(q)].to_f64();
+                    let k = r * hs + j;
+                    match self.mode {
+                        Mode::RnnTanh | Mode::RnnRelu => {
+                            let v = if self.mode == Mode::RnnTanh { a(0).tanh() } else { a(0).max(0.0) };
+                            gates[k] = T::from_f64(v);
+                            new_h[k] = T::from_f64(v);
                         }
-                        let cv = f * c[r * hs + j] + i * gg;
-                        new_c[r * hs + j] = cv;
-                        new_h[r * hs + j] = o * cv.tanh();
+                        Mode::Lstm => {
+                            let (i, f, gg, o) = (sigmoid(a(0)), sigmoid(a(1)), a(2).tanh(), sigmoid(a(3)));
+                            for (q, v) in [i, f, gg, o].into_iter().enumerate() {
+                                gates[at(q)] = T::from_f64(v);
+                            }
+                            let cv = f * c[k].to_f64() + i * gg;
+                            new_c[k] = T::from_f64(cv);
+                            new_h[k] = T::from_f64(o * cv.tanh());
+                        }
+                        Mode::Gru => {
+                            let rg = sigmoid(a(0));
+                            let z = sigmoid(a(1));
+                            let u = hh[at(2)].to_f64();
+                            let nn = (gi[at(2)].to_f64() + rg * u).tanh();
+                            gates[at(0)] = T::from_f64(rg);
+                            gates[at(1)] = T::from_f64(z);
+                            gates[at(2)] = T::from_f64(nn);
+                            hn[k] = hh[at(2)];
+                            new_h[k] = T::from_f64((1.0 - z) * nn + z * h[k].to_f64());
+                        }
                     }
                 }
             }
-            Mode::Gru => {
-                hn = vec![0.0; n * hs];
-                for r in 0..n {
-                    for j in 0..hs {
-                        let at = |q: usize| r * gh + q * hs + j;
-                        let rg = sigmoid(gi[at(0)] + hh[at(0)]);
-                        let z = sigmoid(gi[at(1)] + hh[at(1)]);
-                        let nn = (gi[at(2)] + rg * hh[at(2)]).tanh();
-                        gates[at(0)] = rg;
-                        gates[at(1)] = z;
-                        gates[at(2)] = nn;
-                        hn[r * hs + j] = hh[at(2)];
-                        new_h[r * hs + j] = (1.0 - z) * nn + z * h[r * hs + j];
+            if let Some(tr) = trace.as_mut() {
+                tr.gates[t * n * gh..(t + 1) * n * gh].copy_from_slice(&gates);
+                tr.h_prev[t * nh..(t + 1) * nh].copy_from_slice(h);
+                match self.mode {
+                    Mode::Lstm => {
+                        tr.c_prev[t * nh..(t + 1) * nh].copy_from_slice(c);
+                        tr.c[t * nh..(t + 1) * nh].copy_from_slice(&new_c);
                     }
+                    Mode::Gru => tr.hn[t * nh..(t + 1) * nh].copy_from_slice(&hn),
+                    _ => {}
                 }
+            }
+            for r in 0..n {
+                out[(t * n + r) * width + d * hs..][..hs].copy_from_slice(&new_h[r * hs..(r + 1) * hs]);
+            }
+            h.copy_from_slice(&new_h);
+            if self.mode == Mode::Lstm {
+                c.copy_from_slice(&new_c);
             }
         }
-        Step { h_prev: h.to_vec(), c_prev: c.to_vec(), gates, hn, c: new_c, h: new_h }
+        trace
     }
 
-    /// Forward: returns `(out, hy, cy, steps)` where `steps[layer·D + d][s]` are the saved
-    /// steps (kept only when `keep`).
+    /// Forward over every layer: `(out, hy, cy, layer inputs, traces)`; inputs and traces
+    /// are kept only when `keep`.
     #[allow(clippy::type_complexity)]
-    fn run(
+    fn run<T: GemmElement>(
         &self,
-        x: &[f64],
-        p: &[f64],
-        h0: &[f64],
-        c0: &[f64],
+        x: &[T],
+        p: &[T],
+        h0: &[T],
+        c0: &[T],
         keep: bool,
-    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<Vec<f64>>, Vec<Vec<Step>>) {
+    ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<Vec<T>>, Vec<Trace<T>>) {
         let (t_len, n, hs, dirs) = (self.seq, self.batch, self.hidden, self.directions);
         let slots = self.slots();
         let nh = n * hs;
-        let (mut hy, mut cy) = (vec![0.0; self.layers * dirs * nh], vec![0.0; self.layers * dirs * nh]);
+        let mut hy = h0[..self.layers * dirs * nh].to_vec();
+        let mut cy = if self.mode == Mode::Lstm { c0[..hy.len()].to_vec() } else { vec![T::ZERO; hy.len()] };
         let mut layer_in = x.to_vec();
         let mut inputs = Vec::new();
-        let mut saved = Vec::new();
+        let mut traces = Vec::new();
         for l in 0..self.layers {
-            let width = dirs * hs;
-            let mut out = vec![0.0; t_len * n * width];
+            let mut out = vec![T::ZERO; t_len * n * dirs * hs];
             for d in 0..dirs {
                 let k = l * dirs + d;
-                let slot = &slots[k];
-                let mut h = h0[k * nh..(k + 1) * nh].to_vec();
-                let mut c =
-                    if self.mode == Mode::Lstm { c0[k * nh..(k + 1) * nh].to_vec() } else { vec![0.0; nh] };
-                let mut steps = Vec::new();
-                for s in 0..t_len {
-                    let t = self.t_of(d, s);
-                    let xt = &layer_in[t * n * slot.input..(t + 1) * n * slot.input];
-                    let st = self.step(p, slot, xt, &h, &c);
-                    for r in 0..n {
-                        out[(t * n + r) * width + d * hs..][..hs]
-                            .copy_from_slice(&st.h[r * hs..(r + 1) * hs]);
-                    }
-                    h.clone_from(&st.h);
-                    if self.mode == Mode::Lstm {
-                        c.clone_from(&st.c);
-                    }
-                    if keep {
-                        steps.push(st);
-                    }
+                let (h, c) = (&mut hy[k * nh..(k + 1) * nh], &mut cy[k * nh..(k + 1) * nh]);
+                if let Some(tr) = self.run_slot(p, &slots[k], d, &layer_in, h, c, &mut out, keep) {
+                    traces.push(tr);
                 }
-                hy[k * nh..(k + 1) * nh].copy_from_slice(&h);
-                cy[k * nh..(k + 1) * nh].copy_from_slice(&c);
-                saved.push(steps);
             }
-            inputs.push(std::mem::replace(&mut layer_in, out));
+            let prev = std::mem::replace(&mut layer_in, out);
+            if keep {
+                inputs.push(prev);
+            }
         }
-        (layer_in, hy, cy, inputs, saved)
+        if self.mode != Mode::Lstm {
+            cy.fill(T::ZERO);
+        }
+        (layer_in, hy, cy, inputs, traces)
     }
 
     /// Forward pass: `(out, hy, cy)` (cy is zeros except for LSTM).
-    pub fn forward(&self, x: &[f64], p: &[f64], h0: &[f64], c0: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    pub fn forward<T: GemmElement>(&self, x: &[T], p: &[T], h0: &[T], c0: &[T]) -> (Vec<T>, Vec<T>, Vec<T>) {
         let (out, hy, cy, _, _) = self.run(x, p, h0, c0, false);
         (out, hy, cy)
     }
@@ -231,138 +290,122 @@ impl Rnn {
     /// Gradients `(dx, dparams, dh0, dc0)` from the gradients of `out`, `hy` and `cy`
     /// (pass zeros for outputs not used).
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-    pub fn backward(
+    pub fn backward<T: GemmElement>(
         &self,
-        x: &[f64],
-        p: &[f64],
-        h0: &[f64],
-        c0: &[f64],
-        dout: &[f64],
-        dhy: &[f64],
-        dcy: &[f64],
-    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
-        let (_, _, _, inputs, saved) = self.run(x, p, h0, c0, true);
+        x: &[T],
+        p: &[T],
+        h0: &[T],
+        c0: &[T],
+        dout: &[T],
+        dhy: &[T],
+        dcy: &[T],
+    ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
+        let (_, _, _, inputs, traces) = self.run(x, p, h0, c0, true);
         let (t_len, n, hs, dirs, g) = (self.seq, self.batch, self.hidden, self.directions, self.mode.gates());
-        let (gh, nh) = (g * hs, n * hs);
+        let (gh, nh, width) = (g * hs, n * hs, dirs * hs);
         let slots = self.slots();
-        let mut dp = vec![0.0; p.len()];
-        let (mut dh0, mut dc0) = (vec![0.0; h0.len()], vec![0.0; h0.len()]);
+        let mut dp = vec![T::ZERO; p.len()];
+        let (mut dh0, mut dc0) = (vec![T::ZERO; h0.len()], vec![T::ZERO; h0.len()]);
         let mut d_above = dout.to_vec();
+        let mut dgi_all = vec![T::ZERO; t_len * n * gh];
+        let mut dgh_all = vec![T::ZERO; t_len * n * gh];
         for l in (0..self.layers).rev() {
             let input = slots[l * dirs].input;
             let layer_in = &inputs[l];
-            let width = dirs * hs;
-            let mut dx = vec![0.0; t_len * n * input];
+            let mut dx = vec![T::ZERO; t_len * n * input];
             for d in 0..dirs {
                 let k = l * dirs + d;
-                let slot = &slots[k];
-                let mut dh = dhy[k * nh..(k + 1) * nh].to_vec();
-                let mut dc = dcy[k * nh..(k + 1) * nh].to_vec();
+                let (slot, tr) = (&slots[k], &traces[k]);
+                let wh = &p[slot.w_h..slot.w_h + gh * hs];
+                let mut dh: Vec<f64> = dhy[k * nh..(k + 1) * nh].iter().map(|v| v.to_f64()).collect();
+                let mut dc: Vec<f64> = dcy[k * nh..(k + 1) * nh].iter().map(|v| v.to_f64()).collect();
+                let mut dh_prev = vec![T::ZERO; nh];
                 for s in (0..t_len).rev() {
                     let t = self.t_of(d, s);
-                    let st = &saved[k][s];
                     for r in 0..n {
                         for j in 0..hs {
-                            dh[r * hs + j] += d_above[(t * n + r) * width + d * hs + j];
+                            dh[r * hs + j] += d_above[(t * n + r) * width + d * hs + j].to_f64();
                         }
                     }
-                    // Gradients of the input-side and hidden-side pre-activations.
-                    let (mut dgi, mut dgh) = (vec![0.0; n * gh], vec![0.0; n * gh]);
-                    let mut dh_prev = vec![0.0; nh];
+                    let gates = &tr.gates[t * n * gh..(t + 1) * n * gh];
+                    let dgi = &mut dgi_all[t * n * gh..(t + 1) * n * gh];
+                    let dgh = &mut dgh_all[t * n * gh..(t + 1) * n * gh];
                     let mut dc_prev = vec![0.0; nh];
-                    match self.mode {
-                        Mode::RnnTanh | Mode::RnnRelu => {
-                            for q in 0..nh {
-                                let v = st.gates[q];
-                                let da = if self.mode == Mode::RnnTanh {
-                                    dh[q] * (1.0 - v * v)
-                                } else if v > 0.0 {
-                                    dh[q]
-                                } else {
-                                    0.0
-                                };
-                                dgi[q] = da;
-                                dgh[q] = da;
-                            }
-                        }
-                        Mode::Lstm => {
-                            for r in 0..n {
-                                for j in 0..hs {
-                                    let at = |q: usize| r * gh + q * hs + j;
-                                    let (i, f, gg, o) =
-                                        (st.gates[at(0)], st.gates[at(1)], st.gates[at(2)], st.gates[at(3)]);
-                                    let q = r * hs + j;
-                                    let tc = st.c[q].tanh();
+                    let mut dh_direct = vec![0.0; nh];
+                    for r in 0..n {
+                        for j in 0..hs {
+                            let at = |q: usize| r * gh + q * hs + j;
+                            let q = r * hs + j;
+                            let gate = |i: usize| gates[at(i)].to_f64();
+                            let mut set = |i: usize, vi: f64, vh: f64| {
+                                dgi[at(i)] = T::from_f64(vi);
+                                dgh[at(i)] = T::from_f64(vh);
+                            };
+                            match self.mode {
+                                Mode::RnnTanh | Mode::RnnRelu => {
+                                    let v = gate(0);
+                                    let da = if self.mode == Mode::RnnTanh {
+                                        dh[q] * (1.0 - v * v)
+                                    } else if v > 0.0 {
+                                        dh[q]
+                                    } else {
+                                        0.0
+                                    };
+                                    set(0, da, da);
+                                }
+                                Mode::Lstm => {
+                                    let (i, f, gg, o) = (gate(0), gate(1), gate(2), gate(3));
+                                    let tc = tr.c[t * nh + q].to_f64().tanh();
                                     let dct = dc[q] + dh[q] * o * (1.0 - tc * tc);
+                                    let c_prev = tr.c_prev[t * nh + q].to_f64();
                                     let grads = [
                                         dct * gg * i * (1.0 - i),
-                                        dct * st.c_prev[q] * f * (1.0 - f),
+                                        dct * c_prev * f * (1.0 - f),
                                         dct * i * (1.0 - gg * gg),
                                         dh[q] * tc * o * (1.0 - o),
                                     ];
                                     for (gq, v) in grads.into_iter().enumerate() {
-                                        dgi[at(gq)] = v;
-                                        dgh[at(gq)] = v;
+                                        set(gq, v, v);
                                     }
                                     dc_prev[q] = dct * f;
                                 }
-                            }
-                        }
-                        Mode::Gru => {
-                            for r in 0..n {
-                                for j in 0..hs {
-                                    let at = |q: usize| r * gh + q * hs + j;
-                                    let q = r * hs + j;
-                                    let (rg, z, nn) = (st.gates[at(0)], st.gates[at(1)], st.gates[at(2)]);
+                                Mode::Gru => {
+                                    let (rg, z, nn) = (gate(0), gate(1), gate(2));
                                     let dn = dh[q] * (1.0 - z);
-                                    let dz = dh[q] * (st.h_prev[q] - nn);
-                                    dh_prev[q] += dh[q] * z;
+                                    let dz = dh[q] * (tr.h_prev[t * nh + q].to_f64() - nn);
+                                    dh_direct[q] = dh[q] * z;
                                     let dan = dn * (1.0 - nn * nn);
-                                    let dr = dan * st.hn[q];
-                                    let dar = dr * rg * (1.0 - rg);
+                                    let dar = dan * tr.hn[t * nh + q].to_f64() * rg * (1.0 - rg);
                                     let daz = dz * z * (1.0 - z);
-                                    dgi[at(0)] = dar;
-                                    dgh[at(0)] = dar;
-                                    dgi[at(1)] = daz;
-                                    dgh[at(1)] = daz;
-                                    dgi[at(2)] = dan;
-                                    dgh[at(2)] = dan * rg;
+                                    set(0, dar, dar);
+                                    set(1, daz, daz);
+                                    set(2, dan, dan * rg);
                                 }
                             }
                         }
                     }
-                    let xt = &layer_in[t * n * input..(t + 1) * n * input];
-                    // Weight and bias gradients.
-                    let dwi = matmul(&dgi, (n, gh), true, xt, (n, input), false);
-                    let dwh = matmul(&dgh, (n, gh), true, &st.h_prev, (n, hs), false);
-                    for (a, b) in dp[slot.w_i..slot.w_i + gh * input].iter_mut().zip(dwi) {
-                        *a += b;
+                    // dh_prev = dgh · W_h2h (+ the direct path of GRU's z gate).
+                    dh_prev.iter_mut().zip(&dh_direct).for_each(|(a, v)| *a = T::from_f64(*v));
+                    gemm_nn_acc(n, hs, gh, dgh, wh, &mut dh_prev);
+                    for (a, v) in dh.iter_mut().zip(&dh_prev) {
+                        *a = v.to_f64();
                     }
-                    for (a, b) in dp[slot.w_h..slot.w_h + gh * hs].iter_mut().zip(dwh) {
-                        *a += b;
-                    }
-                    for r in 0..n {
-                        for j in 0..gh {
-                            dp[slot.b_i + j] += dgi[r * gh + j];
-                            dp[slot.b_h + j] += dgh[r * gh + j];
-                        }
-                    }
-                    // Input and previous-state gradients.
-                    let wi = &p[slot.w_i..slot.w_i + gh * input];
-                    let wh = &p[slot.w_h..slot.w_h + gh * hs];
-                    let dxt = matmul(&dgi, (n, gh), false, wi, (gh, input), false);
-                    for (a, b) in dx[t * n * input..(t + 1) * n * input].iter_mut().zip(dxt) {
-                        *a += b;
-                    }
-                    let dhp = matmul(&dgh, (n, gh), false, wh, (gh, hs), false);
-                    for (a, b) in dh_prev.iter_mut().zip(dhp) {
-                        *a += b;
-                    }
-                    dh = dh_prev;
                     dc = dc_prev;
                 }
-                dh0[k * nh..(k + 1) * nh].copy_from_slice(&dh);
-                dc0[k * nh..(k + 1) * nh].copy_from_slice(&dc);
+                for (a, v) in dh0[k * nh..(k + 1) * nh].iter_mut().zip(&dh) {
+                    *a = T::from_f64(*v);
+                }
+                for (a, v) in dc0[k * nh..(k + 1) * nh].iter_mut().zip(&dc) {
+                    *a = T::from_f64(*v);
+                }
+                // Whole-sequence products: weight, bias and input gradients.
+                let rows = t_len * n;
+                gemm_tn_acc(gh, input, rows, &dgi_all, layer_in, &mut dp[slot.w_i..slot.w_i + gh * input]);
+                gemm_tn_acc(gh, hs, rows, &dgh_all, &tr.h_prev, &mut dp[slot.w_h..slot.w_h + gh * hs]);
+                add_col_sums(&mut dp[slot.b_i..slot.b_i + gh], &dgi_all);
+                add_col_sums(&mut dp[slot.b_h..slot.b_h + gh], &dgh_all);
+                let wi = &p[slot.w_i..slot.w_i + gh * input];
+                gemm_nn_acc(rows, input, gh, &dgi_all, wi, &mut dx);
             }
             d_above = dx;
         }

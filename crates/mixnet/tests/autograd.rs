@@ -323,3 +323,24 @@ fn custom_function_matches_the_builtin_sigmoid() {
     let plain = autograd::apply(std::sync::Arc::new(MySigmoid), std::slice::from_ref(&x)).unwrap().remove(0);
     assert!(autograd::backward(&[plain], &[]).is_err());
 }
+
+#[test]
+fn views_taken_while_recording_carry_gradients() {
+    // MXNet records reshape/slice/at of a recorded array (ReshapeWithRecord, SliceWithRecord).
+    let x = NDArray::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [3, 2]).unwrap();
+    x.attach_grad().unwrap();
+    let y = {
+        let _rec = autograd::record(true);
+        let r = x.reshape(&[2, 3]).unwrap();
+        let s = x.slice(1, 3).unwrap();
+        let a = x.at(2).unwrap();
+        let total = |v: NDArray| v.sum(None, false).unwrap();
+        let parts = [total((&r * 2.0).unwrap()), total((&s * 3.0).unwrap()), total((&a * 5.0).unwrap())];
+        (&(&parts[0] + &parts[1]).unwrap() + &parts[2]).unwrap()
+    };
+    autograd::backward(&[y], &[]).unwrap();
+    assert_eq!(x.grad().unwrap().to_vec::<f32>().unwrap(), vec![2.0, 2.0, 5.0, 5.0, 10.0, 10.0]);
+    // Outside recording the same calls are views sharing memory.
+    let v = x.reshape(&[6]).unwrap();
+    assert!(v.shares_memory_with(&x));
+}

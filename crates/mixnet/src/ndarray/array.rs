@@ -244,6 +244,10 @@ impl NDArray {
                 self.shape
             )));
         }
+        if self.records_views() {
+            let (b, e) = (begin.to_string(), end.to_string());
+            return self.recorded("slice_axis", &[("axis", "0"), ("begin", &b), ("end", &e)]);
+        }
         let row = self.shape[1..].iter().product::<usize>();
         let mut dims = self.shape.to_vec();
         dims[0] = end - begin;
@@ -258,6 +262,9 @@ impl NDArray {
     /// Row `i` along axis 0 with that axis dropped, sharing memory (MXNet's `x[i]`).
     pub fn at(&self, i: usize) -> Result<NDArray> {
         let v = self.slice(i, i + 1)?;
+        if self.records_views() {
+            return v.recorded("Reshape", &[("shape", &tuple(&self.shape[1..]))]);
+        }
         Ok(NDArray { shape: self.shape[1..].into(), ..v })
     }
 
@@ -276,7 +283,21 @@ impl NDArray {
         if dims.iter().product::<usize>() != self.size() {
             return Err(bad());
         }
+        if self.records_views() {
+            return self.recorded("Reshape", &[("shape", &tuple(&dims))]);
+        }
         Ok(NDArray { shape: dims.into(), tape: Tape::Inherit, ..self.clone() })
+    }
+
+    /// While autograd records and this array is on the tape, views must be recorded
+    /// operations so gradients flow through them (MXNet's `ReshapeWithRecord`,
+    /// `SliceWithRecord`); otherwise they share memory.
+    fn records_views(&self) -> bool {
+        crate::autograd::is_recording() && self.ag_entry().is_some()
+    }
+
+    fn recorded(&self, op: &str, attrs: &[(&str, &str)]) -> Result<NDArray> {
+        Ok(crate::imperative::invoke(op, std::slice::from_ref(self), attrs)?.swap_remove(0))
     }
 
     /// An array of `shape` filled with `value` (converted to `dtype`).
@@ -345,5 +366,13 @@ impl NDArray {
 
     pub(crate) fn with_entry(self, entry: Entry) -> NDArray {
         NDArray { tape: Tape::Recorded(entry), ..self }
+    }
+}
+
+/// MXNet's tuple attribute spelling, `(2, 3)` / `(4,)` / `()`.
+fn tuple(dims: &[usize]) -> String {
+    match dims {
+        [one] => format!("({one},)"),
+        _ => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     }
 }

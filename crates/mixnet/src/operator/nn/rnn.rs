@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use mixnet_kernels::rnn::{Mode, Rnn};
 
-use super::kernel::{check_float, info, load, run_kernel, write};
+use super::kernel::{check_float, info, load, run_kernel, with_real, write};
 use crate::op::{Attrs, Blob, GradContext, OpContext, Operator, Registry, TensorInfo};
 use crate::{Error, NDArray, Result, Shape};
 
@@ -150,18 +150,21 @@ impl Operator for RnnOp {
             return Err(Error::op(NAME, "dropout between layers (p > 0 in training) is not supported yet"));
         }
         let g = self.geometry(inputs[0].shape())?;
-        let v: Vec<Vec<f64>> =
-            inputs.iter().map(|b| load::<f64>(b).map(|c| c.into_owned())).collect::<Result<_>>()?;
-        let c0 = if self.lstm() { v[3].clone() } else { vec![0.0; v[2].len()] };
-        let (out, hy, cy) = g.forward(&v[0], &v[1], &v[2], &c0);
-        write::<f64>(&mut outputs[0], &out)?;
-        if self.state_outputs {
-            write::<f64>(&mut outputs[1], &hy)?;
-            if self.lstm() {
-                write::<f64>(&mut outputs[2], &cy)?;
+        let (lstm, state_outputs) = (self.lstm(), self.state_outputs);
+        with_real!(inputs[0].dtype(), NAME, R => {
+            let v: Vec<_> = inputs.iter().map(load::<R>).collect::<Result<_>>()?;
+            let zeros = vec![<R as mixnet_kernels::Element>::ZERO; v[2].len()];
+            let c0: &[R] = if lstm { &v[3] } else { &zeros };
+            let (out, hy, cy) = g.forward::<R>(&v[0], &v[1], &v[2], c0);
+            write::<R>(&mut outputs[0], &out)?;
+            if state_outputs {
+                write::<R>(&mut outputs[1], &hy)?;
+                if lstm {
+                    write::<R>(&mut outputs[2], &cy)?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
     fn has_gradient(&self) -> bool {
         true
@@ -173,22 +176,22 @@ impl Operator for RnnOp {
         args.extend(ctx.inputs.iter().cloned());
         let infos = ctx.inputs.iter().map(info).collect();
         let grads = run_kernel("_backward_RNN", &args, infos, move |_, ins, outs| {
-            let v: Vec<Vec<f64>> =
-                ins.iter().map(|b| load::<f64>(b).map(|c| c.into_owned())).collect::<Result<_>>()?;
-            let (dys, xs) = v.split_at(n_out);
-            let state_len = xs[2].len();
-            let zeros = vec![0.0; state_len];
-            let dhy = dys.get(1).unwrap_or(&zeros);
-            let dcy = if lstm { dys.get(2).unwrap_or(&zeros) } else { &zeros };
-            let c0 = if lstm { &xs[3] } else { &zeros };
-            let (dx, dp, dh0, dc0) = g.backward(&xs[0], &xs[1], &xs[2], c0, &dys[0], dhy, dcy);
-            write::<f64>(&mut outs[0], &dx)?;
-            write::<f64>(&mut outs[1], &dp)?;
-            write::<f64>(&mut outs[2], &dh0)?;
-            if lstm {
-                write::<f64>(&mut outs[3], &dc0)?;
-            }
-            Ok(())
+            with_real!(ins[0].dtype(), "_backward_RNN", R => {
+                let v: Vec<_> = ins.iter().map(load::<R>).collect::<Result<_>>()?;
+                let (dys, xs) = v.split_at(n_out);
+                let zeros = vec![<R as mixnet_kernels::Element>::ZERO; xs[2].len()];
+                let dhy: &[R] = dys.get(1).map_or(&zeros, |c| c);
+                let dcy: &[R] = if lstm { dys.get(2).map_or(&zeros, |c| c) } else { &zeros };
+                let c0: &[R] = if lstm { &xs[3] } else { &zeros };
+                let (dx, dp, dh0, dc0) = g.backward::<R>(&xs[0], &xs[1], &xs[2], c0, &dys[0], dhy, dcy);
+                write::<R>(&mut outs[0], &dx)?;
+                write::<R>(&mut outs[1], &dp)?;
+                write::<R>(&mut outs[2], &dh0)?;
+                if lstm {
+                    write::<R>(&mut outs[3], &dc0)?;
+                }
+                Ok(())
+            })
         })?;
         Ok(grads.into_iter().map(Some).collect())
     }
