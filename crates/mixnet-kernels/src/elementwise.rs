@@ -6,7 +6,6 @@ use rayon::prelude::*;
 
 /// Below this many elements a loop stays on one thread (a rayon split costs ~µs).
 pub const PARALLEL_MIN: usize = 1 << 16;
-const CHUNK: usize = 1 << 14;
 
 /// `dst.copy_from_slice(src)`, split across cores only for copies of several MiB: below
 /// that, waking the pool costs more than a `memcpy` saves.
@@ -20,11 +19,31 @@ pub fn copy(src: &[u8], dst: &mut [u8]) {
     }
 }
 
+/// `f(offset, part)` over one contiguous part of `out` per pool thread, the first part on
+/// the calling thread. From a thread outside the pool (the engine's caller) this wakes the
+/// workers for their parts and works meanwhile, instead of handing the whole job to the
+/// pool and sleeping until it is done (rayon's cold path: a context switch each way).
+/// 1M-element `a + b`: 119-149 -> 90-120 µs in alternating runs.
+pub fn par_split<O: Send>(out: &mut [O], f: &(dyn Fn(usize, &mut [O]) + Sync)) {
+    let size = out.len().div_ceil(rayon::current_num_threads().max(1)).max(1);
+    rayon::in_place_scope(|s| {
+        let mut parts = out.chunks_mut(size).enumerate();
+        let first = parts.next();
+        for (i, part) in parts {
+            s.spawn(move |_| f(i * size, part));
+        }
+        if let Some((_, part)) = first {
+            f(0, part);
+        }
+    });
+}
+
 /// `out[i] = f(x[i])`.
 pub fn map<A: Copy + Sync, B: Copy + Send, F: Fn(A) -> B + Sync>(x: &[A], out: &mut [B], f: F) {
     debug_assert_eq!(x.len(), out.len());
     if out.len() >= PARALLEL_MIN {
-        out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(o, x)| {
+        par_split(out, &|off, o| {
+            let x = &x[off..off + o.len()];
             o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
         });
     } else {
@@ -41,13 +60,12 @@ pub fn zip<A: Copy + Sync, B: Copy + Sync, C: Copy + Send, F: Fn(A, B) -> C + Sy
 ) {
     debug_assert!(a.len() == out.len() && b.len() == out.len());
     if out.len() >= PARALLEL_MIN {
-        out.par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(
-            |(o, (a, b))| {
-                for i in 0..o.len() {
-                    o[i] = f(a[i], b[i]);
-                }
-            },
-        );
+        par_split(out, &|off, o| {
+            let (a, b) = (&a[off..off + o.len()], &b[off..off + o.len()]);
+            for i in 0..o.len() {
+                o[i] = f(a[i], b[i]);
+            }
+        });
     } else {
         for i in 0..out.len() {
             out[i] = f(a[i], b[i]);
