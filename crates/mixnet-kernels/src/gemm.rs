@@ -135,9 +135,10 @@ impl MatMul {
     fn split<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], threads: usize, acc: bool) {
         let block = self.m.div_ceil(threads);
         if block >= MIN_SPLIT_ROWS {
-            c.par_chunks_mut(block * self.n)
-                .enumerate()
-                .for_each(|(t, c)| self.rows(a, b, c, t * block, Parallelism::None, acc));
+            let n = self.n;
+            crate::elementwise::par_split(c, n, &|off, c| {
+                self.rows(a, b, c, off / n, Parallelism::None, acc)
+            });
         } else {
             self.rows(a, b, c, 0, Parallelism::Rayon(threads), acc);
         }
