@@ -321,7 +321,34 @@ pub fn softmax<R: Real>(
     });
 }
 
+/// Gradient of one contiguous row (the fast path of [`softmax_backward`]).
+fn softmax_backward_row<R: Real>(ys: &[R], gs: &[R], row: &mut [R], kind: SoftmaxKind) {
+    crate::fastmath::wide(|| softmax_backward_row_body(ys, gs, row, kind))
+}
+
+#[inline(always)]
+fn softmax_backward_row_body<R: Real>(ys: &[R], gs: &[R], row: &mut [R], kind: SoftmaxKind) {
+    match kind {
+        SoftmaxKind::Softmax => {
+            for ((d, &yv), &g) in row.iter_mut().zip(ys).zip(gs) {
+                *d = g * yv;
+            }
+            let sum = sum_lanes(row);
+            for ((d, &yv), &g) in row.iter_mut().zip(ys).zip(gs) {
+                *d = yv * (g - sum);
+            }
+        }
+        SoftmaxKind::LogSoftmax => {
+            let sum = sum_lanes(gs);
+            for ((d, &yv), &g) in row.iter_mut().zip(ys).zip(gs) {
+                *d = g - yv.exp_fast() * sum;
+            }
+        }
+    }
+}
+
 /// Sum with eight independent accumulators, so the loop vectorizes.
+#[inline(always)]
 fn sum_lanes<R: Real>(v: &[R]) -> R {
     let mut acc = [R::ZERO; 8];
     let chunks = v.chunks_exact(8);
@@ -339,8 +366,13 @@ fn sum_lanes<R: Real>(v: &[R]) -> R {
 }
 
 /// One contiguous row of (log-)softmax: the exponentials are computed once, in place, in
-/// loops the compiler vectorizes.
+/// loops the compiler vectorizes (4 f64 lanes where the CPU has AVX2: `fastmath::wide`).
 fn softmax_row<R: Real>(x: &[R], out: &mut [R], kind: SoftmaxKind) {
+    crate::fastmath::wide(|| softmax_row_body(x, out, kind))
+}
+
+#[inline(always)]
+fn softmax_row_body<R: Real>(x: &[R], out: &mut [R], kind: SoftmaxKind) {
     let mx = x.iter().copied().fold(x[0], |m, v| if m < v { v } else { m });
     for (o, &v) in out.iter_mut().zip(x) {
         *o = (v - mx).exp_fast();
@@ -380,23 +412,7 @@ pub fn softmax_backward<R: Real>(
             for (b, row) in chunk.chunks_mut(unit).enumerate() {
                 let o = first + b;
                 let (ys, gs) = (&y[o * unit..(o + 1) * unit], &dy[o * unit..(o + 1) * unit]);
-                match kind {
-                    SoftmaxKind::Softmax => {
-                        for ((d, &yv), &g) in row.iter_mut().zip(ys).zip(gs) {
-                            *d = g * yv;
-                        }
-                        let sum = sum_lanes(row);
-                        for ((d, &yv), &g) in row.iter_mut().zip(ys).zip(gs) {
-                            *d = yv * (g - sum);
-                        }
-                    }
-                    SoftmaxKind::LogSoftmax => {
-                        let sum = sum_lanes(gs);
-                        for ((d, &yv), &g) in row.iter_mut().zip(ys).zip(gs) {
-                            *d = g - yv.exp_fast() * sum;
-                        }
-                    }
-                }
+                softmax_backward_row(ys, gs, row, kind);
             }
         });
     }

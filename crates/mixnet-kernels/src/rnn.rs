@@ -11,7 +11,8 @@
 //! Speed comes from the shape of the work: the input projection of a whole sequence is one
 //! GEMM (`T·N × input` by `input × gates·H`), and so are the weight and input gradients in
 //! backward; only the recurrent product `h · W_h2hᵀ` runs per step. Gate arithmetic is
-//! done in f64 whatever the element type. The backward pass recomputes the forward
+//! done in f64 whatever the element type, with the branch-free `exp`/`tanh` of
+//! `fastmath` (libm calls dominated the step). The backward pass recomputes the forward
 //! (nothing is saved between the two calls).
 
 use crate::gemm::{GemmElement, MatMul};
@@ -56,9 +57,7 @@ struct Slot {
     input: usize,
 }
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
+use crate::fastmath::{sigmoid, tanh};
 
 /// What the forward of one (layer, direction) computed, by time index, for backward.
 struct Trace<T> {
@@ -86,6 +85,21 @@ fn gemm_tn_acc<T: GemmElement>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c
 /// `c (m×n) += a (m×k) · b (k×n)`.
 fn gemm_nn_acc<T: GemmElement>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T]) {
     MatMul { m, n, k, trans_a: false, trans_b: false }.run_with(a, b, c, true, true);
+}
+
+/// `out = a + b` elementwise.
+fn sum_into<T: GemmElement>(out: &mut [T], a: &[T], b: &[T]) {
+    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+        *o = x.add(*y);
+    }
+}
+
+/// `v = f(v)` elementwise, computed in f64.
+#[inline(always)]
+fn act<T: GemmElement>(v: &mut [T], f: impl Fn(f64) -> f64) {
+    for x in v {
+        *x = T::from_f64(f(x.to_f64()));
+    }
 }
 
 /// Add `bias` (length `cols`) to every row of `m`.
@@ -186,38 +200,17 @@ impl Rnn {
             add_rows(&mut hh, bh);
             let gi = &xw[t * n * gh..(t + 1) * n * gh];
             for r in 0..n {
-                for j in 0..hs {
-                    let at = |q: usize| r * gh + q * hs + j;
-                    let a = |q: usize| gi[at(q)].to_f64() + hh[at(q)].to_f64();
-                    let k = r * hs + j;
-                    match self.mode {
-                        Mode::RnnTanh | Mode::RnnRelu => {
-                            let v = if self.mode == Mode::RnnTanh { a(0).tanh() } else { a(0).max(0.0) };
-                            gates[k] = T::from_f64(v);
-                            new_h[k] = T::from_f64(v);
-                        }
-                        Mode::Lstm => {
-                            let (i, f, gg, o) = (sigmoid(a(0)), sigmoid(a(1)), a(2).tanh(), sigmoid(a(3)));
-                            for (q, v) in [i, f, gg, o].into_iter().enumerate() {
-                                gates[at(q)] = T::from_f64(v);
-                            }
-                            let cv = f * c[k].to_f64() + i * gg;
-                            new_c[k] = T::from_f64(cv);
-                            new_h[k] = T::from_f64(o * cv.tanh());
-                        }
-                        Mode::Gru => {
-                            let rg = sigmoid(a(0));
-                            let z = sigmoid(a(1));
-                            let u = hh[at(2)].to_f64();
-                            let nn = (gi[at(2)].to_f64() + rg * u).tanh();
-                            gates[at(0)] = T::from_f64(rg);
-                            gates[at(1)] = T::from_f64(z);
-                            gates[at(2)] = T::from_f64(nn);
-                            hn[k] = hh[at(2)];
-                            new_h[k] = T::from_f64((1.0 - z) * nn + z * h[k].to_f64());
-                        }
-                    }
-                }
+                let (rows, states) = (r * gh..(r + 1) * gh, r * hs..(r + 1) * hs);
+                self.cell(
+                    &gi[rows.clone()],
+                    &hh[rows.clone()],
+                    &h[states.clone()],
+                    &c[states.clone()],
+                    &mut gates[rows],
+                    &mut new_h[states.clone()],
+                    &mut new_c[states.clone()],
+                    &mut hn[states],
+                );
             }
             if let Some(tr) = trace.as_mut() {
                 tr.gates[t * n * gh..(t + 1) * n * gh].copy_from_slice(&gates);
@@ -240,6 +233,63 @@ impl Rnn {
             }
         }
         trace
+    }
+
+    /// One batch row of one step: activated gates, new hidden (and cell) state. Each
+    /// activation runs over a contiguous slice, so the loops vectorize.
+    #[allow(clippy::too_many_arguments)]
+    fn cell<T: GemmElement>(
+        &self,
+        gi: &[T],
+        hh: &[T],
+        h: &[T],
+        c: &[T],
+        gates: &mut [T],
+        new_h: &mut [T],
+        new_c: &mut [T],
+        hn: &mut [T],
+    ) {
+        let hs = self.hidden;
+        let f64s = |v: T| v.to_f64();
+        match self.mode {
+            Mode::RnnTanh | Mode::RnnRelu => {
+                sum_into(gates, gi, hh);
+                if self.mode == Mode::RnnTanh {
+                    act(gates, tanh);
+                } else {
+                    act(gates, |x| x.max(0.0));
+                }
+                new_h.copy_from_slice(gates);
+            }
+            Mode::Lstm => {
+                sum_into(gates, gi, hh);
+                act(&mut gates[..2 * hs], sigmoid);
+                act(&mut gates[2 * hs..3 * hs], tanh);
+                act(&mut gates[3 * hs..], sigmoid);
+                let (i, rest) = gates.split_at(hs);
+                let (f, rest) = rest.split_at(hs);
+                let (g, o) = rest.split_at(hs);
+                for j in 0..hs {
+                    new_c[j] = T::from_f64(f64s(f[j]) * f64s(c[j]) + f64s(i[j]) * f64s(g[j]));
+                }
+                for j in 0..hs {
+                    new_h[j] = T::from_f64(f64s(o[j]) * tanh(f64s(new_c[j])));
+                }
+            }
+            Mode::Gru => {
+                sum_into(&mut gates[..2 * hs], &gi[..2 * hs], &hh[..2 * hs]);
+                act(&mut gates[..2 * hs], sigmoid);
+                hn.copy_from_slice(&hh[2 * hs..]);
+                let (rz, nn) = gates.split_at_mut(2 * hs);
+                for j in 0..hs {
+                    nn[j] = T::from_f64(tanh(f64s(gi[2 * hs + j]) + f64s(rz[j]) * f64s(hn[j])));
+                }
+                let z = &rz[hs..];
+                for j in 0..hs {
+                    new_h[j] = T::from_f64((1.0 - f64s(z[j])) * f64s(nn[j]) + f64s(z[j]) * f64s(h[j]));
+                }
+            }
+        }
     }
 
     /// Forward over every layer: `(out, hy, cy, layer inputs, traces)`; inputs and traces
@@ -355,7 +405,7 @@ impl Rnn {
                                 }
                                 Mode::Lstm => {
                                     let (i, f, gg, o) = (gate(0), gate(1), gate(2), gate(3));
-                                    let tc = tr.c[t * nh + q].to_f64().tanh();
+                                    let tc = tanh(tr.c[t * nh + q].to_f64());
                                     let dct = dc[q] + dh[q] * o * (1.0 - tc * tc);
                                     let c_prev = tr.c_prev[t * nh + q].to_f64();
                                     let grads = [
