@@ -151,12 +151,10 @@ impl Rnn {
         slots
     }
 
-    fn t_of(&self, d: usize, s: usize) -> usize {
-        if d == 0 {
-            s
-        } else {
-            self.seq - 1 - s
-        }
+    /// The time step a row of length `len` is at on step `s` of direction `d`, or `None`
+    /// once `s` is past its length (the reverse direction starts at the row's last step).
+    fn time_of(&self, d: usize, s: usize, len: usize) -> Option<usize> {
+        (s < len).then(|| if d == 0 { s } else { len - 1 - s })
     }
 
     /// One (layer, direction) over the sequence: writes its half of `out` and the final
@@ -168,6 +166,7 @@ impl Rnn {
         slot: &Slot,
         d: usize,
         layer_in: &[T],
+        lens: &[usize],
         h: &mut [T],
         c: &mut [T],
         out: &mut [T],
@@ -190,42 +189,46 @@ impl Rnn {
             hn: if self.mode == Mode::Gru { vec![T::ZERO; t_len * nh] } else { Vec::new() },
         });
         let mut hh = vec![T::ZERO; n * gh];
-        let mut gates = vec![T::ZERO; n * gh];
         let mut new_h = vec![T::ZERO; nh];
         let mut new_c = vec![T::ZERO; nh];
         let mut hn = vec![T::ZERO; nh];
+        let mut gates_row = vec![T::ZERO; gh];
         for s in 0..t_len {
-            let t = self.t_of(d, s);
             gemm_nt(n, gh, hs, h, wh, &mut hh, false);
             add_rows(&mut hh, bh);
-            let gi = &xw[t * n * gh..(t + 1) * n * gh];
             for r in 0..n {
-                let (rows, states) = (r * gh..(r + 1) * gh, r * hs..(r + 1) * hs);
+                let states = r * hs..(r + 1) * hs;
+                let Some(t) = self.time_of(d, s, lens[r]) else {
+                    // Past this sequence's length: the state carries over, the output stays 0.
+                    new_h[states.clone()].copy_from_slice(&h[states.clone()]);
+                    new_c[states.clone()].copy_from_slice(&c[states]);
+                    continue;
+                };
+                let at = (t * n + r) * gh;
                 self.cell(
-                    &gi[rows.clone()],
-                    &hh[rows.clone()],
+                    &xw[at..at + gh],
+                    &hh[r * gh..(r + 1) * gh],
                     &h[states.clone()],
                     &c[states.clone()],
-                    &mut gates[rows],
+                    &mut gates_row,
                     &mut new_h[states.clone()],
                     &mut new_c[states.clone()],
-                    &mut hn[states],
+                    &mut hn[states.clone()],
                 );
-            }
-            if let Some(tr) = trace.as_mut() {
-                tr.gates[t * n * gh..(t + 1) * n * gh].copy_from_slice(&gates);
-                tr.h_prev[t * nh..(t + 1) * nh].copy_from_slice(h);
-                match self.mode {
-                    Mode::Lstm => {
-                        tr.c_prev[t * nh..(t + 1) * nh].copy_from_slice(c);
-                        tr.c[t * nh..(t + 1) * nh].copy_from_slice(&new_c);
+                let ts = (t * n + r) * hs..(t * n + r + 1) * hs;
+                if let Some(tr) = trace.as_mut() {
+                    tr.gates[at..at + gh].copy_from_slice(&gates_row);
+                    tr.h_prev[ts.clone()].copy_from_slice(&h[states.clone()]);
+                    match self.mode {
+                        Mode::Lstm => {
+                            tr.c_prev[ts.clone()].copy_from_slice(&c[states.clone()]);
+                            tr.c[ts].copy_from_slice(&new_c[states.clone()]);
+                        }
+                        Mode::Gru => tr.hn[ts].copy_from_slice(&hn[states.clone()]),
+                        _ => {}
                     }
-                    Mode::Gru => tr.hn[t * nh..(t + 1) * nh].copy_from_slice(&hn),
-                    _ => {}
                 }
-            }
-            for r in 0..n {
-                out[(t * n + r) * width + d * hs..][..hs].copy_from_slice(&new_h[r * hs..(r + 1) * hs]);
+                out[(t * n + r) * width + d * hs..][..hs].copy_from_slice(&new_h[states]);
             }
             h.copy_from_slice(&new_h);
             if self.mode == Mode::Lstm {
@@ -301,6 +304,7 @@ impl Rnn {
         p: &[T],
         h0: &[T],
         c0: &[T],
+        lens: &[usize],
         keep: bool,
     ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<Vec<T>>, Vec<Trace<T>>) {
         let (t_len, n, hs, dirs) = (self.seq, self.batch, self.hidden, self.directions);
@@ -316,7 +320,7 @@ impl Rnn {
             for d in 0..dirs {
                 let k = l * dirs + d;
                 let (h, c) = (&mut hy[k * nh..(k + 1) * nh], &mut cy[k * nh..(k + 1) * nh]);
-                if let Some(tr) = self.run_slot(p, &slots[k], d, &layer_in, h, c, &mut out, keep) {
+                if let Some(tr) = self.run_slot(p, &slots[k], d, &layer_in, lens, h, c, &mut out, keep) {
                     traces.push(tr);
                 }
             }
@@ -331,14 +335,33 @@ impl Rnn {
         (layer_in, hy, cy, inputs, traces)
     }
 
-    /// Forward pass: `(out, hy, cy)` (cy is zeros except for LSTM).
-    pub fn forward<T: GemmElement>(&self, x: &[T], p: &[T], h0: &[T], c0: &[T]) -> (Vec<T>, Vec<T>, Vec<T>) {
-        let (out, hy, cy, _, _) = self.run(x, p, h0, c0, false);
+    /// Every row's length: `lengths` (MXNet's `sequence_length`, clamped to the sequence)
+    /// or the full sequence.
+    fn lengths(&self, lengths: Option<&[usize]>) -> Vec<usize> {
+        match lengths {
+            Some(l) => l.iter().map(|&v| v.min(self.seq)).collect(),
+            None => vec![self.seq; self.batch],
+        }
+    }
+
+    /// Forward pass: `(out, hy, cy)` (cy is zeros except for LSTM). With `lengths` (one per
+    /// batch row), steps past a row's length leave its state as it was and its output 0;
+    /// the reverse direction starts at the row's last step (cuDNN's padded layout).
+    pub fn forward<T: GemmElement>(
+        &self,
+        x: &[T],
+        p: &[T],
+        h0: &[T],
+        c0: &[T],
+        lengths: Option<&[usize]>,
+    ) -> (Vec<T>, Vec<T>, Vec<T>) {
+        let lens = self.lengths(lengths);
+        let (out, hy, cy, _, _) = self.run(x, p, h0, c0, &lens, false);
         (out, hy, cy)
     }
 
     /// Gradients `(dx, dparams, dh0, dc0)` from the gradients of `out`, `hy` and `cy`
-    /// (pass zeros for outputs not used).
+    /// (pass zeros for outputs not used), with the same `lengths` as the forward.
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     pub fn backward<T: GemmElement>(
         &self,
@@ -349,8 +372,10 @@ impl Rnn {
         dout: &[T],
         dhy: &[T],
         dcy: &[T],
+        lengths: Option<&[usize]>,
     ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
-        let (_, _, _, inputs, traces) = self.run(x, p, h0, c0, true);
+        let lens = self.lengths(lengths);
+        let (_, _, _, inputs, traces) = self.run(x, p, h0, c0, &lens, true);
         let (t_len, n, hs, dirs, g) = (self.seq, self.batch, self.hidden, self.directions, self.mode.gates());
         let (gh, nh, width) = (g * hs, n * hs, dirs * hs);
         let slots = self.slots();
@@ -359,6 +384,7 @@ impl Rnn {
         let mut d_above = dout.to_vec();
         let mut dgi_all = vec![T::ZERO; t_len * n * gh];
         let mut dgh_all = vec![T::ZERO; t_len * n * gh];
+        let mut dgh_step = vec![T::ZERO; n * gh];
         for l in (0..self.layers).rev() {
             let input = slots[l * dirs].input;
             let layer_in = &inputs[l];
@@ -370,26 +396,28 @@ impl Rnn {
                 let mut dh: Vec<f64> = dhy[k * nh..(k + 1) * nh].iter().map(|v| v.to_f64()).collect();
                 let mut dc: Vec<f64> = dcy[k * nh..(k + 1) * nh].iter().map(|v| v.to_f64()).collect();
                 let mut dh_prev = vec![T::ZERO; nh];
+                dgi_all.fill(T::ZERO);
+                dgh_all.fill(T::ZERO);
                 for s in (0..t_len).rev() {
-                    let t = self.t_of(d, s);
-                    for r in 0..n {
+                    let times: Vec<Option<usize>> = (0..n).map(|r| self.time_of(d, s, lens[r])).collect();
+                    let mut dc_prev = dc.clone();
+                    let mut dh_direct = vec![0.0; nh];
+                    dgh_step.fill(T::ZERO);
+                    for (r, t) in times.iter().enumerate() {
+                        let Some(t) = *t else { continue };
                         for j in 0..hs {
                             dh[r * hs + j] += d_above[(t * n + r) * width + d * hs + j].to_f64();
                         }
-                    }
-                    let gates = &tr.gates[t * n * gh..(t + 1) * n * gh];
-                    let dgi = &mut dgi_all[t * n * gh..(t + 1) * n * gh];
-                    let dgh = &mut dgh_all[t * n * gh..(t + 1) * n * gh];
-                    let mut dc_prev = vec![0.0; nh];
-                    let mut dh_direct = vec![0.0; nh];
-                    for r in 0..n {
+                        let at0 = (t * n + r) * gh;
                         for j in 0..hs {
-                            let at = |q: usize| r * gh + q * hs + j;
+                            let at = |q: usize| at0 + q * hs + j;
                             let q = r * hs + j;
-                            let gate = |i: usize| gates[at(i)].to_f64();
+                            let tq = (t * n + r) * hs + j;
+                            let gate = |i: usize| tr.gates[at(i)].to_f64();
                             let mut set = |i: usize, vi: f64, vh: f64| {
-                                dgi[at(i)] = T::from_f64(vi);
-                                dgh[at(i)] = T::from_f64(vh);
+                                dgi_all[at(i)] = T::from_f64(vi);
+                                dgh_all[at(i)] = T::from_f64(vh);
+                                dgh_step[r * gh + i * hs + j] = T::from_f64(vh);
                             };
                             match self.mode {
                                 Mode::RnnTanh | Mode::RnnRelu => {
@@ -405,9 +433,9 @@ impl Rnn {
                                 }
                                 Mode::Lstm => {
                                     let (i, f, gg, o) = (gate(0), gate(1), gate(2), gate(3));
-                                    let tc = tanh(tr.c[t * nh + q].to_f64());
+                                    let tc = tanh(tr.c[tq].to_f64());
                                     let dct = dc[q] + dh[q] * o * (1.0 - tc * tc);
-                                    let c_prev = tr.c_prev[t * nh + q].to_f64();
+                                    let c_prev = tr.c_prev[tq].to_f64();
                                     let grads = [
                                         dct * gg * i * (1.0 - i),
                                         dct * c_prev * f * (1.0 - f),
@@ -422,10 +450,10 @@ impl Rnn {
                                 Mode::Gru => {
                                     let (rg, z, nn) = (gate(0), gate(1), gate(2));
                                     let dn = dh[q] * (1.0 - z);
-                                    let dz = dh[q] * (tr.h_prev[t * nh + q].to_f64() - nn);
+                                    let dz = dh[q] * (tr.h_prev[tq].to_f64() - nn);
                                     dh_direct[q] = dh[q] * z;
                                     let dan = dn * (1.0 - nn * nn);
-                                    let dar = dan * tr.hn[t * nh + q].to_f64() * rg * (1.0 - rg);
+                                    let dar = dan * tr.hn[tq].to_f64() * rg * (1.0 - rg);
                                     let daz = dz * z * (1.0 - z);
                                     set(0, dar, dar);
                                     set(1, daz, daz);
@@ -434,11 +462,16 @@ impl Rnn {
                             }
                         }
                     }
-                    // dh_prev = dgh · W_h2h (+ the direct path of GRU's z gate).
+                    // dh_prev = dgh · W_h2h (+ the direct path of GRU's z gate); rows past
+                    // their length pass their gradient through unchanged.
                     dh_prev.iter_mut().zip(&dh_direct).for_each(|(a, v)| *a = T::from_f64(*v));
-                    gemm_nn_acc(n, hs, gh, dgh, wh, &mut dh_prev);
-                    for (a, v) in dh.iter_mut().zip(&dh_prev) {
-                        *a = v.to_f64();
+                    gemm_nn_acc(n, hs, gh, &dgh_step, wh, &mut dh_prev);
+                    for (r, t) in times.iter().enumerate() {
+                        if t.is_some() {
+                            for j in r * hs..(r + 1) * hs {
+                                dh[j] = dh_prev[j].to_f64();
+                            }
+                        }
                     }
                     dc = dc_prev;
                 }

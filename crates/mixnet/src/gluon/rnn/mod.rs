@@ -145,6 +145,18 @@ impl RnnLayer {
 
     /// Forward with explicit states: returns the output and the final states.
     pub fn forward_with_states(&self, x: &NDArray, states: &[NDArray]) -> Result<(NDArray, Vec<NDArray>)> {
+        self.forward_with_lengths(x, states, None)
+    }
+
+    /// Forward with explicit states and per-sample lengths `(batch,)` (MXNet's
+    /// `use_sequence_length=True` layer called with `sequence_length`): outputs past a
+    /// sample's length are 0 and its final state is the one at its last step.
+    pub fn forward_with_lengths(
+        &self,
+        x: &NDArray,
+        states: &[NDArray],
+        sequence_length: Option<&NDArray>,
+    ) -> Result<(NDArray, Vec<NDArray>)> {
         let name = self.name().to_string();
         if x.shape().ndim() != 3 {
             return Err(Error::op(
@@ -169,6 +181,7 @@ impl RnnLayer {
         let packed = op("Concat", &flat, &[("num_args", &num), ("dim", "0")])?;
         let mut inputs = vec![x, packed];
         inputs.extend(states.iter().cloned());
+        inputs.extend(sequence_length.cloned());
         let (hidden, layers) = (self.hidden.to_string(), self.layers.to_string());
         let bi = if self.bidirectional { "True" } else { "False" };
         let attrs = [
@@ -177,6 +190,7 @@ impl RnnLayer {
             ("num_layers", layers.as_str()),
             ("bidirectional", bi),
             ("state_outputs", "True"),
+            ("use_sequence_length", if sequence_length.is_some() { "True" } else { "False" }),
         ];
         let mut outs = crate::imperative::invoke("RNN", &inputs, &attrs)?;
         let mut out = outs.remove(0);

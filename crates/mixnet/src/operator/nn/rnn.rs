@@ -3,8 +3,12 @@
 //! `parameters` layout (see `mixnet_kernels::rnn`), so weights exported by MXNet's
 //! `gluon.rnn` layers load unchanged. Layout `(T, N, C)`.
 //!
-//! Not supported yet (an error says so): `use_sequence_length`, `projection_size`, the
-//! `lstm_state_clip_*` options, and dropout between layers (`p > 0`) in training mode.
+//! `use_sequence_length` adds a `sequence_length` input `(batch,)`: with cuDNN's semantics
+//! (MXNet 1.9 has it on GPU only), steps past a row's length keep its state and output 0,
+//! and the reverse direction starts at the row's last step.
+//!
+//! Not supported yet (an error says so): `projection_size`, the `lstm_state_clip_*`
+//! options, and dropout between layers (`p > 0`) in training mode.
 
 use std::sync::Arc;
 
@@ -17,6 +21,7 @@ use crate::{Error, NDArray, Result, Shape};
 const NAME: &str = "RNN";
 
 /// A configured `RNN`.
+#[derive(Clone, Copy)]
 pub struct RnnOp {
     mode: Mode,
     layers: usize,
@@ -24,6 +29,8 @@ pub struct RnnOp {
     hidden: usize,
     state_outputs: bool,
     p: f64,
+    /// A `sequence_length` input `(batch,)` follows the states.
+    use_sequence_length: bool,
 }
 
 fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
@@ -52,9 +59,7 @@ fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>
     if !(0.0..=1.0).contains(&p) {
         return Err(Error::op(NAME, format!("p must be in [0, 1], got {p}")));
     }
-    if attrs.bool("use_sequence_length", false)? {
-        return Err(Error::op(NAME, "use_sequence_length is not supported yet"));
-    }
+    let use_sequence_length = attrs.bool("use_sequence_length", false)?;
     if attrs.opt_int("projection_size")?.is_some() {
         return Err(Error::op(NAME, "projection_size is not supported yet"));
     }
@@ -63,7 +68,7 @@ fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>
         return Err(Error::op(NAME, "lstm_state_clip_min/max are not supported yet"));
     }
     attrs.bool("lstm_state_clip_nan", false)?;
-    Ok(Arc::new(RnnOp { mode, layers, directions, hidden, state_outputs, p }))
+    Ok(Arc::new(RnnOp { mode, layers, directions, hidden, state_outputs, p, use_sequence_length }))
 }
 
 impl RnnOp {
@@ -86,6 +91,16 @@ impl RnnOp {
         }
     }
 
+    /// The `sequence_length` input as step counts (negative and NaN count as 0), when used.
+    fn lengths(&self, inputs: &[Blob<'_>]) -> Result<Option<Vec<usize>>> {
+        if !self.use_sequence_length {
+            return Ok(None);
+        }
+        let idx = 3 + usize::from(self.lstm());
+        let v = load::<f64>(&inputs[idx])?;
+        Ok(Some(v.iter().map(|&x| if x > 0.0 { x as usize } else { 0 }).collect()))
+    }
+
     fn state_shape(&self, batch: usize) -> Shape {
         Shape::new(&[self.layers * self.directions, batch, self.hidden])
     }
@@ -96,7 +111,7 @@ impl Operator for RnnOp {
         NAME
     }
     fn num_inputs(&self) -> usize {
-        3 + usize::from(self.lstm())
+        3 + usize::from(self.lstm()) + usize::from(self.use_sequence_length)
     }
     fn num_outputs(&self) -> usize {
         if self.state_outputs {
@@ -109,6 +124,9 @@ impl Operator for RnnOp {
         let mut v: Vec<String> = ["data", "parameters", "state"].iter().map(|s| s.to_string()).collect();
         if self.lstm() {
             v.push("state_cell".into());
+        }
+        if self.use_sequence_length {
+            v.push("sequence_length".into());
         }
         v
     }
@@ -127,7 +145,17 @@ impl Operator for RnnOp {
             ));
         }
         let state = self.state_shape(g.batch);
-        for (i, x) in inputs.iter().enumerate().skip(2) {
+        let n_states = 1 + usize::from(self.lstm());
+        if self.use_sequence_length {
+            let lens = &inputs[2 + n_states];
+            if lens.shape.dims() != [g.batch] {
+                return Err(Error::op(
+                    NAME,
+                    format!("sequence_length must have shape ({},), got {}", g.batch, lens.shape),
+                ));
+            }
+        }
+        for (i, x) in inputs.iter().enumerate().skip(2).take(n_states) {
             if x.shape != state {
                 return Err(Error::op(
                     NAME,
@@ -135,7 +163,7 @@ impl Operator for RnnOp {
                 ));
             }
         }
-        if let Some(x) = inputs.iter().find(|x| x.dtype != data.dtype) {
+        if let Some(x) = inputs[..2 + n_states].iter().find(|x| x.dtype != data.dtype) {
             return Err(Error::op(NAME, format!("all inputs must be {}, got {}", data.dtype, x.dtype)));
         }
         let out = Shape::new(&[g.seq, g.batch, self.directions * self.hidden]);
@@ -151,11 +179,12 @@ impl Operator for RnnOp {
         }
         let g = self.geometry(inputs[0].shape())?;
         let (lstm, state_outputs) = (self.lstm(), self.state_outputs);
+        let lens = self.lengths(inputs)?;
         with_real!(inputs[0].dtype(), NAME, R => {
             let v: Vec<_> = inputs.iter().map(load::<R>).collect::<Result<_>>()?;
             let zeros = vec![<R as mixnet_kernels::Element>::ZERO; v[2].len()];
             let c0: &[R] = if lstm { &v[3] } else { &zeros };
-            let (out, hy, cy) = g.forward::<R>(&v[0], &v[1], &v[2], c0);
+            let (out, hy, cy) = g.forward::<R>(&v[0], &v[1], &v[2], c0, lens.as_deref());
             write::<R>(&mut outputs[0], &out)?;
             if state_outputs {
                 write::<R>(&mut outputs[1], &hy)?;
@@ -172,18 +201,22 @@ impl Operator for RnnOp {
     fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
         let g = self.geometry(ctx.inputs[0].shape())?;
         let (lstm, n_out) = (self.lstm(), ctx.out_grads.len());
+        let n_diff = 3 + usize::from(lstm);
         let mut args: Vec<NDArray> = ctx.out_grads.to_vec();
         args.extend(ctx.inputs.iter().cloned());
-        let infos = ctx.inputs.iter().map(info).collect();
+        let infos = ctx.inputs[..n_diff].iter().map(info).collect();
+        let this = RnnOp { ..*self };
         let grads = run_kernel("_backward_RNN", &args, infos, move |_, ins, outs| {
+            let lens = this.lengths(&ins[n_out..])?;
             with_real!(ins[0].dtype(), "_backward_RNN", R => {
-                let v: Vec<_> = ins.iter().map(load::<R>).collect::<Result<_>>()?;
+                let v: Vec<_> = ins[..n_out + n_diff].iter().map(load::<R>).collect::<Result<_>>()?;
                 let (dys, xs) = v.split_at(n_out);
                 let zeros = vec![<R as mixnet_kernels::Element>::ZERO; xs[2].len()];
                 let dhy: &[R] = dys.get(1).map_or(&zeros, |c| c);
                 let dcy: &[R] = if lstm { dys.get(2).map_or(&zeros, |c| c) } else { &zeros };
                 let c0: &[R] = if lstm { &xs[3] } else { &zeros };
-                let (dx, dp, dh0, dc0) = g.backward::<R>(&xs[0], &xs[1], &xs[2], c0, &dys[0], dhy, dcy);
+                let (dx, dp, dh0, dc0) =
+                    g.backward::<R>(&xs[0], &xs[1], &xs[2], c0, &dys[0], dhy, dcy, lens.as_deref());
                 write::<R>(&mut outs[0], &dx)?;
                 write::<R>(&mut outs[1], &dp)?;
                 write::<R>(&mut outs[2], &dh0)?;
@@ -193,7 +226,11 @@ impl Operator for RnnOp {
                 Ok(())
             })
         })?;
-        Ok(grads.into_iter().map(Some).collect())
+        let mut grads: Vec<Option<NDArray>> = grads.into_iter().map(Some).collect();
+        if self.use_sequence_length {
+            grads.push(None);
+        }
+        Ok(grads)
     }
 }
 
