@@ -1,6 +1,15 @@
 //! Evaluation metrics (MXNet's `mx.metric`): Accuracy, TopKAccuracy, CrossEntropy, Loss,
-//! MAE, MSE, RMSE and CompositeEvalMetric. As in MXNet they compute on the host (MXNet
-//! goes through numpy), in f64.
+//! MAE, MSE, RMSE and CompositeEvalMetric here; F1 and MCC in `binary`, Perplexity,
+//! PearsonCorrelation. As in MXNet they compute on the host (MXNet goes through numpy),
+//! in f64.
+
+mod binary;
+mod pearson;
+mod perplexity;
+
+pub use binary::{Average, F1, MCC};
+pub use pearson::PearsonCorrelation;
+pub use perplexity::Perplexity;
 
 use crate::{Error, NDArray, Result};
 
@@ -354,7 +363,8 @@ impl EvalMetric for CompositeEvalMetric {
 }
 
 /// A metric by MXNet's name: `acc`/`accuracy`, `top_k_accuracy` (k=1), `ce`/`cross-entropy`,
-/// `loss`, `mae`, `mse`, `rmse`.
+/// `loss`, `mae`, `mse`, `rmse`, `f1`, `mcc`, `perplexity` (no ignored label),
+/// `pearsonr`/`pearsoncorrelation` (macro averages).
 pub fn create(name: &str) -> Result<Box<dyn EvalMetric>> {
     Ok(match name {
         "acc" | "accuracy" => Box::new(Accuracy::new()),
@@ -364,6 +374,10 @@ pub fn create(name: &str) -> Result<Box<dyn EvalMetric>> {
         "mae" => Box::new(mae()),
         "mse" => Box::new(mse()),
         "rmse" => Box::new(rmse()),
+        "f1" => Box::new(F1::default()),
+        "mcc" => Box::new(MCC::default()),
+        "perplexity" => Box::new(Perplexity::new(None)),
+        "pearsonr" | "pearsoncorrelation" => Box::new(PearsonCorrelation::default()),
         other => return Err(Error::Invalid(format!("unknown metric '{other}'"))),
     })
 }
