@@ -4,6 +4,13 @@
 //! concatenated in the operator's flat order, so `save_parameters` files of MXNet's layers
 //! load unchanged.
 
+mod cell;
+
+pub use cell::{
+    BidirectionalCell, DropoutCell, GRUCell, LSTMCell, RNNCell, RecurrentCell, ResidualCell,
+    SequentialRNNCell,
+};
+
 use std::sync::Arc;
 
 use crate::gluon::block::{Block, BlockBase, HybridBlock};
