@@ -1,5 +1,5 @@
 //! Parameter initializers (MXNet's `mx.init`): Uniform, Normal, Xavier, MSRAPrelu, Zero,
-//! One, Constant.
+//! One, Constant here; Orthogonal, Bilinear, LSTMBias and Mixed in `structured`.
 //!
 //! Gluon calls [`Initializer::init_weight`] for every parameter: a parameter's own
 //! initializer (`bias_initializer="zeros"`, BatchNorm's `ones`/`zeros`) wins over the one
@@ -9,6 +9,10 @@
 //!
 //! Random initializers draw through the `_random_uniform` / `_random_normal` operators,
 //! so `mixnet::random::seed` makes them reproducible.
+
+mod structured;
+
+pub use structured::{Bilinear, LSTMBias, Mixed, Orthogonal, RandType};
 
 use std::fmt;
 use std::sync::Arc;
@@ -292,7 +296,7 @@ impl Initializer for MSRAPrelu {
 }
 
 /// An initializer from MXNet's string alias: `zeros`, `ones`, `uniform`, `normal`,
-/// `xavier`, `msraprelu` (defaults for each).
+/// `xavier`, `msraprelu`, `orthogonal`, `bilinear`, `lstmbias` (defaults for each).
 pub fn create(name: &str) -> Result<Arc<dyn Initializer>> {
     Ok(match name.to_ascii_lowercase().as_str() {
         "zeros" | "zero" => Arc::new(Zero),
@@ -301,9 +305,13 @@ pub fn create(name: &str) -> Result<Arc<dyn Initializer>> {
         "normal" => Arc::new(Normal::default()),
         "xavier" => Arc::new(Xavier::default()),
         "msraprelu" => Arc::new(MSRAPrelu::default()),
+        "orthogonal" => Arc::new(Orthogonal::default()),
+        "bilinear" => Arc::new(Bilinear),
+        "lstmbias" => Arc::new(LSTMBias::default()),
         other => {
             return Err(Error::Invalid(format!(
-                "unknown initializer '{other}' (known: zeros, ones, uniform, normal, xavier, msraprelu)"
+                "unknown initializer '{other}' (known: zeros, ones, uniform, normal, xavier, msraprelu, \
+                 orthogonal, bilinear, lstmbias)"
             )))
         }
     })
