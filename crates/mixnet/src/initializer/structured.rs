@@ -126,7 +126,7 @@ impl Default for LSTMBias {
 impl Initializer for LSTMBias {
     fn init_weight(&self, name: &str, shape: &Shape, dtype: DType, ctx: Context) -> Result<NDArray> {
         check_float(name, "LSTMBias", dtype)?;
-        if shape.ndim() != 1 || shape[0] % 4 != 0 {
+        if shape.ndim() != 1 || !shape[0].is_multiple_of(4) {
             return Err(Error::Invalid(format!(
                 "LSTMBias initializer needs a 1-D parameter of 4·hidden values, '{name}' has shape {shape}"
             )));
