@@ -50,11 +50,9 @@ fn orthogonal_rows_or_columns_are_orthonormal_times_scale() {
         let w = init(&o, "w", &shape).to_f64_vec().unwrap();
         let (rows, cols) = (shape[0], shape[1..].iter().product::<usize>());
         // Gram matrix of the shorter side: scale² I.
-        let (n, len, at): (usize, usize, Box<dyn Fn(usize, usize) -> f64>) = if rows <= cols {
-            (rows, cols, Box::new(|i, k| w[i * cols + k]))
-        } else {
-            (cols, rows, Box::new(|i, k| w[k * cols + i]))
-        };
+        let wide = rows <= cols;
+        let (n, len) = if wide { (rows, cols) } else { (cols, rows) };
+        let at = |i: usize, k: usize| if wide { w[i * cols + k] } else { w[k * cols + i] };
         for i in 0..n {
             for j in 0..n {
                 let dot: f64 = (0..len).map(|k| at(i, k) * at(j, k)).sum();
