@@ -12,6 +12,7 @@ pub mod elementwise;
 pub mod fastmath;
 pub mod fill;
 pub mod gemm;
+pub mod image;
 pub mod linalg;
 pub mod nn;
 pub mod norm;

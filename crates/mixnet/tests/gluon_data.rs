@@ -289,3 +289,49 @@ fn fashion_mnist_when_installed() {
         assert_eq!(labels.iter().filter(|&&l| l == k).count(), 1000);
     }
 }
+
+#[test]
+fn resize_matches_mxnet_opencv_within_rounding() {
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/generated/transforms.params"
+    ));
+    let (arrays, names) = mixnet::ndarray::load(&path).unwrap();
+    let g: std::collections::HashMap<String, NDArray> = names.into_iter().zip(arrays).collect();
+    let cases: [(&str, Resize, f64); 4] = [
+        ("u8_down", Resize::with_size(4, 3), 1.0),
+        ("u8_up", Resize::new(9), 1.0),
+        ("u8_keep", Resize::new(4).keep_ratio(true), 1.0),
+        ("f32_mixed", Resize::with_size(7, 3), 1e-5),
+    ];
+    for (case, t, tol) in cases {
+        let want = &g[&format!("{case}/out")];
+        let got = t.apply(&g[&format!("{case}/in")]).unwrap();
+        assert_eq!(got.shape(), want.shape(), "{case}");
+        assert_eq!(got.dtype(), want.dtype(), "{case}");
+        // OpenCV computes 8-bit resizes in 11-bit fixed point: allow one level of rounding.
+        for (a, b) in got.to_f64_vec().unwrap().iter().zip(want.to_f64_vec().unwrap()) {
+            assert!((a - b).abs() <= tol, "{case}: {a} vs MXNet {b}");
+        }
+    }
+    assert!(Resize::new(3).apply(&NDArray::from_slice(&[0u8; 4], [4]).unwrap()).is_err());
+}
+
+#[test]
+fn random_flip_left_right_flips_about_half_the_time_reproducibly() {
+    let img = NDArray::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [1, 3, 2]).unwrap();
+    let flipped = vec![5.0f32, 6.0, 3.0, 4.0, 1.0, 2.0];
+    let run = || {
+        mixnet::random::seed(11).unwrap();
+        (0..200)
+            .map(|_| RandomFlipLeftRight.apply(&img).unwrap().to_vec::<f32>().unwrap() == flipped)
+            .collect::<Vec<bool>>()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b, "same seed, same flips");
+    let n = a.iter().filter(|&&f| f).count();
+    assert!((70..130).contains(&n), "{n} of 200 flipped");
+    for out in [RandomFlipLeftRight.apply(&img).unwrap().to_vec::<f32>().unwrap()] {
+        assert!(out == flipped || out == img.to_vec::<f32>().unwrap());
+    }
+}

@@ -1,5 +1,6 @@
 //! Vision datasets and transforms (MXNet's `gluon.data.vision`): MNIST and FashionMNIST
-//! from IDX files (gzipped or not), and `transforms` ToTensor, Normalize, Cast, Compose.
+//! from IDX files (gzipped or not), and `transforms` ToTensor, Normalize, Resize,
+//! RandomFlipLeftRight, Cast, Compose.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -268,6 +269,106 @@ pub mod transforms {
             let s = NDArray::from_slice(&std, shape)?.astype(x.dtype())?;
             let y = op("broadcast_sub", &[x.clone(), m], &[])?;
             op("broadcast_div", &[y, s], &[])
+        }
+    }
+
+    /// Resize `(H, W, C)` (or `(N, H, W, C)`) images bilinearly to `(height, width)`
+    /// (MXNet's `Resize(size, keep_ratio=False, interpolation=1)`; MXNet gives the size as
+    /// `(width, height)`). With `keep_ratio` and one size, the shorter side becomes `size`.
+    /// Integer images are rounded and saturated as OpenCV does.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Resize {
+        width: usize,
+        height: usize,
+        keep_ratio: bool,
+    }
+    impl Resize {
+        /// Square output `size × size`.
+        pub fn new(size: usize) -> Self {
+            Resize { width: size, height: size, keep_ratio: false }
+        }
+        /// MXNet's `size=(width, height)`.
+        pub fn with_size(width: usize, height: usize) -> Self {
+            Resize { width, height, keep_ratio: false }
+        }
+        /// With a square size: scale the shorter side to it, keeping the aspect ratio.
+        pub fn keep_ratio(mut self, keep: bool) -> Self {
+            self.keep_ratio = keep;
+            self
+        }
+        fn target(&self, h: usize, w: usize) -> (usize, usize) {
+            if !self.keep_ratio || self.width != self.height {
+                return (self.height, self.width);
+            }
+            let s = self.width;
+            if h < w {
+                (s, (s as f64 * w as f64 / h as f64) as usize)
+            } else {
+                ((s as f64 * h as f64 / w as f64) as usize, s)
+            }
+        }
+    }
+    impl Transform for Resize {
+        fn apply(&self, x: &NDArray) -> Result<NDArray> {
+            let dims = x.shape().to_vec();
+            let (n, h, w, c) = match dims[..] {
+                [h, w, c] => (None, h, w, c),
+                [n, h, w, c] => (Some(n), h, w, c),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "Resize: expects (H, W, C) or (N, H, W, C) input, got shape {}",
+                        x.shape()
+                    )))
+                }
+            };
+            let (oh, ow) = self.target(h, w);
+            if oh == 0 || ow == 0 {
+                return Err(Error::Invalid(format!("Resize: output size {ow}x{oh} for input {}", x.shape())));
+            }
+            let v = x.to_f64_vec()?;
+            let (plane, images) = (h * w * c, n.unwrap_or(1));
+            let mut out = Vec::with_capacity(images * oh * ow * c);
+            for i in 0..images {
+                let r = mixnet_kernels::image::resize_bilinear_hwc(
+                    &v[i * plane..(i + 1) * plane],
+                    (h, w, c),
+                    (oh, ow),
+                );
+                out.extend(r);
+            }
+            if !x.dtype().is_float() {
+                out.iter_mut().for_each(|v| *v = v.round());
+            }
+            let mut shape = vec![oh, ow, c];
+            if let Some(n) = n {
+                shape.insert(0, n);
+            }
+            NDArray::from_vec(out, shape)?.astype(x.dtype())
+        }
+    }
+
+    /// Mirror `(H, W, C)` (or `(N, H, W, C)`) images left-right with probability 1/2
+    /// (MXNet's `RandomFlipLeftRight()`), drawing from the seeded engine generator.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct RandomFlipLeftRight;
+    impl Transform for RandomFlipLeftRight {
+        fn apply(&self, x: &NDArray) -> Result<NDArray> {
+            let axis = match x.ndim() {
+                3 => "1",
+                4 => "2",
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "RandomFlipLeftRight: expects (H, W, C) or (N, H, W, C) input, got shape {}",
+                        x.shape()
+                    )))
+                }
+            };
+            let coin = op("_random_uniform", &[], &[("shape", "(1,)")])?.as_scalar::<f32>()?;
+            if coin < 0.5 {
+                op("reverse", &[x.clone()], &[("axis", axis)])
+            } else {
+                Ok(x.clone())
+            }
         }
     }
 
