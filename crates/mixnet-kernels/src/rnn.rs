@@ -12,8 +12,8 @@
 //! GEMM (`T·N × input` by `input × gates·H`), and so are the weight and input gradients in
 //! backward; only the recurrent product `h · W_h2hᵀ` runs per step. Gate arithmetic is
 //! done in f64 whatever the element type, with the branch-free `exp`/`tanh` of
-//! `fastmath` (libm calls dominated the step). The backward pass recomputes the forward
-//! (nothing is saved between the two calls).
+//! `fastmath` (libm calls dominated the step). A training forward can keep its gates and
+//! states ([`Saved`]) for backward; otherwise backward recomputes the forward.
 
 use crate::gemm::{GemmElement, MatMul};
 
@@ -70,6 +70,14 @@ struct Trace<T> {
     c: Vec<T>,
     /// GRU: `U_n h + b_hn`, `T·N × H`.
     hn: Vec<T>,
+}
+
+/// What a training forward keeps for backward: the row lengths, each layer's input, and
+/// every (layer, direction)'s gates and states.
+pub struct Saved<T> {
+    lens: Vec<usize>,
+    inputs: Vec<Vec<T>>,
+    traces: Vec<Trace<T>>,
 }
 
 /// `c (m×n) = a (m×k) · bᵀ` with `b` stored `n×k`, or `+=` when `acc`.
@@ -376,11 +384,55 @@ impl Rnn {
     ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
         let lens = self.lengths(lengths);
         let (_, _, _, inputs, traces) = self.run(x, p, h0, c0, &lens, true);
+        self.backward_traced(Saved { lens, inputs, traces }, p, h0.len(), dout, dhy, dcy)
+    }
+
+    /// Forward pass that also returns what backward needs (MXNet's reserve space), so a
+    /// training step does not run the forward twice.
+    #[allow(clippy::type_complexity)]
+    pub fn forward_saved<T: GemmElement>(
+        &self,
+        x: &[T],
+        p: &[T],
+        h0: &[T],
+        c0: &[T],
+        lengths: Option<&[usize]>,
+    ) -> (Vec<T>, Vec<T>, Vec<T>, Saved<T>) {
+        let lens = self.lengths(lengths);
+        let (out, hy, cy, inputs, traces) = self.run(x, p, h0, c0, &lens, true);
+        (out, hy, cy, Saved { lens, inputs, traces })
+    }
+
+    /// [`Rnn::backward`] from a [`Saved`] forward of the same inputs.
+    #[allow(clippy::type_complexity)]
+    pub fn backward_saved<T: GemmElement>(
+        &self,
+        saved: Saved<T>,
+        p: &[T],
+        state_len: usize,
+        dout: &[T],
+        dhy: &[T],
+        dcy: &[T],
+    ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
+        self.backward_traced(saved, p, state_len, dout, dhy, dcy)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn backward_traced<T: GemmElement>(
+        &self,
+        saved: Saved<T>,
+        p: &[T],
+        state_len: usize,
+        dout: &[T],
+        dhy: &[T],
+        dcy: &[T],
+    ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
+        let Saved { lens, inputs, traces } = saved;
         let (t_len, n, hs, dirs, g) = (self.seq, self.batch, self.hidden, self.directions, self.mode.gates());
         let (gh, nh, width) = (g * hs, n * hs, dirs * hs);
         let slots = self.slots();
         let mut dp = vec![T::ZERO; p.len()];
-        let (mut dh0, mut dc0) = (vec![T::ZERO; h0.len()], vec![T::ZERO; h0.len()]);
+        let (mut dh0, mut dc0) = (vec![T::ZERO; state_len], vec![T::ZERO; state_len]);
         let mut d_above = dout.to_vec();
         let mut dgi_all = vec![T::ZERO; t_len * n * gh];
         let mut dgh_all = vec![T::ZERO; t_len * n * gh];

@@ -12,7 +12,8 @@
 
 use std::sync::Arc;
 
-use mixnet_kernels::rnn::{Mode, Rnn};
+use mixnet_kernels::rnn::{Mode, Rnn, Saved};
+use parking_lot::Mutex;
 
 use super::kernel::{check_float, info, load, run_kernel, with_real, write};
 use crate::op::{Attrs, Blob, GradContext, OpContext, Operator, Registry, TensorInfo};
@@ -20,8 +21,43 @@ use crate::{Error, NDArray, Result, Shape};
 
 const NAME: &str = "RNN";
 
-/// A configured `RNN`.
-#[derive(Clone, Copy)]
+/// What a training forward saved for backward, in its compute type.
+enum SavedTrace {
+    F32(Saved<f32>),
+    F64(Saved<f64>),
+}
+
+/// Moving a [`Saved`] in and out of [`SavedTrace`] for the compute type `with_real!` binds.
+trait Traced: Sized {
+    fn wrap(s: Saved<Self>) -> SavedTrace;
+    fn unwrap(s: SavedTrace) -> Option<Saved<Self>>;
+}
+impl Traced for f32 {
+    fn wrap(s: Saved<f32>) -> SavedTrace {
+        SavedTrace::F32(s)
+    }
+    fn unwrap(s: SavedTrace) -> Option<Saved<f32>> {
+        match s {
+            SavedTrace::F32(s) => Some(s),
+            SavedTrace::F64(_) => None,
+        }
+    }
+}
+impl Traced for f64 {
+    fn wrap(s: Saved<f64>) -> SavedTrace {
+        SavedTrace::F64(s)
+    }
+    fn unwrap(s: SavedTrace) -> Option<Saved<f64>> {
+        match s {
+            SavedTrace::F64(s) => Some(s),
+            SavedTrace::F32(_) => None,
+        }
+    }
+}
+
+/// A configured `RNN`. In training mode the forward keeps its gates and states in `saved`
+/// (MXNet's reserve space) and the gradient uses them instead of running the forward again.
+#[derive(Clone)]
 pub struct RnnOp {
     mode: Mode,
     layers: usize,
@@ -31,6 +67,7 @@ pub struct RnnOp {
     p: f64,
     /// A `sequence_length` input `(batch,)` follows the states.
     use_sequence_length: bool,
+    saved: Arc<Mutex<Option<SavedTrace>>>,
 }
 
 fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
@@ -68,7 +105,16 @@ fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>
         return Err(Error::op(NAME, "lstm_state_clip_min/max are not supported yet"));
     }
     attrs.bool("lstm_state_clip_nan", false)?;
-    Ok(Arc::new(RnnOp { mode, layers, directions, hidden, state_outputs, p, use_sequence_length }))
+    Ok(Arc::new(RnnOp {
+        mode,
+        layers,
+        directions,
+        hidden,
+        state_outputs,
+        p,
+        use_sequence_length,
+        saved: Arc::default(),
+    }))
 }
 
 impl RnnOp {
@@ -184,7 +230,13 @@ impl Operator for RnnOp {
             let v: Vec<_> = inputs.iter().map(load::<R>).collect::<Result<_>>()?;
             let zeros = vec![<R as mixnet_kernels::Element>::ZERO; v[2].len()];
             let c0: &[R] = if lstm { &v[3] } else { &zeros };
-            let (out, hy, cy) = g.forward::<R>(&v[0], &v[1], &v[2], c0, lens.as_deref());
+            let (out, hy, cy) = if ctx.is_train {
+                let (out, hy, cy, saved) = g.forward_saved::<R>(&v[0], &v[1], &v[2], c0, lens.as_deref());
+                *self.saved.lock() = Some(<R as Traced>::wrap(saved));
+                (out, hy, cy)
+            } else {
+                g.forward::<R>(&v[0], &v[1], &v[2], c0, lens.as_deref())
+            };
             write::<R>(&mut outputs[0], &out)?;
             if state_outputs {
                 write::<R>(&mut outputs[1], &hy)?;
@@ -205,7 +257,8 @@ impl Operator for RnnOp {
         let mut args: Vec<NDArray> = ctx.out_grads.to_vec();
         args.extend(ctx.inputs.iter().cloned());
         let infos = ctx.inputs[..n_diff].iter().map(info).collect();
-        let this = RnnOp { ..*self };
+        let this = self.clone();
+        let saved = Mutex::new(self.saved.lock().take());
         let grads = run_kernel("_backward_RNN", &args, infos, move |_, ins, outs| {
             let lens = this.lengths(&ins[n_out..])?;
             with_real!(ins[0].dtype(), "_backward_RNN", R => {
@@ -215,8 +268,10 @@ impl Operator for RnnOp {
                 let dhy: &[R] = dys.get(1).map_or(&zeros, |c| c);
                 let dcy: &[R] = if lstm { dys.get(2).map_or(&zeros, |c| c) } else { &zeros };
                 let c0: &[R] = if lstm { &xs[3] } else { &zeros };
-                let (dx, dp, dh0, dc0) =
-                    g.backward::<R>(&xs[0], &xs[1], &xs[2], c0, &dys[0], dhy, dcy, lens.as_deref());
+                let (dx, dp, dh0, dc0) = match saved.lock().take().and_then(<R as Traced>::unwrap) {
+                    Some(s) => g.backward_saved::<R>(s, &xs[1], xs[2].len(), &dys[0], dhy, dcy),
+                    None => g.backward::<R>(&xs[0], &xs[1], &xs[2], c0, &dys[0], dhy, dcy, lens.as_deref()),
+                };
                 write::<R>(&mut outs[0], &dx)?;
                 write::<R>(&mut outs[1], &dp)?;
                 write::<R>(&mut outs[2], &dh0)?;
