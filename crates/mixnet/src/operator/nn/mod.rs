@@ -2,6 +2,7 @@
 //! the legacy layers beside it).
 
 pub mod activation;
+pub mod adaptive_pooling;
 pub mod attention;
 pub mod batch_norm;
 pub mod convolution;
@@ -45,4 +46,5 @@ pub(crate) fn register(r: &mut Registry) {
     ctc_loss::register(r);
     attention::register(r);
     im2col::register(r);
+    adaptive_pooling::register(r);
 }
