@@ -384,6 +384,67 @@ impl Pool for f16 {
     }
 }
 
+/// Input rows `[start, end)` that adaptive pooling averages for output `o` of `n_out`
+/// over `n_in` (MXNet's `START_IND`/`END_IND`, computed in f32 as there).
+fn adaptive_bin(o: usize, n_out: usize, n_in: usize) -> (usize, usize) {
+    let start = ((o * n_in) as f32 / n_out as f32).floor() as usize;
+    let end = (((o + 1) * n_in) as f32 / n_out as f32).ceil() as usize;
+    (start, end.min(n_in))
+}
+
+/// Adaptive average pooling of `planes` planes `(h, w)` to `(oh, ow)`
+/// (`_contrib_AdaptiveAvgPooling2D`): each output averages its bin.
+pub fn adaptive_avg_pool2d<R: Real>(
+    x: &[R],
+    y: &mut [R],
+    planes: usize,
+    (h, w): (usize, usize),
+    (oh, ow): (usize, usize),
+) {
+    for p in 0..planes {
+        let (xp, yp) = (&x[p * h * w..(p + 1) * h * w], &mut y[p * oh * ow..(p + 1) * oh * ow]);
+        for i in 0..oh {
+            let (h0, h1) = adaptive_bin(i, oh, h);
+            for j in 0..ow {
+                let (w0, w1) = adaptive_bin(j, ow, w);
+                let mut sum = R::ZERO;
+                for r in h0..h1 {
+                    for c in w0..w1 {
+                        sum = sum + xp[r * w + c];
+                    }
+                }
+                yp[i * ow + j] = sum / R::from_f64((w1 - w0) as f64) / R::from_f64((h1 - h0) as f64);
+            }
+        }
+    }
+}
+
+/// Gradient of [`adaptive_avg_pool2d`]: each output's gradient spread evenly over its bin.
+pub fn adaptive_avg_pool2d_backward<R: Real>(
+    dy: &[R],
+    dx: &mut [R],
+    planes: usize,
+    (h, w): (usize, usize),
+    (oh, ow): (usize, usize),
+) {
+    dx.fill(R::ZERO);
+    for p in 0..planes {
+        let (gp, dp) = (&dy[p * oh * ow..(p + 1) * oh * ow], &mut dx[p * h * w..(p + 1) * h * w]);
+        for i in 0..oh {
+            let (h0, h1) = adaptive_bin(i, oh, h);
+            for j in 0..ow {
+                let (w0, w1) = adaptive_bin(j, ow, w);
+                let delta = gp[i * ow + j] / R::from_f64((h1 - h0) as f64) / R::from_f64((w1 - w0) as f64);
+                for r in h0..h1 {
+                    for c in w0..w1 {
+                        dp[r * w + c] = dp[r * w + c] + delta;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -464,67 +525,6 @@ mod tests {
             unmax_plane_2d(&g, &dy, &x, &fast, &mut dfast);
             unpool_plane_windows(&g, PoolKind::Max, &dy, &x, &fast, &mut dslow);
             assert_eq!(dfast, dslow, "{g:?}");
-        }
-    }
-}
-
-/// Input rows `[start, end)` that adaptive pooling averages for output `o` of `n_out`
-/// over `n_in` (MXNet's `START_IND`/`END_IND`, computed in f32 as there).
-fn adaptive_bin(o: usize, n_out: usize, n_in: usize) -> (usize, usize) {
-    let start = ((o * n_in) as f32 / n_out as f32).floor() as usize;
-    let end = (((o + 1) * n_in) as f32 / n_out as f32).ceil() as usize;
-    (start, end.min(n_in))
-}
-
-/// Adaptive average pooling of `planes` planes `(h, w)` to `(oh, ow)`
-/// (`_contrib_AdaptiveAvgPooling2D`): each output averages its bin.
-pub fn adaptive_avg_pool2d<R: Real>(
-    x: &[R],
-    y: &mut [R],
-    planes: usize,
-    (h, w): (usize, usize),
-    (oh, ow): (usize, usize),
-) {
-    for p in 0..planes {
-        let (xp, yp) = (&x[p * h * w..(p + 1) * h * w], &mut y[p * oh * ow..(p + 1) * oh * ow]);
-        for i in 0..oh {
-            let (h0, h1) = adaptive_bin(i, oh, h);
-            for j in 0..ow {
-                let (w0, w1) = adaptive_bin(j, ow, w);
-                let mut sum = R::ZERO;
-                for r in h0..h1 {
-                    for c in w0..w1 {
-                        sum = sum + xp[r * w + c];
-                    }
-                }
-                yp[i * ow + j] = sum / R::from_f64((w1 - w0) as f64) / R::from_f64((h1 - h0) as f64);
-            }
-        }
-    }
-}
-
-/// Gradient of [`adaptive_avg_pool2d`]: each output's gradient spread evenly over its bin.
-pub fn adaptive_avg_pool2d_backward<R: Real>(
-    dy: &[R],
-    dx: &mut [R],
-    planes: usize,
-    (h, w): (usize, usize),
-    (oh, ow): (usize, usize),
-) {
-    dx.fill(R::ZERO);
-    for p in 0..planes {
-        let (gp, dp) = (&dy[p * oh * ow..(p + 1) * oh * ow], &mut dx[p * h * w..(p + 1) * h * w]);
-        for i in 0..oh {
-            let (h0, h1) = adaptive_bin(i, oh, h);
-            for j in 0..ow {
-                let (w0, w1) = adaptive_bin(j, ow, w);
-                let delta = gp[i * ow + j] / R::from_f64((h1 - h0) as f64) / R::from_f64((w1 - w0) as f64);
-                for r in h0..h1 {
-                    for c in w0..w1 {
-                        dp[r * w + c] = dp[r * w + c] + delta;
-                    }
-                }
-            }
         }
     }
 }
