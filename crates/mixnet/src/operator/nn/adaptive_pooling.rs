@@ -37,9 +37,12 @@ fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>
     Ok(Arc::new(AdaptiveAvgPool { size }))
 }
 
+/// `(planes, (h, w), (oh, ow))`.
+type Geometry = (usize, (usize, usize), (usize, usize));
+
 impl AdaptiveAvgPool {
-    /// `(planes, (h, w), (oh, ow))` of an `(N, C, H, W)` input.
-    fn geometry(&self, s: &Shape) -> Result<(usize, (usize, usize), (usize, usize))> {
+    /// The geometry of an `(N, C, H, W)` input.
+    fn geometry(&self, s: &Shape) -> Result<Geometry> {
         match *s.dims() {
             [n, c, h, w] => Ok((n * c, (h, w), self.size.unwrap_or((1, 1)))),
             _ => Err(Error::op(NAME, format!("data must be 4-D (N, C, H, W), got {s}"))),
