@@ -1,5 +1,7 @@
-//! Image resampling on `(H, W, C)` pixels, as MXNet's `gluon.data.vision.transforms`
-//! use it through OpenCV.
+//! Image resampling: `(H, W, C)` pixels as MXNet's `gluon.data.vision.transforms` resize
+//! them through OpenCV, and `(N, C, H, W)` planes as `_contrib_BilinearResize2D` does.
+
+use crate::unary::Real;
 
 /// Bilinear resize of an `(h, w, c)` image to `(oh, ow, c)` with OpenCV's `INTER_LINEAR`
 /// sampling: pixel centers aligned (`src = (dst + 0.5)·scale − 0.5`), edges clamped.
@@ -38,6 +40,90 @@ pub fn resize_bilinear_hwc(
         }
     }
     out
+}
+
+/// Source position, lower index, whether a next index exists, and the weight of the next
+/// index, for output `o` (MXNet's `area_pixel_compute_*` in f32).
+fn resize_tap(o: usize, n_out: usize, n_in: usize, align_corners: bool) -> (usize, usize, f32) {
+    let scale = if n_out > 1 {
+        if align_corners {
+            (n_in - 1) as f32 / (n_out - 1) as f32
+        } else {
+            n_in as f32 / n_out as f32
+        }
+    } else {
+        0.0
+    };
+    let src = if align_corners { scale * o as f32 } else { (scale * (o as f32 + 0.5) - 0.5).max(0.0) };
+    let i = src as usize;
+    let next = usize::from(i + 1 < n_in);
+    (i, next, src - i as f32)
+}
+
+/// Bilinear resize of `planes` planes `(h, w)` to `(oh, ow)` (`_contrib_BilinearResize2D`).
+pub fn bilinear_resize_planes<R: Real>(
+    x: &[R],
+    y: &mut [R],
+    planes: usize,
+    (h, w): (usize, usize),
+    (oh, ow): (usize, usize),
+    align_corners: bool,
+) {
+    let (ys, xs): (Vec<_>, Vec<_>) = (
+        (0..oh).map(|o| resize_tap(o, oh, h, align_corners)).collect(),
+        (0..ow).map(|o| resize_tap(o, ow, w, align_corners)).collect(),
+    );
+    for p in 0..planes {
+        let (xp, yp) = (&x[p * h * w..(p + 1) * h * w], &mut y[p * oh * ow..(p + 1) * oh * ow]);
+        if (h, w) == (oh, ow) {
+            yp.copy_from_slice(xp);
+            continue;
+        }
+        for (i, &(h1, hp, hl)) in ys.iter().enumerate() {
+            let (h1l, h0l) = (R::from_f64(hl as f64), R::ONE - R::from_f64(hl as f64));
+            for (j, &(w1, wp, wl)) in xs.iter().enumerate() {
+                let (w1l, w0l) = (R::from_f64(wl as f64), R::ONE - R::from_f64(wl as f64));
+                let at = |r: usize, c: usize| xp[r * w + c];
+                yp[i * ow + j] = h0l * (w0l * at(h1, w1) + w1l * at(h1, w1 + wp))
+                    + h1l * (w0l * at(h1 + hp, w1) + w1l * at(h1 + hp, w1 + wp));
+            }
+        }
+    }
+}
+
+/// Gradient of [`bilinear_resize_planes`] with respect to its input.
+pub fn bilinear_resize_planes_backward<R: Real>(
+    dy: &[R],
+    dx: &mut [R],
+    planes: usize,
+    (h, w): (usize, usize),
+    (oh, ow): (usize, usize),
+    align_corners: bool,
+) {
+    let (ys, xs): (Vec<_>, Vec<_>) = (
+        (0..oh).map(|o| resize_tap(o, oh, h, align_corners)).collect(),
+        (0..ow).map(|o| resize_tap(o, ow, w, align_corners)).collect(),
+    );
+    dx.fill(R::ZERO);
+    for p in 0..planes {
+        let (gp, dp) = (&dy[p * oh * ow..(p + 1) * oh * ow], &mut dx[p * h * w..(p + 1) * h * w]);
+        if (h, w) == (oh, ow) {
+            dp.copy_from_slice(gp);
+            continue;
+        }
+        for (i, &(h1, hp, hl)) in ys.iter().enumerate() {
+            let (h1l, h0l) = (R::from_f64(hl as f64), R::ONE - R::from_f64(hl as f64));
+            for (j, &(w1, wp, wl)) in xs.iter().enumerate() {
+                let (w1l, w0l) = (R::from_f64(wl as f64), R::ONE - R::from_f64(wl as f64));
+                let g = gp[i * ow + j];
+                let mut add = |r: usize, c: usize, v: R| dp[r * w + c] = dp[r * w + c] + v;
+                add(h1, w1, h0l * w0l * g);
+                add(h1, w1 + wp, h0l * w1l * g);
+                add(h1 + hp, w1, h1l * w0l * g);
+                add(h1 + hp, w1 + wp, h1l * w1l * g);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

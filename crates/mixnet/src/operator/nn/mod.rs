@@ -5,6 +5,7 @@ pub mod activation;
 pub mod adaptive_pooling;
 pub mod attention;
 pub mod batch_norm;
+pub mod bilinear_resize;
 pub mod convolution;
 pub mod ctc_loss;
 pub mod deconvolution;
@@ -47,4 +48,5 @@ pub(crate) fn register(r: &mut Registry) {
     attention::register(r);
     im2col::register(r);
     adaptive_pooling::register(r);
+    bilinear_resize::register(r);
 }
