@@ -80,7 +80,8 @@ impl BilinearResize {
             },
             Mode::OddScale => {
                 let (sh, sw) = (need(self.scale.0, "scale_height")?, need(self.scale.1, "scale_width")?);
-                let odd = |n: usize, s: f64| if n % 2 == 0 { scaled(n, s) } else { scaled(n - 1, s) + 1 };
+                let odd =
+                    |n: usize, s: f64| if n.is_multiple_of(2) { scaled(n, s) } else { scaled(n - 1, s) + 1 };
                 (odd(h, sh), odd(w, sw))
             }
             Mode::Like => {
