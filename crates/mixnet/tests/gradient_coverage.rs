@@ -543,6 +543,12 @@ fn cases() -> Vec<Case> {
     v.push(with("_contrib_rope", &[("offset", "3")], &[&[2, 3, 4]], ANY));
     v.push(with("_contrib_AdaptiveAvgPooling2D", &[("output_size", "(2, 3)")], &[&[1, 2, 5, 7]], ANY));
     v.push(with("_contrib_BilinearResize2D", &[("height", "5"), ("width", "3")], &[&[1, 2, 3, 4]], ANY));
+    v.push(with(
+        "Crop",
+        &[("num_args", "1"), ("h_w", "(2, 3)"), ("offset", "(1, 0)")],
+        &[&[1, 2, 4, 4]],
+        ANY,
+    ));
     // Moments and square sums; copies and amp_cast (float64 passes amp_cast unchanged).
     v.push(with("moments", &[("axes", "(0, 2)")], &[&[2, 3, 4]], ANY));
     v.push(with("moments", &[("keepdims", "True")], &[&[2, 3]], ANY));

@@ -7,6 +7,7 @@ pub mod attention;
 pub mod batch_norm;
 pub mod bilinear_resize;
 pub mod convolution;
+pub mod crop;
 pub mod ctc_loss;
 pub mod deconvolution;
 pub mod dropout;
@@ -49,4 +50,5 @@ pub(crate) fn register(r: &mut Registry) {
     im2col::register(r);
     adaptive_pooling::register(r);
     bilinear_resize::register(r);
+    crop::register(r);
 }
