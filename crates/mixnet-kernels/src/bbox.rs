@@ -116,7 +116,7 @@ pub fn box_nms<R: Real>(
         sorted.clear();
         sorted.extend((b * n..(b + 1) * n).filter(|&i| {
             let r = row(i);
-            r[p.score_index] > p.valid_thresh && p.id_index.map_or(true, |c| r[c] != p.background_id)
+            r[p.score_index] > p.valid_thresh && p.id_index.is_none_or(|c| r[c] != p.background_id)
         }));
         // Descending score; `sort_by` is stable, as MXNet's `std::stable_sort`.
         sorted.sort_by(|&i, &j| {

@@ -531,7 +531,7 @@ impl Operator for KlSparseRegBackward {
             let mut avg = vec![R::ZERO; cols];
             for row in x.chunks_exact(cols.max(1)) {
                 for (a, &v) in avg.iter_mut().zip(row) {
-                    *a = *a + v;
+                    *a = Element::add(*a, v);
                 }
             }
             let mut ma: Vec<R> = load::<R>(&avg_in[0])?.into_owned();
