@@ -6,6 +6,7 @@ pub mod element;
 pub use element::Element;
 pub use half::{bf16, f16};
 pub mod attention;
+pub mod bbox;
 pub mod conv;
 pub mod ctc;
 pub mod elementwise;

@@ -81,7 +81,11 @@ pub(crate) fn invoke_operator_small(op: &Arc<dyn Operator>, inputs: &[NDArray]) 
     if let Some(x) = inputs.iter().find(|x| x.context() != ctx) {
         return Err(Error::op(name, format!("inputs on different devices: {ctx} and {}", x.context())));
     }
-    let out_infos = op.infer(&infos).map_err(|e| with_inputs(e, name, &infos))?;
+    let out_infos = match op.infer_from_values(inputs) {
+        Some(r) => r,
+        None => op.infer(&infos),
+    }
+    .map_err(|e| with_inputs(e, name, &infos))?;
     let mut outputs = Outputs::new();
     for i in out_infos {
         outputs.push(NDArray::empty(i.shape, i.dtype, ctx)?);

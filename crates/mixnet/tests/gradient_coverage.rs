@@ -34,6 +34,9 @@ const NO_GRADIENT: &[(&str, &str)] = &[
     ("reset_arrays", "writes its inputs in place; MXNet registers no FGradient"),
     ("_onehot_encode", "legacy NDArray function, not a graph operator: MXNet has no gradient"),
     ("fill_element_0index", "legacy NDArray function, not a graph operator: MXNet has no gradient"),
+    ("_histogram", "MXNet registers no FGradient for _histogram"),
+    ("_scatter_set_nd", "internal (NDArray.__setitem__ with out=lhs); MXNet registers no FGradient"),
+    ("_NoGradient", "placeholder node of gradient graphs, no inputs; MXNet registers no FGradient"),
 ];
 
 /// Families of operators without a gradient, by name pattern, with the reason.
@@ -592,6 +595,19 @@ fn cases() -> Vec<Case> {
             &[&[2, 3, 2, 2], &[3], &[3], &[3], &[3]],
             ANY,
         )
+    });
+    // Detection and indexing contrib ops.
+    v.push(idx("_contrib_index_copy", &[], &[m, &[1], &[1, 4]], vec![ANY, Dom::Int(0, 3), ANY], vec![0, 2]));
+    v.push(idx("_contrib_boolean_mask", &[], &[m, &[3]], vec![ANY, Dom::Int(0, 2)], vec![0]));
+    // MXNet's box_iou gradient is zero by definition (a TODO in its source).
+    v.push(Case { check: Check::Zero, ..case("_contrib_box_iou", &[&[2, 4], &[3, 4]], ANY) });
+    v.push(with("_contrib_box_nms", &[("overlap_thresh", "0.3")], &[&[2, 5, 6]], Dom::Range(0.0, 1.0)));
+    // The gradient adds the KL sparseness penalty and updates moving_avg: not the forward's
+    // derivative; checked against MXNet in misc_ops_golden.
+    v.push(Case {
+        check: Check::Loss,
+        doms: vec![Dom::Range(0.1, 0.9), Dom::Range(0.2, 0.8)],
+        ..case("IdentityAttachKLSparseReg", &[&[4, 3], &[3]], ANY)
     });
     v
 }

@@ -89,6 +89,14 @@ pub trait Operator: Send + Sync + 'static {
     /// Output shapes and dtypes. Errors name the op; `invoke` adds the input shapes.
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>>;
 
+    /// Output shapes and dtypes of an op whose output shape depends on input *values*
+    /// (MXNet's dynamic-shape ops, `_contrib_boolean_mask`), read from `inputs` (which
+    /// waits for them, as MXNet's imperative path does for such ops). `None`, the default:
+    /// [`Operator::infer`] decides from shapes and dtypes alone.
+    fn infer_from_values(&self, _inputs: &[crate::NDArray]) -> Option<Result<Vec<TensorInfo>>> {
+        None
+    }
+
     /// Run the kernel. `inputs` listed in [`Operator::mutate_inputs`] are writable.
     fn compute(&self, ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()>;
 

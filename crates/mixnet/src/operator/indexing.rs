@@ -49,7 +49,7 @@ fn norm_axis(op: &str, axis: i64, ndim: usize) -> Result<usize> {
 }
 
 /// Index values as integers (truncated toward zero).
-fn indices(b: &Blob<'_>) -> Result<Vec<i64>> {
+pub(crate) fn indices(b: &Blob<'_>) -> Result<Vec<i64>> {
     with_dtype!(b.dtype(), T => Ok(b.slice::<T>()?.iter().map(|x| x.to_f64() as i64).collect()))
 }
 
@@ -415,7 +415,7 @@ fn diag_offsets(
 /// Flat offsets into an array of `shape` addressed by `indices` (first dimension M: one
 /// coordinate per leading axis; the trailing axes are copied whole). Negative coordinates
 /// count from the end; out-of-range ones are an error.
-fn nd_offsets(op: &str, shape: &[usize], ind_shape: &[usize], idx: &[i64]) -> Result<Vec<usize>> {
+pub(crate) fn nd_offsets(op: &str, shape: &[usize], ind_shape: &[usize], idx: &[i64]) -> Result<Vec<usize>> {
     let m = ind_shape[0];
     let n = idx.len() / m;
     let block: usize = shape[m..].iter().product();

@@ -2,6 +2,7 @@
 //! module registers its operators in [`register_all`].
 
 pub mod binary;
+pub mod bounding_box;
 pub mod contrib;
 pub(crate) mod copy;
 pub mod dot;
@@ -11,6 +12,7 @@ pub mod init;
 pub mod krprod;
 pub mod linalg;
 pub mod matrix;
+pub mod misc;
 pub mod moments;
 pub mod ndarray_fun;
 pub mod nn;
@@ -42,4 +44,6 @@ pub fn register_all(r: &mut Registry) {
     krprod::register(r);
     contrib::register(r);
     ndarray_fun::register(r);
+    bounding_box::register(r);
+    misc::register(r);
 }
