@@ -22,4 +22,5 @@ pub mod pool;
 pub mod reduce;
 pub mod rnn;
 pub mod shape;
+pub mod spatial;
 pub mod unary;

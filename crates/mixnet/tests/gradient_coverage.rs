@@ -552,6 +552,26 @@ fn cases() -> Vec<Case> {
         &[&[1, 2, 4, 4]],
         ANY,
     ));
+    v.push(with(
+        "GridGenerator",
+        &[("transform_type", "affine"), ("target_shape", "(3, 4)")],
+        &[&[2, 6]],
+        ANY,
+    ));
+    v.push(with("GridGenerator", &[("transform_type", "warp")], &[&[1, 2, 3, 4]], ANY));
+    // Sampling is piecewise bilinear in the grid (kinks at pixel crossings): the data
+    // gradient is checked numerically here, the grid/loc gradients by the MXNet goldens
+    // of tests/spatial_transformer.rs.
+    v.push(Case { inputs: Some(vec![0]), ..case("BilinearSampler", &[&[1, 2, 3, 4], &[1, 2, 2, 3]], UNIT) });
+    v.push(Case {
+        inputs: Some(vec![0]),
+        ..with(
+            "SpatialTransformer",
+            &[("target_shape", "(2, 3)"), ("transform_type", "affine"), ("sampler_type", "bilinear")],
+            &[&[1, 2, 3, 4], &[1, 6]],
+            UNIT,
+        )
+    });
     // Moments and square sums; copies and amp_cast (float64 passes amp_cast unchanged).
     v.push(with("moments", &[("axes", "(0, 2)")], &[&[2, 3, 4]], ANY));
     v.push(with("moments", &[("keepdims", "True")], &[&[2, 3]], ANY));

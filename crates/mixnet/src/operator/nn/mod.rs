@@ -23,6 +23,7 @@ pub mod pooling;
 pub mod rnn;
 pub mod sequence;
 pub mod softmax;
+pub mod spatial_transformer;
 pub mod upsampling;
 
 use crate::op::Registry;
@@ -51,4 +52,5 @@ pub(crate) fn register(r: &mut Registry) {
     adaptive_pooling::register(r);
     bilinear_resize::register(r);
     crop::register(r);
+    spatial_transformer::register(r);
 }
