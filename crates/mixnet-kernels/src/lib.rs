@@ -21,6 +21,7 @@ pub mod optimizer;
 pub mod pool;
 pub mod reduce;
 pub mod rnn;
+pub mod roi;
 pub mod shape;
 pub mod spatial;
 pub mod unary;

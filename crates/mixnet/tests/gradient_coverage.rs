@@ -563,6 +563,17 @@ fn cases() -> Vec<Case> {
     // gradient is checked numerically here, the grid/loc gradients by the MXNet goldens
     // of tests/spatial_transformer.rs.
     v.push(Case { inputs: Some(vec![0]), ..case("BilinearSampler", &[&[1, 2, 3, 4], &[1, 2, 2, 3]], UNIT) });
+    // ROI boxes are integers in pixel units; only the data gradient exists.
+    v.push(Case {
+        doms: vec![ANY, Dom::Int(0, 1)],
+        inputs: Some(vec![0]),
+        ..with(
+            "ROIPooling",
+            &[("pooled_size", "(2, 2)"), ("spatial_scale", "1")],
+            &[&[1, 2, 4, 4], &[2, 5]],
+            ANY,
+        )
+    });
     v.push(Case {
         inputs: Some(vec![0]),
         ..with(

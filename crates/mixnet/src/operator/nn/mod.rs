@@ -21,6 +21,7 @@ pub mod lrn;
 pub mod normalization;
 pub mod pooling;
 pub mod rnn;
+pub mod roi_pooling;
 pub mod sequence;
 pub mod softmax;
 pub mod spatial_transformer;
@@ -53,4 +54,5 @@ pub(crate) fn register(r: &mut Registry) {
     bilinear_resize::register(r);
     crop::register(r);
     spatial_transformer::register(r);
+    roi_pooling::register(r);
 }
