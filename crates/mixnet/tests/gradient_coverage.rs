@@ -575,6 +575,16 @@ fn cases() -> Vec<Case> {
         )
     });
     v.push(Case {
+        doms: vec![ANY, Dom::Int(0, 1)],
+        inputs: Some(vec![0]),
+        ..with(
+            "_contrib_ROIAlign",
+            &[("pooled_size", "(2, 2)"), ("spatial_scale", "1")],
+            &[&[1, 2, 4, 4], &[2, 5]],
+            ANY,
+        )
+    });
+    v.push(Case {
         inputs: Some(vec![0]),
         ..with(
             "SpatialTransformer",

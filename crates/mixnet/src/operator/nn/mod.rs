@@ -21,6 +21,7 @@ pub mod lrn;
 pub mod normalization;
 pub mod pooling;
 pub mod rnn;
+pub mod roi_align;
 pub mod roi_pooling;
 pub mod sequence;
 pub mod softmax;
@@ -55,4 +56,5 @@ pub(crate) fn register(r: &mut Registry) {
     crop::register(r);
     spatial_transformer::register(r);
     roi_pooling::register(r);
+    roi_align::register(r);
 }
