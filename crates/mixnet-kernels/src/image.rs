@@ -60,6 +60,11 @@ fn resize_tap(o: usize, n_out: usize, n_in: usize, align_corners: bool) -> (usiz
     (i, next, src - i as f32)
 }
 
+/// [`resize_tap`] for every output along one axis.
+fn resize_taps(n_out: usize, n_in: usize, align_corners: bool) -> Vec<(usize, usize, f32)> {
+    (0..n_out).map(|o| resize_tap(o, n_out, n_in, align_corners)).collect()
+}
+
 /// Bilinear resize of `planes` planes `(h, w)` to `(oh, ow)` (`_contrib_BilinearResize2D`).
 pub fn bilinear_resize_planes<R: Real>(
     x: &[R],
@@ -69,10 +74,7 @@ pub fn bilinear_resize_planes<R: Real>(
     (oh, ow): (usize, usize),
     align_corners: bool,
 ) {
-    let (ys, xs): (Vec<_>, Vec<_>) = (
-        (0..oh).map(|o| resize_tap(o, oh, h, align_corners)).collect(),
-        (0..ow).map(|o| resize_tap(o, ow, w, align_corners)).collect(),
-    );
+    let (ys, xs) = (resize_taps(oh, h, align_corners), resize_taps(ow, w, align_corners));
     for p in 0..planes {
         let (xp, yp) = (&x[p * h * w..(p + 1) * h * w], &mut y[p * oh * ow..(p + 1) * oh * ow]);
         if (h, w) == (oh, ow) {
@@ -100,10 +102,7 @@ pub fn bilinear_resize_planes_backward<R: Real>(
     (oh, ow): (usize, usize),
     align_corners: bool,
 ) {
-    let (ys, xs): (Vec<_>, Vec<_>) = (
-        (0..oh).map(|o| resize_tap(o, oh, h, align_corners)).collect(),
-        (0..ow).map(|o| resize_tap(o, ow, w, align_corners)).collect(),
-    );
+    let (ys, xs) = (resize_taps(oh, h, align_corners), resize_taps(ow, w, align_corners));
     dx.fill(R::ZERO);
     for p in 0..planes {
         let (gp, dp) = (&dy[p * oh * ow..(p + 1) * oh * ow], &mut dx[p * h * w..(p + 1) * h * w]);

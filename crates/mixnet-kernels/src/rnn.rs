@@ -384,7 +384,7 @@ impl Rnn {
     ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
         let lens = self.lengths(lengths);
         let (_, _, _, inputs, traces) = self.run(x, p, h0, c0, &lens, true);
-        self.backward_traced(Saved { lens, inputs, traces }, p, h0.len(), dout, dhy, dcy)
+        self.backward_saved(Saved { lens, inputs, traces }, p, h0.len(), dout, dhy, dcy)
     }
 
     /// Forward pass that also returns what backward needs (MXNet's reserve space), so a
@@ -406,19 +406,6 @@ impl Rnn {
     /// [`Rnn::backward`] from a [`Saved`] forward of the same inputs.
     #[allow(clippy::type_complexity)]
     pub fn backward_saved<T: GemmElement>(
-        &self,
-        saved: Saved<T>,
-        p: &[T],
-        state_len: usize,
-        dout: &[T],
-        dhy: &[T],
-        dcy: &[T],
-    ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
-        self.backward_traced(saved, p, state_len, dout, dhy, dcy)
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn backward_traced<T: GemmElement>(
         &self,
         saved: Saved<T>,
         p: &[T],

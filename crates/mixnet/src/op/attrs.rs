@@ -137,6 +137,28 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// A tuple of numbers (`"(0.1, 0.2)"`, `"[0.1]"`, `"0.1"`); `None` when absent, empty or
+    /// `"None"`.
+    pub fn float_tuple(&mut self, key: &str) -> Result<Option<Vec<f64>>> {
+        let Some(v) = self.get(key) else { return Ok(None) };
+        let t = v.trim();
+        if t.is_empty() || t == "None" {
+            return Ok(None);
+        }
+        let inner = t
+            .strip_prefix('(')
+            .and_then(|s| s.strip_suffix(')'))
+            .or_else(|| t.strip_prefix('[').and_then(|s| s.strip_suffix(']')))
+            .unwrap_or(t);
+        inner
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse::<f64>().map_err(|_| self.err(key, v, "a tuple of numbers")))
+            .collect::<Result<Vec<f64>>>()
+            .map(Some)
+    }
+
     /// A tuple whose entries may be `None` (slice begin/end).
     pub fn opt_tuple(&mut self, key: &str) -> Result<Option<Vec<Option<i64>>>> {
         match self.get(key) {

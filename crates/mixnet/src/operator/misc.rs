@@ -36,25 +36,6 @@ pub struct Misc {
     kind: Kind,
 }
 
-/// MXNet's `Tuple<double>` attribute (`(0, 5)`, `(-1.5, 2.0)`).
-fn float_tuple(op: &str, key: &str, v: &str) -> Result<Vec<f64>> {
-    let t = v.trim();
-    let inner = t
-        .strip_prefix('(')
-        .and_then(|s| s.strip_suffix(')'))
-        .or_else(|| t.strip_prefix('[').and_then(|s| s.strip_suffix(']')))
-        .unwrap_or(t);
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<f64>()
-                .map_err(|_| Error::op(op, format!("attribute {key}='{v}' is not a tuple of numbers")))
-        })
-        .collect()
-}
-
 fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
     let kind = match name {
         "_contrib_index_copy" => Kind::IndexCopy,
@@ -69,10 +50,7 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
         },
         "_histogram" => {
             let cnt = attrs.opt_int("bin_cnt")?;
-            let range = match attrs.get("range") {
-                Some(v) if !matches!(v.trim(), "None" | "") => Some(float_tuple(name, "range", v)?),
-                _ => None,
-            };
+            let range = attrs.float_tuple("range")?;
             match (cnt, range) {
                 (None, None) => Kind::Histogram { uniform: None },
                 (Some(c), Some(r)) => {

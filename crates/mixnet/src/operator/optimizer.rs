@@ -78,26 +78,13 @@ fn required_f32(attrs: &mut Attrs<'_>, key: &str) -> Result<f64> {
     }
 }
 
-/// A `Tuple<float>` attribute (`lrs`, `wds`, `etas`): `"(0.1, 0.2)"`, `"[0.1]"`, `"0.1"`.
+/// A required `Tuple<float>` attribute (`lrs`, `wds`, `etas`), rounded to f32 as MXNet's.
 fn float_tuple(attrs: &mut Attrs<'_>, key: &str) -> Result<Vec<f64>> {
     let op = attrs.op();
-    let v = attrs.get(key).ok_or_else(|| Error::op(op, format!("required attribute {key} is missing")))?;
-    let t = v.trim();
-    let inner = t
-        .strip_prefix('(')
-        .and_then(|s| s.strip_suffix(')'))
-        .or_else(|| t.strip_prefix('[').and_then(|s| s.strip_suffix(']')))
-        .unwrap_or(t);
-    inner
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<f64>()
-                .map(|x| x as f32 as f64)
-                .map_err(|_| Error::op(op, format!("attribute {key}='{v}' is not a tuple of numbers")))
-        })
-        .collect()
+    let v = attrs
+        .float_tuple(key)?
+        .ok_or_else(|| Error::op(op, format!("required attribute {key} is missing")))?;
+    Ok(v.into_iter().map(|x| x as f32 as f64).collect())
 }
 
 /// `clip_gradient` (or FTML's `clip_grad`): negative turns clipping off.

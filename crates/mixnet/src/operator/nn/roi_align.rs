@@ -24,18 +24,8 @@ pub struct RoiAlignOp {
 }
 
 fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
-    let pooled = match attrs.tuple("pooled_size")?.as_deref() {
-        Some(&[h, w]) if h > 0 && w > 0 => (h as usize, w as usize),
-        Some(other) => {
-            return Err(Error::op(NAME, format!("pooled_size must be two positive sizes, got {other:?}")))
-        }
-        None => return Err(Error::op(NAME, "required attribute pooled_size is missing")),
-    };
-    let spatial_scale = attrs
-        .opt_float("spatial_scale")?
-        .ok_or_else(|| Error::op(NAME, "required attribute spatial_scale is missing"))?;
-    // MXNet's float fields: the scale as f32.
-    let spatial_scale = spatial_scale as f32 as f64;
+    let (pooled, scale) = super::roi_pooling::roi_attrs(NAME, attrs)?;
+    let spatial_scale = f64::from(scale);
     Ok(Arc::new(RoiAlignOp {
         pooled,
         spatial_scale,

@@ -19,18 +19,24 @@ pub struct RoiPooling {
     spatial_scale: f32,
 }
 
-fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
+/// The `pooled_size` and `spatial_scale` (an f32 field in MXNet) every ROI op requires.
+pub(crate) fn roi_attrs(op: &str, attrs: &mut Attrs<'_>) -> Result<((usize, usize), f32)> {
     let pooled = match attrs.tuple("pooled_size")?.as_deref() {
         Some(&[h, w]) if h > 0 && w > 0 => (h as usize, w as usize),
         Some(other) => {
-            return Err(Error::op(NAME, format!("pooled_size must be two positive sizes, got {other:?}")))
+            return Err(Error::op(op, format!("pooled_size must be two positive sizes, got {other:?}")))
         }
-        None => return Err(Error::op(NAME, "required attribute pooled_size is missing")),
+        None => return Err(Error::op(op, "required attribute pooled_size is missing")),
     };
-    let spatial_scale = attrs
+    let scale = attrs
         .opt_float("spatial_scale")?
-        .ok_or_else(|| Error::op(NAME, "required attribute spatial_scale is missing"))?;
-    Ok(Arc::new(RoiPooling { pooled, spatial_scale: spatial_scale as f32 }))
+        .ok_or_else(|| Error::op(op, "required attribute spatial_scale is missing"))?;
+    Ok((pooled, scale as f32))
+}
+
+fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
+    let (pooled, spatial_scale) = roi_attrs(NAME, attrs)?;
+    Ok(Arc::new(RoiPooling { pooled, spatial_scale }))
 }
 
 impl RoiPooling {
