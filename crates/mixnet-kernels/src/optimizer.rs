@@ -324,14 +324,24 @@ pub fn signum<F: Real>(
     }
 }
 
-/// `lamb_update_phase1`: updates the moments and returns the direction `g`.
-/// `beta1_t`, `beta2_t` are `beta^t`; `None` turns bias correction off.
+/// How LAMB divides out the moments' bias.
+#[derive(Clone, Copy, Debug)]
+pub enum LambBias<F> {
+    Off,
+    /// `lamb_update_phase1`: `mean / (1. - beta1_t)` computed in double.
+    Double(f64, f64),
+    /// `_multi_lamb_update`: `beta^t` and the division in the compute type.
+    Native(F, F),
+}
+
+/// `lamb_update_phase1` (and step one of `_multi_lamb_update`): update the moments and
+/// return the LAMB direction `g = m̂/(√v̂ + ε) + wd·w`.
 pub fn lamb_phase1<F: Real>(
     beta1: F,
     beta2: F,
     epsilon: F,
     wd: F,
-    bias: Option<(f64, f64)>,
+    bias: LambBias<F>,
     gp: Grad<F>,
     w: &[F],
     g: &[F],
@@ -344,14 +354,42 @@ pub fn lamb_phase1<F: Real>(
         mean[i] = beta1 * mean[i] + (F::ONE - beta1) * gr;
         var[i] = beta2 * var[i] + (F::ONE - beta2) * gr * gr;
         out[i] = match bias {
-            None => mean[i] / (var[i].sqrt() + epsilon) + wd * w[i],
-            Some((b1t, b2t)) => {
-                // MXNet divides by `1. - beta1_t` in double.
+            LambBias::Off => mean[i] / (var[i].sqrt() + epsilon) + wd * w[i],
+            LambBias::Double(b1t, b2t) => {
                 let mean_hat = F::from_f64(mean[i].to_f64() / (1.0 - b1t));
                 let var_hat = F::from_f64(var[i].to_f64() / (1.0 - b2t));
                 mean_hat / (var_hat.sqrt() + epsilon) + wd * w[i]
             }
+            LambBias::Native(b1t, b2t) => {
+                let (mean_hat, var_hat) = (mean[i] / (F::ONE - b1t), var[i] / (F::ONE - b2t));
+                mean_hat / (var_hat.sqrt() + epsilon) + wd * w[i]
+            }
         };
+    }
+}
+
+/// Step two of `_multi_lamb_update` for one tensor: `g` (step one's direction) is held in
+/// a float workspace, `r1 = √w_sq` is bounded by the non-negative bounds, `r2 = ‖g‖`, and
+/// `out = w − lr·(r1/r2)·g` (`lr` alone when either norm is 0). `g` becomes the output.
+pub fn multi_lamb_step2<F: Real>(lr: F, lower: f32, upper: f32, w_sq: f32, w: &[F], g: &mut [F]) {
+    let mut g_sq = 0.0f32;
+    for x in g.iter_mut() {
+        let t = x.to_f32();
+        *x = F::from_f32(t);
+        g_sq += t * t;
+    }
+    let (mut r1, r2) = (w_sq.sqrt(), g_sq.sqrt());
+    // `std::max`/`std::min` keep the first argument when the comparison fails.
+    if lower >= 0.0 && r1 < lower {
+        r1 = lower;
+    }
+    if upper >= 0.0 && upper < r1 {
+        r1 = upper;
+    }
+    let r = if r1 == 0.0 || r2 == 0.0 { F::ONE } else { F::from_f32(r1 / r2) };
+    let lr = lr * r;
+    for (x, &wi) in g.iter_mut().zip(w) {
+        *x = wi - lr * *x;
     }
 }
 

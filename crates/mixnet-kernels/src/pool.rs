@@ -528,3 +528,104 @@ mod tests {
         }
     }
 }
+
+/// The reduction of MXNet's legacy `Pooling_v1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolV1Kind {
+    Max,
+    Avg,
+    Sum,
+}
+
+/// 2-D geometry of `Pooling_v1`, which runs mshadow's `pool` on a zero-padded image: the
+/// window of output `o` starts at `o * stride` in the padded image and is clipped to it,
+/// padding takes part as 0 (also in max), and avg divides by the whole kernel area.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolV1 {
+    pub kind: PoolV1Kind,
+    /// (batch * channels, input h, input w).
+    pub planes: usize,
+    pub hw: (usize, usize),
+    pub out: (usize, usize),
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    pub pad: (usize, usize),
+}
+
+impl PoolV1 {
+    /// Padded-image rows (or columns) of output index `o` along one axis.
+    fn window(o: usize, k: usize, s: usize, padded: usize) -> std::ops::Range<usize> {
+        (o * s).min(padded)..(o * s + k).min(padded)
+    }
+
+    /// The value at padded position `(y, x)` of plane `p`: 0 in the padding.
+    fn at<R: Real>(&self, x: &[R], p: usize, y: usize, xx: usize) -> R {
+        let (h, w) = self.hw;
+        match (y.checked_sub(self.pad.0), xx.checked_sub(self.pad.1)) {
+            (Some(iy), Some(ix)) if iy < h && ix < w => x[(p * h + iy) * w + ix],
+            _ => R::ZERO,
+        }
+    }
+
+    pub fn forward<R: Real>(&self, x: &[R], y: &mut [R]) {
+        let (ph, pw) = (self.hw.0 + 2 * self.pad.0, self.hw.1 + 2 * self.pad.1);
+        let (oh, ow) = self.out;
+        let area = R::from_f64((self.kernel.0 * self.kernel.1) as f64);
+        for p in 0..self.planes {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc =
+                        if self.kind == PoolV1Kind::Max { R::from_f64(f64::NEG_INFINITY) } else { R::ZERO };
+                    for yy in Self::window(oy, self.kernel.0, self.stride.0, ph) {
+                        for xx in Self::window(ox, self.kernel.1, self.stride.1, pw) {
+                            let v = self.at(x, p, yy, xx);
+                            acc = match self.kind {
+                                PoolV1Kind::Max if v > acc => v,
+                                PoolV1Kind::Max => acc,
+                                _ => acc + v,
+                            };
+                        }
+                    }
+                    y[(p * oh + oy) * ow + ox] = if self.kind == PoolV1Kind::Avg { acc / area } else { acc };
+                }
+            }
+        }
+    }
+
+    /// mshadow's `unpool`: max sends a window's gradient to every element equal to its
+    /// maximum; avg and sum spread it over the window (avg scaled by 1 / kernel area).
+    pub fn backward<R: Real>(&self, x: &[R], y: &[R], dy: &[R], dx: &mut [R]) {
+        let (h, w) = self.hw;
+        let (ph, pw) = (h + 2 * self.pad.0, w + 2 * self.pad.1);
+        let (oh, ow) = self.out;
+        let area = R::from_f64((self.kernel.0 * self.kernel.1) as f64);
+        dx.fill(R::ZERO);
+        for p in 0..self.planes {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let o = (p * oh + oy) * ow + ox;
+                    for yy in Self::window(oy, self.kernel.0, self.stride.0, ph) {
+                        for xx in Self::window(ox, self.kernel.1, self.stride.1, pw) {
+                            let (Some(iy), Some(ix)) =
+                                (yy.checked_sub(self.pad.0), xx.checked_sub(self.pad.1))
+                            else {
+                                continue;
+                            };
+                            if iy >= h || ix >= w {
+                                continue;
+                            }
+                            let i = (p * h + iy) * w + ix;
+                            let g = match self.kind {
+                                PoolV1Kind::Max if x[i] == y[o] => dy[o],
+                                PoolV1Kind::Max => R::ZERO,
+                                PoolV1Kind::Avg => dy[o] / area,
+                                PoolV1Kind::Sum => dy[o],
+                            };
+                            dx[i] = dx[i] + g;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

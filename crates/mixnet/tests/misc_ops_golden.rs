@@ -3,116 +3,14 @@
 //! from MXNet 1.9.1 itself (`tests/fixtures/generated/gen_misc_ops.py`): outputs, and input
 //! gradients where MXNet has them; plus their error cases.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod common;
 
 use mixnet::imperative::invoke;
 use mixnet::{DType, NDArray};
 
-fn generated() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/generated"))
-}
-
-fn goldens() -> HashMap<String, NDArray> {
-    let (arrays, names) = mixnet::ndarray::load(generated().join("misc_ops.params")).unwrap();
-    names.into_iter().zip(arrays).collect()
-}
-
-/// `got` matches `want` in shape, dtype and values (float tolerance of float32 kernels).
-fn close(what: &str, got: &NDArray, want: &NDArray) -> Result<(), String> {
-    if got.shape() != want.shape() || got.dtype() != want.dtype() {
-        return Err(format!(
-            "{what}: got {} {}, want {} {}",
-            got.shape(),
-            got.dtype(),
-            want.shape(),
-            want.dtype()
-        ));
-    }
-    let (g, w) = (got.to_f64_vec().unwrap(), want.to_f64_vec().unwrap());
-    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
-        if (a - b).abs() > 1e-6 + 1e-5 * b.abs() {
-            return Err(format!("{what}: element {i}: got {a}, want {b}"));
-        }
-    }
-    Ok(())
-}
-
 #[test]
 fn misc_ops_match_mxnet() {
-    let g = goldens();
-    let cases: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(generated().join("misc_ops.json")).unwrap()).unwrap();
-    let mut failures = Vec::new();
-    let (mut fwd, mut bwd) = (0, 0);
-    for c in &cases {
-        let name = c["name"].as_str().unwrap();
-        let op = c["op"].as_str().unwrap();
-        let attrs: Vec<(String, String)> = c["attrs"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-            .collect();
-        let attrs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let n_in = c["inputs"].as_u64().unwrap() as usize;
-        let inputs: Vec<NDArray> = (0..n_in).map(|i| g[&format!("{name}/in/{i}")].clone()).collect();
-        let grad: Vec<usize> =
-            c["grad"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
-        for &i in &grad {
-            inputs[i].attach_grad().unwrap();
-        }
-        let outs = {
-            let _r = mixnet::autograd::record(true);
-            invoke(op, &inputs, &attrs)
-        };
-        let outs = match outs {
-            Ok(o) => o,
-            Err(e) => {
-                failures.push(format!("{name}: {e}"));
-                continue;
-            }
-        };
-        let n_out = c["outputs"].as_u64().unwrap() as usize;
-        let mut result = (outs.len() == n_out)
-            .then_some(())
-            .ok_or_else(|| format!("{name}: {} outputs, want {n_out}", outs.len()));
-        for (j, o) in outs.iter().enumerate() {
-            result =
-                result.and_then(|()| close(&format!("{name} output {j}"), o, &g[&format!("{name}/out/{j}")]));
-        }
-        if result.is_ok() {
-            fwd += 1;
-        }
-        if !grad.is_empty() && result.is_ok() {
-            result = mixnet::autograd::backward(&outs[..1], &[g[&format!("{name}/head")].clone()])
-                .map_err(|e| format!("{name}: backward: {e}"));
-            for &i in &grad {
-                result = result.and_then(|()| {
-                    close(
-                        &format!("{name} grad {i}"),
-                        &inputs[i].grad().unwrap(),
-                        &g[&format!("{name}/grad/{i}")],
-                    )
-                });
-            }
-            if let Some(aux) = g.get(&format!("{name}/aux/0")) {
-                result = result.and_then(|()| close(&format!("{name} moving_avg"), &inputs[1], aux));
-            }
-            if result.is_ok() {
-                bwd += 1;
-            }
-        }
-        if let Err(e) = result {
-            failures.push(e);
-        }
-    }
-    let with_grad = cases.iter().filter(|c| !c["grad"].as_array().unwrap().is_empty()).count();
-    println!("misc ops vs MXNet 1.9.1: forward {fwd}/{} cases, gradient {bwd}/{with_grad}", cases.len());
-    for f in &failures {
-        println!("FAIL {f}");
-    }
-    assert!(failures.is_empty(), "{} failure(s)", failures.len());
+    common::cases::run("misc_ops");
 }
 
 fn arr(v: &[f32], shape: &[usize]) -> NDArray {

@@ -1,7 +1,8 @@
 //! The coverage table against MXNet 1.9.1's legacy operators: prints what is registered,
-//! exempt and missing, and fails if a registered operator is neither a legacy operator, a
-//! `_backward_*` helper, a contrib/`_npx_`-style extension, nor on the list of mixnet's own
-//! operators below — so the table cannot silently drift.
+//! exempt and missing, and fails if a non-exempt legacy operator is missing, or if a
+//! registered operator is neither a legacy operator, a `_backward_*` helper, a
+//! contrib/`_npx_`-style extension, nor on the list of mixnet's own operators below — so
+//! the table cannot silently drift.
 
 use mixnet::op::coverage;
 
@@ -16,6 +17,9 @@ fn legacy_coverage_table() {
     assert_eq!(legacy.len(), 336, "the §1.3 list has 336 operators");
     // Every exempt operator says why.
     assert!(legacy.iter().all(|o| o.exempt.is_none_or(|w| !w.is_empty())));
+    // Every legacy operator that is not exempt is registered (by name or alias).
+    let missing: Vec<&str> = coverage::missing().iter().map(|o| o.name).collect();
+    assert!(missing.is_empty(), "legacy operators not registered: {missing:?}");
     let unexplained: Vec<&str> = coverage::extras()
         .into_iter()
         .filter(|n| {

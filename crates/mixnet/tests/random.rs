@@ -224,3 +224,42 @@ fn same_seed_same_stream_on_both_engines() {
     assert_eq!(stream(), stream());
     assert_eq!(format!("STREAM {:?}", stream()), naive);
 }
+
+#[test]
+fn unique_zipfian_rows_are_distinct_and_log_uniform() {
+    let _s = serial();
+    mixnet::random::seed(11).unwrap();
+    let out = invoke("_sample_unique_zipfian", &[], &[("range_max", "50"), ("shape", "(200, 20)")]).unwrap();
+    let (s, tries) = (out[0].to_vec::<i64>().unwrap(), out[1].to_vec::<i64>().unwrap());
+    assert_eq!((out[0].shape().dims(), out[1].shape().dims()), (&[200, 20][..], &[200][..]));
+    assert_eq!((out[0].dtype(), out[1].dtype()), (DType::I64, DType::I64));
+    for (row, &t) in s.chunks(20).zip(&tries) {
+        let set: std::collections::HashSet<_> = row.iter().collect();
+        assert_eq!(set.len(), 20, "{row:?}");
+        assert!(row.iter().all(|&v| (0..50).contains(&v)), "{row:?}");
+        assert!(t >= 20, "{t}");
+    }
+    // The first draw of each row follows P(k) = (ln(k + 1.5) − ln(k + 0.5)) / ln(R) (k = 0:
+    // ln 1.5 / ln R; the last class takes the rest), here in 6 buckets.
+    let r = 1000f64;
+    let first =
+        invoke("_sample_unique_zipfian", &[], &[("range_max", "1000"), ("shape", "(20000, 1)")]).unwrap();
+    let v = first[0].to_vec::<i64>().unwrap();
+    assert!(first[1].to_vec::<i64>().unwrap().iter().all(|&t| t == 1));
+    let cdf = |k: f64| ((k + 1.5).ln() / r.ln()).min(1.0); // P(value <= k)
+    let edges = [0.0, 1.0, 3.0, 10.0, 50.0];
+    let mut probs = Vec::new();
+    let mut prev = 0.0;
+    for &e in &edges {
+        probs.push(cdf(e) - prev);
+        prev = cdf(e);
+    }
+    probs.push(1.0 - prev);
+    let mut c = vec![0; probs.len()];
+    for x in v {
+        c[edges.iter().filter(|&&e| (x as f64) > e).count()] += 1;
+    }
+    assert!(chi_square(&c, &probs) < 20.5, "{c:?} vs {probs:?}"); // 5 d.o.f., 99.9%
+    let e = invoke("_sample_unique_zipfian", &[], &[("range_max", "5"), ("shape", "(2, 6)")]).unwrap_err();
+    assert!(e.to_string().contains("cannot exceed"), "{e}");
+}

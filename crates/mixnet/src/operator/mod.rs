@@ -18,10 +18,12 @@ pub mod ndarray_fun;
 pub mod nn;
 pub mod optimizer;
 pub mod ordering;
+pub mod pdf;
 pub mod random;
 pub mod ravel;
 pub mod reduce;
 pub mod unary;
+pub mod unique_sample;
 
 use crate::op::Registry;
 
@@ -36,6 +38,8 @@ pub fn register_all(r: &mut Registry) {
     nn::register(r);
     optimizer::register(r);
     random::register(r);
+    pdf::register(r);
+    unique_sample::register(r);
     indexing::register(r);
     ordering::register(r);
     linalg::register(r);

@@ -1,8 +1,10 @@
 //! MXNet's legacy NDArray functions (`MXNET_REGISTER_NDARRAY_FUN` in `ndarray.cc`) that are
 //! reachable as operators: `_onehot_encode(indices, like)` and
-//! `fill_element_0index(lhs, values, indices)`. They have no gradient in MXNet.
-//! (`_set_value` writes a scalar into a caller-provided output; with outputs allocated by
-//! `invoke` it has no shape to take, so it is not registered: use `NDArray::full`.)
+//! `fill_element_0index(lhs, values, indices)`, and `_set_value`. They have no gradient in
+//! MXNet.
+//!
+//! `_set_value(src=v, out=x)` writes the scalar into an existing array; here that array is
+//! its one input, which it mutates (MXNet's mutate var), and it returns no output.
 
 use std::sync::Arc;
 
@@ -17,6 +19,45 @@ pub struct NdarrayFun {
 
 fn build(name: &'static str, _attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
     Ok(Arc::new(NdarrayFun { name }))
+}
+
+/// `_set_value`: fill its input with `src`.
+pub struct SetValue {
+    src: f64,
+}
+
+fn build_set_value(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
+    let src = attrs
+        .opt_float("src")?
+        .ok_or_else(|| Error::op("_set_value", "required attribute src is missing"))?;
+    // MXNet passes the scalar as a float.
+    Ok(Arc::new(SetValue { src: src as f32 as f64 }))
+}
+
+impl Operator for SetValue {
+    fn name(&self) -> &'static str {
+        "_set_value"
+    }
+    fn num_inputs(&self) -> usize {
+        1
+    }
+    fn num_outputs(&self) -> usize {
+        0
+    }
+    fn input_names(&self) -> Vec<String> {
+        vec!["out".into()]
+    }
+    fn mutate_inputs(&self) -> &[usize] {
+        &[0]
+    }
+    fn infer(&self, _inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
+        Ok(Vec::new())
+    }
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], _outputs: &mut [Blob<'_>]) -> Result<()> {
+        let v = self.src;
+        crate::with_dtype!(inputs[0].dtype(), T => inputs[0].slice_mut::<T>()?.fill(<T as mixnet_kernels::Element>::from_f64(v)));
+        Ok(())
+    }
 }
 
 impl NdarrayFun {
@@ -70,4 +111,5 @@ impl Operator for NdarrayFun {
 
 pub(crate) fn register(r: &mut Registry) {
     r.register_family(build, &[("_onehot_encode", &[]), ("fill_element_0index", &[])]);
+    r.register_family(build_set_value, &[("_set_value", &[])]);
 }

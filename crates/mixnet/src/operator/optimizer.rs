@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use mixnet_kernels::optimizer::{self as k, Adam, Ftml, Grad, RmsProp};
+use mixnet_kernels::optimizer::{self as k, Adam, Ftml, Grad, LambBias, RmsProp};
 use mixnet_kernels::unary::Real;
 use mixnet_kernels::Element;
 
@@ -30,26 +30,92 @@ enum Arg {
     ScalarSame(usize),
     /// A one-element float32 array (`rescale_grad` of AdamW).
     ScalarF32,
+    /// A float32 array with one value per weight (`lrs`, `wds` of the preloaded updates).
+    PerWeightF32,
 }
 
 /// The update rule and its parsed hyper-parameters (f32 values held as f64).
 #[derive(Clone, Debug)]
 enum Rule {
-    Sgd { lr: f64, wd: f64 },
-    SgdMom { lr: f64, wd: f64, momentum: f64 },
-    Nag { lr: f64, wd: f64, momentum: f64 },
+    Sgd {
+        lr: f64,
+        wd: f64,
+    },
+    SgdMom {
+        lr: f64,
+        wd: f64,
+        momentum: f64,
+    },
+    Nag {
+        lr: f64,
+        wd: f64,
+        momentum: f64,
+    },
     Adam(Adam<f64>),
-    AdamW { p: Adam<f64>, eta: f64 },
+    AdamW {
+        p: Adam<f64>,
+        eta: f64,
+    },
     RmsProp(RmsProp<f64>),
     RmsPropAlex(RmsProp<f64>),
-    Ftrl { lr: f64, lamda1: f64, beta: f64, wd: f64 },
+    Ftrl {
+        lr: f64,
+        lamda1: f64,
+        beta: f64,
+        wd: f64,
+    },
     Ftml(Ftml<f64>),
-    SignSgd { lr: f64, wd: f64 },
-    Signum { lr: f64, wd: f64, momentum: f64, wd_lh: f64 },
-    Lamb1 { beta1: f64, beta2: f64, epsilon: f64, wd: f64, bias: Option<(f64, f64)> },
-    Lamb2 { lr: f64, lower: f64, upper: f64 },
-    MultiSgd { lrs: Vec<f64>, wds: Vec<f64>, momentum: Option<f64> },
-    MultiAdamW { lrs: Vec<f64>, wds: Vec<f64>, etas: Vec<f64>, beta1: f64, beta2: f64, epsilon: f64 },
+    SignSgd {
+        lr: f64,
+        wd: f64,
+    },
+    Signum {
+        lr: f64,
+        wd: f64,
+        momentum: f64,
+        wd_lh: f64,
+    },
+    Lamb1 {
+        beta1: f64,
+        beta2: f64,
+        epsilon: f64,
+        wd: f64,
+        bias: Option<(f64, f64)>,
+    },
+    Lamb2 {
+        lr: f64,
+        lower: f64,
+        upper: f64,
+    },
+    /// `rates` are `(lrs, wds)` from the attributes; `None` reads them from the last two
+    /// inputs (`preloaded_multi_*`).
+    MultiSgd {
+        rates: Option<(Vec<f64>, Vec<f64>)>,
+        momentum: Option<f64>,
+    },
+    MultiLamb(MultiLamb),
+    MultiAdamW {
+        lrs: Vec<f64>,
+        wds: Vec<f64>,
+        etas: Vec<f64>,
+        beta1: f64,
+        beta2: f64,
+        epsilon: f64,
+    },
+}
+
+/// `_multi_lamb_update`'s hyper-parameters.
+#[derive(Clone, Debug)]
+struct MultiLamb {
+    lrs: Vec<f64>,
+    wds: Vec<f64>,
+    steps: Vec<i64>,
+    beta1: f64,
+    beta2: f64,
+    epsilon: f64,
+    lower: f64,
+    upper: f64,
+    bias_correction: bool,
 }
 
 /// A configured optimizer update.
@@ -64,6 +130,8 @@ pub struct UpdateOp {
     names: Vec<String>,
     mutate: Vec<usize>,
     groups: usize,
+    /// The outputs' dtype when it is not the weight's (`mp_lamb_update_phase1`'s f32 `g`).
+    out_dtype: Option<DType>,
 }
 
 /// An MXNet `float` attribute: parsed, then rounded to f32.
@@ -105,6 +173,8 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
         (args, names)
     };
     let mut mp = false;
+    let mut out_dtype = None;
+    let mut mutate_override = None;
     let mut clip_key = "clip_gradient";
     let mut rescale_key = Some("rescale_grad");
     let mut groups = 1;
@@ -198,7 +268,8 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
             };
             (rule, one(&[("mom", Same(0))]))
         }
-        "lamb_update_phase1" => {
+        "lamb_update_phase1" | "mp_lamb_update_phase1" => {
+            mp = name.starts_with("mp_");
             let beta1 = f32_attr(attrs, "beta1", 0.9)?;
             let beta2 = f32_attr(attrs, "beta2", 0.999)?;
             let epsilon = f32_attr(attrs, "epsilon", 1e-6)?;
@@ -207,9 +278,18 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
             let wd = required_f32(attrs, "wd")?;
             // `std::pow(float, int)` is computed in double.
             let bias = bc.then(|| (beta1.powi(t as i32), beta2.powi(t as i32)));
-            (Rule::Lamb1 { beta1, beta2, epsilon, wd, bias }, one(&[("mean", Same(0)), ("var", Same(0))]))
+            let rule = Rule::Lamb1 { beta1, beta2, epsilon, wd, bias };
+            if mp {
+                // `g` comes out in f32; MXNet leaves `weight32` unwritten (reads it for wd).
+                out_dtype = Some(DType::F32);
+                mutate_override = Some(vec![2, 3]);
+                (rule, one(&[("mean", F32(0)), ("var", F32(0)), ("weight32", F32(0))]))
+            } else {
+                (rule, one(&[("mean", Same(0)), ("var", Same(0))]))
+            }
         }
-        "lamb_update_phase2" => {
+        "lamb_update_phase2" | "mp_lamb_update_phase2" => {
+            mp = name.starts_with("mp_");
             rescale_key = None;
             clip_key = "";
             let rule = Rule::Lamb2 {
@@ -217,17 +297,40 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
                 lower: f32_attr(attrs, "lower_bound", -1.0)?,
                 upper: f32_attr(attrs, "upper_bound", -1.0)?,
             };
-            let mut a = one(&[("r1", ScalarSame(0)), ("r2", ScalarSame(0))]);
+            // MXNet's mp form computes from `weight32` but does not write it back, though
+            // it declares it mutated.
+            let mut a = if mp {
+                one(&[("r1", ScalarF32), ("r2", ScalarF32), ("weight32", F32(0))])
+            } else {
+                one(&[("r1", ScalarSame(0)), ("r2", ScalarSame(0))])
+            };
             a.1[1] = "g".into();
+            if mp {
+                a.0[1] = F32(0);
+            }
             (rule, a)
         }
-        "multi_sgd_update" | "multi_sgd_mom_update" | "multi_mp_sgd_update" | "multi_mp_sgd_mom_update" => {
+        "multi_sgd_update"
+        | "multi_sgd_mom_update"
+        | "multi_mp_sgd_update"
+        | "multi_mp_sgd_mom_update"
+        | "preloaded_multi_sgd_update"
+        | "preloaded_multi_sgd_mom_update"
+        | "preloaded_multi_mp_sgd_update"
+        | "preloaded_multi_mp_sgd_mom_update" => {
             mp = name.contains("_mp_");
             let with_mom = name.contains("mom");
-            let lrs = float_tuple(attrs, "lrs")?;
-            let wds = float_tuple(attrs, "wds")?;
+            let preloaded = name.starts_with("preloaded_");
             let momentum = if with_mom { Some(f32_attr(attrs, "momentum", 0.0)?) } else { None };
-            groups = num_weights(attrs, "num_weights", &[("lrs", lrs.len()), ("wds", wds.len())])?;
+            let rates = if preloaded {
+                groups = num_weights(attrs, "num_weights", &[])?;
+                None
+            } else {
+                let lrs = float_tuple(attrs, "lrs")?;
+                let wds = float_tuple(attrs, "wds")?;
+                groups = num_weights(attrs, "num_weights", &[("lrs", lrs.len()), ("wds", wds.len())])?;
+                Some((lrs, wds))
+            };
             let mut args = Vec::new();
             let mut names = Vec::new();
             for g in 0..groups {
@@ -242,7 +345,62 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
                     names.push(format!("weight32_{g}"));
                 }
             }
-            (Rule::MultiSgd { lrs, wds, momentum }, (args, names))
+            if preloaded {
+                args.extend([PerWeightF32, PerWeightF32]);
+                names.extend(["lrs".to_string(), "wds".to_string()]);
+            }
+            (Rule::MultiSgd { rates, momentum }, (args, names))
+        }
+        "_multi_lamb_update" | "_multi_mp_lamb_update" => {
+            mp = name == "_multi_mp_lamb_update";
+            let lrs = float_tuple(attrs, "learning_rates")?;
+            let wds = float_tuple(attrs, "wds")?;
+            let steps = attrs
+                .opt_tuple("step_count")?
+                .ok_or_else(|| Error::op(name, "required attribute step_count is missing"))?
+                .into_iter()
+                .map(|s| s.ok_or_else(|| Error::op(name, "step_count must hold integers")))
+                .collect::<Result<Vec<i64>>>()?;
+            let rule = MultiLamb {
+                beta1: f32_attr(attrs, "beta1", 0.9)?,
+                beta2: f32_attr(attrs, "beta2", 0.999)?,
+                epsilon: f32_attr(attrs, "epsilon", 1e-6)?,
+                lower: f32_attr(attrs, "lower_bound", -1.0)?,
+                upper: f32_attr(attrs, "upper_bound", -1.0)?,
+                bias_correction: attrs.bool("bias_correction", true)?,
+                lrs,
+                wds,
+                steps,
+            };
+            groups = num_weights(
+                attrs,
+                "num_tensors",
+                &[
+                    ("learning_rates", rule.lrs.len()),
+                    ("wds", rule.wds.len()),
+                    ("step_count", rule.steps.len()),
+                ],
+            )?;
+            if groups > 45 {
+                return Err(Error::op(name, format!("num_tensors={groups} exceeds MXNet's maximum of 45")));
+            }
+            let mut args = Vec::new();
+            let mut names = Vec::new();
+            for g in 0..groups {
+                let st = if mp { F32(g) } else { Same(g) };
+                args.extend([Weight(g), Same(g), st, st]);
+                names.extend([
+                    format!("weight_{g}"),
+                    format!("grad_{g}"),
+                    format!("mean_{g}"),
+                    format!("var_{g}"),
+                ]);
+                if mp {
+                    args.push(F32(g));
+                    names.push(format!("weight32_{g}"));
+                }
+            }
+            (Rule::MultiLamb(rule), (args, names))
         }
         "_multi_adamw_update" | "_multi_mp_adamw_update" => {
             mp = name == "_multi_mp_adamw_update";
@@ -285,17 +443,20 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
         None => 1.0,
     };
     let clip = if clip_key.is_empty() { None } else { clip_attr(attrs, clip_key)? };
-    // Inputs the rule writes: every state (all but weights, grads and the scalars).
-    let mutate = args
-        .iter()
+    let mutate = mutate_override.unwrap_or_else(|| mutated_states(&args));
+    Ok(Arc::new(UpdateOp { name, rule, mp, rescale, clip, args, names, mutate, groups, out_dtype }))
+}
+
+/// The inputs a rule writes: every state (all but weights, grads and the scalars).
+fn mutated_states(args: &[Arg]) -> Vec<usize> {
+    args.iter()
         .enumerate()
         .filter(|(i, a)| match a {
             Arg::Same(_) | Arg::F32(_) => !matches!(args.get(i - 1), Some(Arg::Weight(_))),
             _ => false,
         })
         .map(|(i, _)| i)
-        .collect();
-    Ok(Arc::new(UpdateOp { name, rule, mp, rescale, clip, args, names, mutate, groups }))
+        .collect()
 }
 
 fn adam_params(attrs: &mut Attrs<'_>) -> Result<Adam<f64>> {
@@ -353,6 +514,15 @@ impl UpdateOp {
     }
 
     fn run<C: Real + NativeType>(&self, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
+        // `_multi_lamb_update` takes `‖w‖` of the stored (possibly half) weights.
+        let w_sq = match self.rule {
+            Rule::MultiLamb(_) => {
+                let stride = self.args.len() / self.groups;
+                (0..self.groups).map(|g| sum_sq(&inputs[g * stride])).collect::<Result<Vec<f32>>>()?
+            }
+            _ => Vec::new(),
+        };
+        let facts = Facts { w_sq, grad_dtype: inputs[1].dtype() };
         let mut bufs: Vec<Buf<'_, C>> = Vec::with_capacity(inputs.len());
         for (i, b) in inputs.iter_mut().enumerate() {
             let m = self.mutate.contains(&i);
@@ -386,7 +556,7 @@ impl UpdateOp {
                     Buf::RwOwned(_, v) => rw.push(v),
                 }
             }
-            self.apply::<C>(&ro, &mut rw, &mut outs)?;
+            self.apply::<C>(&ro, &mut rw, &mut outs, &facts)?;
         }
         let written: Vec<(usize, Vec<C>)> = bufs
             .into_iter()
@@ -408,7 +578,14 @@ impl UpdateOp {
 
     /// Run the rule. `ro` holds the inputs it only reads (weights, grads, scalars) and `rw`
     /// the states it writes, each in input order.
-    fn apply<C: Real>(&self, ro: &[&[C]], rw: &mut [&mut [C]], out: &mut [&mut [C]]) -> Result<()> {
+    /// `facts` holds what the compute-type slices no longer show.
+    fn apply<C: Real>(
+        &self,
+        ro: &[&[C]],
+        rw: &mut [&mut [C]],
+        out: &mut [&mut [C]],
+        facts: &Facts,
+    ) -> Result<()> {
         let c = |x: f64| C::from_f64(x);
         let gp = self.grad::<C>();
         let bad = || Error::op(self.name, "internal: unexpected argument layout");
@@ -488,44 +665,82 @@ impl UpdateOp {
             }
             Rule::Lamb1 { beta1, beta2, epsilon, wd, bias } => {
                 let [mean, var] = rw else { return Err(bad()) };
-                k::lamb_phase1(
-                    c(*beta1),
-                    c(*beta2),
-                    c(*epsilon),
-                    c(*wd),
-                    *bias,
-                    gp,
-                    ro[0],
-                    ro[1],
-                    mean,
-                    var,
-                    out[0],
-                );
+                // `beta^t` is held in the compute type (float for the mp form).
+                let bias =
+                    bias.map_or(LambBias::Off, |(b1, b2)| LambBias::Double(round::<C>(b1), round::<C>(b2)));
+                let (w, (b1, b2, eps, wd)) =
+                    (if self.mp { ro[2] } else { ro[0] }, (c(*beta1), c(*beta2), c(*epsilon), c(*wd)));
+                if self.mp && facts.grad_dtype == DType::F16 {
+                    // `half_t * float` is a half: the mp form rounds the rescaled gradient.
+                    let g: Vec<C> = ro[1]
+                        .iter()
+                        .map(|&x| c(half::f16::from_f64((x * gp.rescale).to_f64()).to_f64()))
+                        .collect();
+                    let gp = Grad { rescale: C::ONE, clip: gp.clip };
+                    k::lamb_phase1(b1, b2, eps, wd, bias, gp, w, &g, mean, var, out[0]);
+                } else {
+                    k::lamb_phase1(b1, b2, eps, wd, bias, gp, w, ro[1], mean, var, out[0]);
+                }
             }
             Rule::Lamb2 { lr, lower, upper } => {
-                k::lamb_phase2(c(*lr), c(*lower), c(*upper), ro[2][0], ro[3][0], ro[0], ro[1], out[0]);
+                let w = if self.mp {
+                    let [w32] = rw else { return Err(bad()) };
+                    &**w32
+                } else {
+                    ro[0]
+                };
+                k::lamb_phase2(c(*lr), c(*lower), c(*upper), ro[2][0], ro[3][0], w, ro[1], out[0]);
             }
-            Rule::MultiSgd { lrs, wds, momentum } => {
+            Rule::MultiSgd { rates, momentum } => {
                 let per = rw.len() / self.groups;
+                let (lrs, wds): (Vec<C>, Vec<C>) = match rates {
+                    Some((l, w)) => (l.iter().map(|&x| c(x)).collect(), w.iter().map(|&x| c(x)).collect()),
+                    None => (ro[ro.len() - 2].to_vec(), ro[ro.len() - 1].to_vec()),
+                };
                 for (g, o) in out.iter_mut().enumerate() {
                     let states = &mut rw[g * per..(g + 1) * per];
                     let (w, grad) = (ro[2 * g], ro[2 * g + 1]);
                     let m = momentum.map_or(C::ZERO, c);
-                    let gpg = gp;
+                    let (lr, wd) = (lrs[g], wds[g]);
                     match (momentum.is_some(), self.mp, states) {
-                        (false, false, []) => k::multi_sgd(c(lrs[g]), c(wds[g]), m, gpg, w, grad, None, o),
-                        (true, false, [mom]) => {
-                            k::multi_sgd(c(lrs[g]), c(wds[g]), m, gpg, w, grad, Some(&mut **mom), o)
-                        }
+                        (false, false, []) => k::multi_sgd(lr, wd, m, gp, w, grad, None, o),
+                        (true, false, [mom]) => k::multi_sgd(lr, wd, m, gp, w, grad, Some(&mut **mom), o),
                         (false, true, [w32]) => {
-                            k::multi_sgd(c(lrs[g]), c(wds[g]), m, gpg, w32, grad, None, o);
+                            k::multi_sgd(lr, wd, m, gp, w32, grad, None, o);
                             w32.copy_from_slice(o);
                         }
                         (true, true, [mom, w32]) => {
-                            k::multi_sgd(c(lrs[g]), c(wds[g]), m, gpg, w32, grad, Some(&mut **mom), o);
+                            k::multi_sgd(lr, wd, m, gp, w32, grad, Some(&mut **mom), o);
                             w32.copy_from_slice(o);
                         }
                         _ => return Err(bad()),
+                    }
+                }
+            }
+            Rule::MultiLamb(p) => {
+                let per = rw.len() / self.groups;
+                for (g, o) in out.iter_mut().enumerate() {
+                    let states = &mut rw[g * per..(g + 1) * per];
+                    let grad = ro[2 * g + 1];
+                    let (mean, var, w): (&mut [C], &mut [C], &[C]) = match states {
+                        [mean, var] => (mean, var, ro[2 * g]),
+                        [mean, var, w32] => (mean, var, &**w32),
+                        _ => return Err(bad()),
+                    };
+                    // `power::Map(beta, step)` in the compute type.
+                    let t = p.steps[g] as f64;
+                    let bias = if p.bias_correction {
+                        LambBias::Native(c(round::<C>(p.beta1).powf(t)), c(round::<C>(p.beta2).powf(t)))
+                    } else {
+                        LambBias::Off
+                    };
+                    let (b1, b2, eps, wd) = (c(p.beta1), c(p.beta2), c(p.epsilon), c(p.wds[g]));
+                    k::lamb_phase1(b1, b2, eps, wd, bias, gp, w, grad, mean, var, o);
+                    k::multi_lamb_step2(c(p.lrs[g]), p.lower as f32, p.upper as f32, facts.w_sq[g], w, o);
+                }
+                if self.mp {
+                    for (g, o) in out.iter().enumerate() {
+                        rw[g * per + 2].copy_from_slice(o);
                     }
                 }
             }
@@ -573,6 +788,30 @@ impl UpdateOp {
 fn skip<C: Real>(scale: C) -> bool {
     let s = scale.to_f32();
     !s.is_finite() || s == 0.0
+}
+
+/// What a rule may need beyond its compute-type slices.
+struct Facts {
+    /// Each weight's sum of squares, from its stored dtype (`_multi_lamb_update`).
+    w_sq: Vec<f32>,
+    /// The gradient's stored dtype.
+    grad_dtype: DType,
+}
+
+/// MXNet's `multi_sum_sq` of one array: squares in the element type, sums in a float.
+fn sum_sq(b: &Blob<'_>) -> Result<f32> {
+    with_dtype!(b.dtype(), T => {
+        let mut sum = 0.0f32;
+        for &x in b.slice::<T>()? {
+            sum += x.mul(x).to_f32();
+        }
+        Ok(sum)
+    })
+}
+
+/// `x` rounded to the compute type.
+fn round<C: Real>(x: f64) -> f64 {
+    C::from_f64(x).to_f64()
 }
 
 fn adam_c<C: Real>(p: &Adam<f64>) -> Adam<C> {
@@ -647,6 +886,17 @@ impl Operator for UpdateOp {
                         return fail(format!("dtype {} should be {want}", info.dtype));
                     }
                 }
+                Arg::PerWeightF32 => {
+                    if info.shape.numel() != self.groups {
+                        return fail(format!(
+                            "shape {} should hold {} values, one per weight",
+                            info.shape, self.groups
+                        ));
+                    }
+                    if info.dtype != DType::F32 {
+                        return fail(format!("dtype {} should be float32", info.dtype));
+                    }
+                }
                 Arg::ScalarSame(_) | Arg::ScalarF32 => {
                     let want = match *arg {
                         Arg::ScalarSame(g) => weight_of(g).dtype,
@@ -661,7 +911,12 @@ impl Operator for UpdateOp {
                 }
             }
         }
-        Ok((0..self.groups).map(|g| weight_of(g).clone()).collect())
+        Ok((0..self.groups)
+            .map(|g| {
+                let w = weight_of(g);
+                TensorInfo::new(w.shape.clone(), self.out_dtype.unwrap_or(w.dtype))
+            })
+            .collect())
     }
 
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
@@ -793,14 +1048,7 @@ impl Operator for UtilOp {
             }
             Util::SumSq { .. } => {
                 for (o, b) in out.iter_mut().zip(inputs.iter()) {
-                    // MXNet squares in the element type and accumulates in a float.
-                    *o = with_dtype!(b.dtype(), T => {
-                        let mut sum = 0.0f32;
-                        for &x in b.slice::<T>()? {
-                            sum += x.mul(x).to_f32();
-                        }
-                        sum
-                    });
+                    *o = sum_sq(b)?;
                 }
             }
             Util::AllFinite { init, .. } => {
@@ -838,10 +1086,18 @@ pub(crate) fn register(r: &mut Registry) {
         "signum_update",
         "lamb_update_phase1",
         "lamb_update_phase2",
+        "mp_lamb_update_phase1",
+        "mp_lamb_update_phase2",
         "multi_sgd_update",
         "multi_sgd_mom_update",
         "multi_mp_sgd_update",
         "multi_mp_sgd_mom_update",
+        "preloaded_multi_sgd_update",
+        "preloaded_multi_sgd_mom_update",
+        "preloaded_multi_mp_sgd_update",
+        "preloaded_multi_mp_sgd_mom_update",
+        "_multi_lamb_update",
+        "_multi_mp_lamb_update",
         "_multi_adamw_update",
         "_multi_mp_adamw_update",
     ] {

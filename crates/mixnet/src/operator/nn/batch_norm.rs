@@ -5,6 +5,11 @@
 //! `moving = moving * momentum + batch * (1 - momentum)`, during the forward pass as
 //! MXNet's oneDNN build does; otherwise it uses the moving statistics. `fix_gamma` treats
 //! gamma as 1 (and gives it a zero gradient).
+//!
+//! `BatchNorm_v1` is MXNet's legacy form: channel axis 1, and its third output is the
+//! batch variance itself. MXNet's v1 updates the moving statistics in the backward pass
+//! (and writes 1s into gamma under `fix_gamma`); here they update in the forward pass, as
+//! `BatchNorm`'s do, and gamma is left alone — the same state after forward and backward.
 
 use std::sync::Arc;
 
@@ -18,6 +23,7 @@ use crate::op::{Attrs, Blob, GradContext, OpContext, OpDef, Operator, Registry, 
 use crate::{Error, NDArray, Result};
 
 const NAME: &str = "BatchNorm";
+const NAME_V1: &str = "BatchNorm_v1";
 
 /// A configured `BatchNorm`.
 pub struct BatchNorm {
@@ -27,9 +33,12 @@ pub struct BatchNorm {
     use_global_stats: bool,
     output_mean_var: bool,
     axis: i64,
+    /// `BatchNorm_v1`: the third output holds the variance, not `1/sqrt(var + eps)`.
+    v1: bool,
 }
 
-fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
+fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
+    let v1 = name == NAME_V1;
     let op = BatchNorm {
         // MXNet declares the default as the float literal 1e-3f.
         eps: attrs.float("eps", 1e-3f32 as f64)?,
@@ -37,7 +46,8 @@ fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>
         fix_gamma: attrs.bool("fix_gamma", true)?,
         use_global_stats: attrs.bool("use_global_stats", false)?,
         output_mean_var: attrs.bool("output_mean_var", false)?,
-        axis: attrs.int("axis", 1)?,
+        axis: if v1 { 1 } else { attrs.int("axis", 1)? },
+        v1,
     };
     attrs.get("cudnn_off");
     attrs.get("min_calib_range");
@@ -58,7 +68,11 @@ impl BatchNorm {
 
 impl Operator for BatchNorm {
     fn name(&self) -> &'static str {
-        NAME
+        if self.v1 {
+            NAME_V1
+        } else {
+            NAME
+        }
     }
     fn num_inputs(&self) -> usize {
         5
@@ -81,14 +95,14 @@ impl Operator for BatchNorm {
     }
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
         let data = &inputs[0];
-        check_float(NAME, "data", data)?;
+        check_float(self.name(), "data", data)?;
         let (_, c, _) = self.dims(data.shape.dims())?;
         let names = ["gamma", "beta", "moving_mean", "moving_var"];
         for (i, p) in inputs[1..].iter().enumerate() {
-            check_float(NAME, names[i], p)?;
+            check_float(self.name(), names[i], p)?;
             if p.shape.dims() != [c] {
                 return Err(Error::op(
-                    NAME,
+                    self.name(),
                     format!(
                         "{} has shape {}, expected ({c},) for {c} channels on axis {}",
                         names[i], p.shape, self.axis
@@ -103,7 +117,7 @@ impl Operator for BatchNorm {
         let dims = self.dims(inputs[0].shape().dims())?;
         let batch_stats = ctx.is_train && !self.use_global_stats;
         let (params, moving) = inputs.split_at_mut(3);
-        with_real!(params[0].dtype(), NAME, R => {
+        with_real!(params[0].dtype(), self.name(), R => {
             let x = load::<R>(&params[0])?;
             let (gamma, beta) = (load::<R>(&params[1])?, load::<R>(&params[2])?);
             let (mean, var) = if batch_stats {
@@ -128,8 +142,9 @@ impl Operator for BatchNorm {
                 Ok(())
             })?;
             write(&mut outputs[1], &mean)?;
-            // The third output is 1/sqrt(var + eps), as MXNet's CPU kernel saves it.
-            write(&mut outputs[2], &invstds)
+            // The third output is 1/sqrt(var + eps), as MXNet's CPU kernel saves it (v1:
+            // the variance).
+            write(&mut outputs[2], if self.v1 { &var } else { &invstds })
         })
     }
     fn has_gradient(&self) -> bool {
@@ -145,7 +160,7 @@ impl Operator for BatchNorm {
         let (mean, var) =
             if batch_stats { (&ctx.outputs[1], &ctx.outputs[2]) } else { (&ctx.inputs[3], &ctx.inputs[4]) };
         let dims = self.dims(x.shape().dims())?;
-        let (eps, fix_gamma) = (self.eps, self.fix_gamma);
+        let (eps, fix_gamma, saved_invstd) = (self.eps, self.fix_gamma, batch_stats && !self.v1);
         let ins = [dy.clone(), x.clone(), gamma.clone(), mean.clone(), var.clone()];
         let outs = vec![info(x), info(gamma), info(&ctx.inputs[2])];
         let mut r = run_kernel("_backward_BatchNorm", &ins, outs, move |_, ins, outs| {
@@ -159,7 +174,7 @@ impl Operator for BatchNorm {
                 let mut dx = vec![R::ZERO; x.len()];
                 for ch in 0..c {
                     let w = if fix_gamma { R::ONE } else { g[ch] };
-                    let is = if batch_stats { var[ch] } else { invstd(var[ch], eps) };
+                    let is = if saved_invstd { var[ch] } else { invstd(var[ch], eps) };
                     let (mut sum, mut dotp) = (R::ZERO, R::ZERO);
                     for o in 0..outer {
                         let at = (o * c + ch) * inner;
@@ -192,4 +207,5 @@ impl Operator for BatchNorm {
 
 pub(crate) fn register(r: &mut Registry) {
     r.register(OpDef { name: NAME, aliases: &[], build });
+    r.register(OpDef { name: NAME_V1, aliases: &[], build });
 }

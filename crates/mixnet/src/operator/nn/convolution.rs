@@ -199,10 +199,13 @@ pub(crate) fn expect_shape(op: &str, what: &str, got: &Shape, want: &[usize]) ->
 /// A configured `Convolution`.
 pub struct Convolution {
     param: ConvParam,
+    /// `Convolution`, or `Convolution_v1` (MXNet's legacy operator: same attributes and
+    /// arithmetic).
+    name: &'static str,
 }
 
-fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
-    Ok(Arc::new(Convolution { param: ConvParam::parse(attrs, false)? }))
+fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
+    Ok(Arc::new(Convolution { param: ConvParam::parse(attrs, false)?, name }))
 }
 
 impl Convolution {
@@ -258,7 +261,7 @@ impl Convolution {
 
 impl Operator for Convolution {
     fn name(&self) -> &'static str {
-        NAME
+        self.name
     }
 
     fn num_inputs(&self) -> usize {
@@ -274,17 +277,17 @@ impl Operator for Convolution {
     }
 
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
-        let dtype = check_dtype(NAME, inputs)?;
-        let (_, out) = self.plan(NAME, &inputs[0].shape)?;
-        expect_shape(NAME, "weight", &inputs[1].shape, &self.weight_shape(inputs[0].shape[1]))?;
+        let dtype = check_dtype(self.name, inputs)?;
+        let (_, out) = self.plan(self.name, &inputs[0].shape)?;
+        expect_shape(self.name, "weight", &inputs[1].shape, &self.weight_shape(inputs[0].shape[1]))?;
         if !self.param.no_bias {
-            expect_shape(NAME, "bias", &inputs[2].shape, &[self.param.num_filter])?;
+            expect_shape(self.name, "bias", &inputs[2].shape, &[self.param.num_filter])?;
         }
         Ok(vec![TensorInfo { shape: out, dtype }])
     }
 
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
-        let (g, _) = self.plan(NAME, inputs[0].shape())?;
+        let (g, _) = self.plan(self.name, inputs[0].shape())?;
         macro_rules! run {
             ($T:ty) => {{
                 let bias = if self.param.no_bias { None } else { Some(inputs[2].slice::<$T>()?) };
@@ -295,7 +298,7 @@ impl Operator for Convolution {
         match outputs[0].dtype() {
             DType::F32 => run!(f32),
             DType::F64 => run!(f64),
-            other => return Err(Error::op(NAME, format!("dtype {other} is not supported"))),
+            other => return Err(Error::op(self.name, format!("dtype {other} is not supported"))),
         }
         Ok(())
     }
@@ -306,8 +309,10 @@ impl Operator for Convolution {
 
     fn gradient(&self, ctx: &GradContext<'_>) -> Result<Vec<Option<NDArray>>> {
         let data_grad = ctx.needs_grad.first().copied().unwrap_or(true);
-        let op: Arc<dyn Operator> =
-            Arc::new(BackwardConvolution { fwd: Convolution { param: self.param.clone() }, data_grad });
+        let op: Arc<dyn Operator> = Arc::new(BackwardConvolution {
+            fwd: Convolution { param: self.param.clone(), name: self.name },
+            data_grad,
+        });
         let ins = [ctx.out_grads[0].clone(), ctx.inputs[0].clone(), ctx.inputs[1].clone()];
         let grads = crate::imperative::invoke_operator(&op, &ins)?.into_iter().map(Some);
         Ok((!data_grad).then_some(None).into_iter().chain(grads).collect())
@@ -328,7 +333,7 @@ pub struct BackwardConvolution {
 }
 
 fn build_backward(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
-    let fwd = Convolution { param: ConvParam::parse(attrs, false)? };
+    let fwd = Convolution { param: ConvParam::parse(attrs, false)?, name: NAME };
     Ok(Arc::new(BackwardConvolution { fwd, data_grad: true }))
 }
 
@@ -390,6 +395,6 @@ impl Operator for BackwardConvolution {
 }
 
 pub(crate) fn register(r: &mut Registry) {
-    r.register_family(build, &[(NAME, &["_npx_convolution"])]);
+    r.register_family(build, &[(NAME, &["_npx_convolution"]), ("Convolution_v1", &[])]);
     r.register_family(build_backward, &[(BACKWARD, &[])]);
 }
