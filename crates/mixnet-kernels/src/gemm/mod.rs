@@ -8,6 +8,9 @@ use rayon::prelude::*;
 
 use crate::Element;
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// Below this many multiply-adds (m·n·k) a product runs on the calling thread: splitting it
 /// costs more than the second core gives back. Measured with `benches/gemm.rs` (square
 /// f32, 2 cores): one thread wins up to n = 96 (95 vs 64 GFLOP/s), n = 128 is even
@@ -26,8 +29,52 @@ mod sealed {
 
 /// Element types the `gemm` crate multiplies (it panics on any other type, so the bound is
 /// sealed to exactly these). The crate widens f16 operands to f32 for its kernels.
-pub trait GemmElement: Element + sealed::Sealed {}
-impl GemmElement for f32 {}
+pub trait GemmElement: Element + sealed::Sealed {
+    /// Runs rows `first..` of `p` into `c` on this crate's own kernel when the element type
+    /// and the CPU have one (f32 on AVX-512), and says whether it did.
+    #[doc(hidden)]
+    fn native(
+        _p: &MatMul,
+        _a: &[Self],
+        _b: &[Self],
+        _c: &mut [Self],
+        _first: usize,
+        _acc: bool,
+        _threads: usize,
+    ) -> bool {
+        false
+    }
+}
+impl GemmElement for f32 {
+    fn native(
+        p: &MatMul,
+        a: &[f32],
+        b: &[f32],
+        c: &mut [f32],
+        first: usize,
+        acc: bool,
+        threads: usize,
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::available() {
+            let rows = c.len() / p.n;
+            let ((a_rs, a_cs), b_strides) = p.strides();
+            avx512::product(
+                (rows, p.n, p.k),
+                &a[first * a_rs..],
+                (a_rs, a_cs),
+                b,
+                b_strides,
+                c,
+                acc,
+                threads,
+            );
+            return true;
+        }
+        let _ = (p, a, b, c, first, acc, threads);
+        false
+    }
+}
 impl GemmElement for f64 {}
 impl GemmElement for half::f16 {}
 
@@ -133,6 +180,9 @@ impl MatMul {
     /// throughput at n = 1024 on this 2-core VM (a preempted thread stalls every barrier).
     /// Products too short to split by rows leave the split to the gemm crate.
     fn split<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], threads: usize, acc: bool) {
+        if T::native(self, a, b, c, 0, acc, threads) {
+            return;
+        }
         let block = self.m.div_ceil(threads);
         if block >= MIN_SPLIT_ROWS {
             let n = self.n;
@@ -144,18 +194,28 @@ impl MatMul {
         }
     }
 
+    /// (row stride, column stride) of op(a) and of op(b) in their row-major storage.
+    fn strides(&self) -> ((usize, usize), (usize, usize)) {
+        let MatMul { m, n, k, trans_a, trans_b } = *self;
+        let a = if trans_a { (1, m) } else { (k, 1) };
+        let b = if trans_b { (1, k) } else { (n, 1) };
+        (a, b)
+    }
+
     /// Output rows `first..first + c.len() / n` of one product into `c`, from operand
     /// slices of exactly the operand sizes; m, n, k > 0. With `acc`, adds to `c`.
     fn rows<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], first: usize, par: Parallelism, acc: bool) {
-        let MatMul { m, n, k, trans_a, trans_b } = *self;
+        let MatMul { m, n, k, .. } = *self;
         let rows = c.len() / n;
         assert!(a.len() == m * k && b.len() == k * n && c.len() == rows * n && first + rows <= m);
         if rows == 0 {
             return;
         }
-        // (row stride, column stride) of op(a) and op(b) in their row-major storage.
-        let (a_rs, a_cs) = if trans_a { (1, m) } else { (k, 1) };
-        let (b_rs, b_cs) = if trans_b { (1, k) } else { (n, 1) };
+        let threads = if let Parallelism::Rayon(t) = par { t } else { 1 };
+        if T::native(self, a, b, c, first, acc, threads) {
+            return;
+        }
+        let ((a_rs, a_cs), (b_rs, b_cs)) = self.strides();
         // SAFETY: the gemm crate reads op(a) at a[(first + i)*a_rs + p*a_cs] for i < rows,
         // p < k: at most (m-1)*a_rs + (k-1)*a_cs, which is below m*k = a.len() in both
         // layouts; likewise op(b) below k*n = b.len(); it writes c[i*n + j] for i < rows,

@@ -1,0 +1,332 @@
+//! f32 products on AVX-512 (detected at run time). The `gemm` crate's stable build stops at
+//! AVX2/FMA, half the vector width of the machines that have AVX-512.
+//!
+//! One register tile: up to 8 rows × 32 columns of `c`, built from broadcast elements of
+//! `a` times two 16-lane vectors of a row of `b`. `a` is read in place through its strides
+//! (its elements are broadcast one at a time, so layout does not matter). `b` is read in
+//! place when its columns are contiguous (the NN and TN products of dense layers and
+//! im2col convolution); a transposed `b` is packed one 32-column sliver at a time into a
+//! thread-local buffer that every row block then reuses. Column remainders use masked
+//! loads and stores, so no operand is ever copied to pad it.
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+/// Rows of one register tile.
+const MR: usize = 8;
+/// Columns of one register tile: two 16-lane vectors.
+const NR: usize = 32;
+/// Depth of one pass: a packed sliver of `KC × NR` floats (32 KiB) stays in L1.
+const KC: usize = 256;
+/// Rows per pass over one sliver, so the rows of `a` it reads (MC × KC floats) stay in L2.
+const MC: usize = 512;
+
+/// Whether this CPU runs the AVX-512 path (the result is cached by the standard library).
+pub(super) fn available() -> bool {
+    is_x86_feature_detected!("avx512f")
+}
+
+/// A strided f32 matrix: element (i, j) at `ptr + i*rs + j*cs`.
+#[derive(Clone, Copy)]
+struct View {
+    ptr: *const f32,
+    rs: usize,
+    cs: usize,
+}
+
+/// The output block: element (i, j) at `ptr + i*ld + j`.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut f32,
+    ld: usize,
+}
+
+// SAFETY: the views are only handed to tasks that read (`View`) or write (`Out`) disjoint
+// parts of slices borrowed for the whole parallel region by `product`, which joins every
+// task before it returns.
+unsafe impl Send for View {}
+unsafe impl Sync for View {}
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// `c (m×n, row-major, dense) = a·b` (or `+=` with `acc`), where op(a) element (i, p) is
+/// `a[i*ars + p*acs]` and op(b) element (p, j) is `b[p*brs + j*bcs]`; split over up to
+/// `threads` tasks. m, n, k > 0. Only call when [`available`].
+///
+/// # Panics
+/// If an operand slice is shorter than its strides address.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn product(
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    (ars, acs): (usize, usize),
+    b: &[f32],
+    (brs, bcs): (usize, usize),
+    c: &mut [f32],
+    acc: bool,
+    threads: usize,
+) {
+    assert!(available(), "gemm: AVX-512 path called on a CPU without AVX-512F");
+    assert!(m > 0 && n > 0 && k > 0 && c.len() == m * n);
+    assert!((m - 1) * ars + (k - 1) * acs < a.len(), "gemm: a too short for its strides");
+    assert!((k - 1) * brs + (n - 1) * bcs < b.len(), "gemm: b too short for its strides");
+    let a = View { ptr: a.as_ptr(), rs: ars, cs: acs };
+    let b = View { ptr: b.as_ptr(), rs: brs, cs: bcs };
+    let c = Out { ptr: c.as_mut_ptr(), ld: n };
+    let panels = n.div_ceil(NR);
+    if threads > 1 && panels >= threads {
+        // Columns: each task packs only the slivers of `b` it multiplies.
+        let per = panels.div_ceil(threads) * NR;
+        rayon::in_place_scope(|s| {
+            for j0 in (per..n).step_by(per) {
+                let cols = per.min(n - j0);
+                // SAFETY: columns j0..j0+cols of every operand are in bounds (asserted
+                // above) and each task writes only its own columns of `c`.
+                s.spawn(move |_| unsafe {
+                    block(m, cols, k, a, shift_cols(b, j0), shift_out(c, 0, j0), acc)
+                });
+            }
+            // SAFETY: as for the spawned tasks; this one owns columns 0..per.
+            unsafe { block(m, per.min(n), k, a, b, c, acc) };
+        });
+    } else if threads > 1 && m >= threads * MR {
+        let per = m.div_ceil(threads).next_multiple_of(MR);
+        rayon::in_place_scope(|s| {
+            for i0 in (per..m).step_by(per) {
+                let rows = per.min(m - i0);
+                let a = View { ptr: a.ptr.wrapping_add(i0 * a.rs), ..a };
+                // SAFETY: rows i0..i0+rows are in bounds; each task writes only its rows.
+                s.spawn(move |_| unsafe { block(rows, n, k, a, b, shift_out(c, i0, 0), acc) });
+            }
+            // SAFETY: as above; this task owns rows 0..per.
+            unsafe { block(per.min(m), n, k, a, b, c, acc) };
+        });
+    } else {
+        // SAFETY: the whole product, bounds asserted above.
+        unsafe { block(m, n, k, a, b, c, acc) };
+    }
+}
+
+fn shift_cols(b: View, j0: usize) -> View {
+    View { ptr: b.ptr.wrapping_add(j0 * b.cs), ..b }
+}
+
+fn shift_out(c: Out, i0: usize, j0: usize) -> Out {
+    Out { ptr: c.ptr.wrapping_add(i0 * c.ld + j0), ..c }
+}
+
+/// One cache line of floats: the sliver's rows must start on line boundaries, or every
+/// vector load of `b` would straddle two lines.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+thread_local! {
+    /// One packed sliver of `b` per thread, reused across calls.
+    static SLIVER: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One task's block: `c (m×n) (+)= a (m×k) · b (k×n)`.
+///
+/// # Safety
+/// Every element the views address for these m, n, k is in bounds; nothing else writes
+/// this block of `c` meanwhile, and `c` does not overlap `a` or `b`. The CPU has AVX-512F.
+unsafe fn block(m: usize, n: usize, k: usize, a: View, b: View, c: Out, acc: bool) {
+    SLIVER.with(|sliver| {
+        let mut lines = sliver.borrow_mut();
+        if lines.len() < KC * NR / 16 {
+            lines.resize(KC * NR / 16, Line([0.0; 16]));
+        }
+        let sliver: &mut [f32] = bytemuck_lines(&mut lines);
+        for i0 in (0..m).step_by(MC) {
+            let mc = MC.min(m - i0);
+            for j0 in (0..n).step_by(NR) {
+                let nr = NR.min(n - j0);
+                let (m0, m1) = masks(nr);
+                for p0 in (0..k).step_by(KC) {
+                    let kc = KC.min(k - p0);
+                    pack(&mut sliver[..kc * NR], b, p0, j0, nr);
+                    let (bp, ldb) = (sliver.as_ptr(), NR);
+                    let load_c = acc || p0 > 0;
+                    for ir in (0..mc).step_by(MR) {
+                        let i = i0 + ir;
+                        let ap = a.ptr.add(i * a.rs + p0 * a.cs);
+                        let cp = c.ptr.add(i * c.ld + j0);
+                        let t = Tile {
+                            k: kc,
+                            a: ap,
+                            ars: a.rs,
+                            acs: a.cs,
+                            b: bp,
+                            ldb,
+                            c: cp,
+                            ldc: c.ld,
+                            m0,
+                            m1,
+                            load_c,
+                        };
+                        match MR.min(mc - ir) {
+                            8 => tile::<8>(t),
+                            7 => tile::<7>(t),
+                            6 => tile::<6>(t),
+                            5 => tile::<5>(t),
+                            4 => tile::<4>(t),
+                            3 => tile::<3>(t),
+                            2 => tile::<2>(t),
+                            _ => tile::<1>(t),
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn bytemuck_lines(lines: &mut [Line]) -> &mut [f32] {
+    // SAFETY: `Line` is `repr(C)` over 16 f32 with no padding (64 bytes, align 64), so
+    // the lines are exactly `16 * len` consecutive initialised f32.
+    unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<f32>(), lines.len() * 16) }
+}
+
+/// Lane masks of the two vectors of a tile `nr` columns wide.
+fn masks(nr: usize) -> (__mmask16, __mmask16) {
+    let lanes = |w: usize| if w >= 16 { 0xffff } else { ((1u32 << w) - 1) as __mmask16 };
+    (lanes(nr), lanes(nr.saturating_sub(16)))
+}
+
+/// `sliver[p*NR + jj] = b(p0 + p, j0 + jj)` for jj < nr, zero beyond: two vector stores per
+/// row, from two (masked) row loads when `b`'s columns are contiguous, else two gathers.
+///
+/// # Safety
+/// `b` addresses those elements in bounds; `sliver` starts on a 64-byte boundary and holds
+/// whole rows of NR floats. AVX-512F is present.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack(sliver: &mut [f32], b: View, p0: usize, j0: usize, nr: usize) {
+    let (m0, m1) = masks(nr);
+    let dst = sliver.as_mut_ptr();
+    let src = b.ptr.add(p0 * b.rs + j0 * b.cs);
+    // Gather offsets are i32 element indices: jj * cs for jj < 32.
+    let gather = i32::try_from(b.cs * NR).is_ok();
+    let idx0 = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(b.cs as i32),
+    );
+    let idx1 = _mm512_add_epi32(idx0, _mm512_set1_epi32((16 * b.cs) as i32));
+    for p in 0..sliver.len() / NR {
+        let row = src.wrapping_add(p * b.rs);
+        let (v0, v1) = if b.cs == 1 {
+            (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.wrapping_add(16)))
+        } else if gather {
+            let zero = _mm512_setzero_ps();
+            (
+                _mm512_mask_i32gather_ps::<4>(zero, m0, idx0, row),
+                _mm512_mask_i32gather_ps::<4>(zero, m1, idx1, row),
+            )
+        } else {
+            let mut v = [0.0f32; NR];
+            for (jj, v) in v.iter_mut().enumerate().take(nr) {
+                *v = *row.add(jj * b.cs);
+            }
+            (_mm512_loadu_ps(v.as_ptr()), _mm512_loadu_ps(v.as_ptr().add(16)))
+        };
+        _mm512_store_ps(dst.add(p * NR), v0);
+        _mm512_store_ps(dst.add(p * NR + 16), v1);
+    }
+}
+
+/// Operands of one register tile.
+struct Tile {
+    k: usize,
+    a: *const f32,
+    ars: usize,
+    acs: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    m0: __mmask16,
+    m1: __mmask16,
+    load_c: bool,
+}
+
+/// `c[R×32] (+)= a[R×k] · b[k×32]`, columns masked by `m0`/`m1`.
+///
+/// # Safety
+/// Rows `0..R` of `a` and `c`, `k` rows of `b`, and the columns the masks select are in
+/// bounds; masked-off lanes are never accessed (AVX-512 masked loads and stores suppress
+/// them), so their addresses are formed with wrapping arithmetic only. AVX-512F is present.
+#[target_feature(enable = "avx512f")]
+unsafe fn tile<const R: usize>(t: Tile) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    let (mut a, mut b) = (t.a, t.b);
+    for _ in 0..t.k {
+        let b0 = _mm512_maskz_loadu_ps(t.m0, b);
+        let b1 = _mm512_maskz_loadu_ps(t.m1, b.wrapping_add(16));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let x = _mm512_set1_ps(*a.add(r * t.ars));
+            acc[0] = _mm512_fmadd_ps(x, b0, acc[0]);
+            acc[1] = _mm512_fmadd_ps(x, b1, acc[1]);
+        }
+        a = a.wrapping_add(t.acs);
+        b = b.wrapping_add(t.ldb);
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let c = t.c.add(r * t.ldc);
+        let c1 = c.wrapping_add(16);
+        let (mut x0, mut x1) = (acc[0], acc[1]);
+        if t.load_c {
+            x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(t.m0, c));
+            x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(t.m1, c1));
+        }
+        _mm512_mask_storeu_ps(c, t.m0, x0);
+        _mm512_mask_storeu_ps(c1, t.m1, x1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| ((i * 7 + seed * 13) % 17) as f32 / 4.0 - 2.0).collect()
+    }
+
+    /// Every tile remainder (rows 1..8, columns 1..32), several depth passes (k > KC),
+    /// row passes (m > MC), both layouts of each operand, accumulation, and both splits.
+    #[test]
+    fn matches_f64_reference() {
+        if !available() {
+            eprintln!("AVX-512F absent: the AVX-512 gemm path is not exercised on this CPU");
+            return;
+        }
+        let shapes =
+            [(1, 1, 1), (7, 33, 5), (9, 31, 300), (17, 64, 257), (530, 40, 20), (64, 250, 784), (3, 200, 9)];
+        for &(m, n, k) in &shapes {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                for (acc, threads) in [(false, 1), (true, 1), (false, 2), (true, 2)] {
+                    let (a, b) = (data(m * k, 1), data(k * n, 2));
+                    let sa = if ta { (1, m) } else { (k, 1) };
+                    let sb = if tb { (1, k) } else { (n, 1) };
+                    let init = data(m * n, 3);
+                    let mut c = if acc { init.clone() } else { vec![f32::NAN; m * n] };
+                    product((m, n, k), &a, sa, &b, sb, &mut c, acc, threads);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mut want: f64 = (0..k)
+                                .map(|p| a[i * sa.0 + p * sa.1] as f64 * b[p * sb.0 + j * sb.1] as f64)
+                                .sum();
+                            if acc {
+                                want += init[i * n + j] as f64;
+                            }
+                            let got = c[i * n + j] as f64;
+                            assert!(
+                                (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                                "{m}x{n}x{k} ta={ta} tb={tb} acc={acc} threads={threads} at ({i},{j}): {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
