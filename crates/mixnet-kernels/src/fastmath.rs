@@ -3,18 +3,32 @@
 //! to f32 is the correctly rounded `e^x` in practice; glibc's `expf` (what MXNet calls) is
 //! within one ulp of it and equal for all but about 0.05% of inputs.
 
-/// Run `f` compiled for AVX2 when the CPU has it, else as is. The workspace targets
-/// baseline x86-64, whose vectors are half as wide; `f`'s loops (its callees should be
-/// `#[inline(always)]`) are compiled again inside the AVX2 copy. Only the vector width
-/// changes (no FMA contraction), so results are identical either way.
+/// Run `f` compiled for the widest vectors the CPU has (AVX-512 with its f64↔i64
+/// conversions, else AVX2), else as is. The workspace targets baseline x86-64, whose
+/// vectors are a quarter as wide as AVX-512's; `f`'s loops (its callees should be
+/// `#[inline(always)]`) are compiled again inside each copy. Only the vector width changes
+/// (no FMA contraction), so results are identical either way.
 #[inline]
 pub fn wide<F: FnOnce()>(f: F) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement for
-        // calling a function compiled with `target_feature(enable = "avx2")`.
-        return unsafe { avx2(f) };
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
+            // SAFETY: the CPU supports AVX-512F and DQ (checked just above), the only
+            // requirement for calling a function compiled with those features.
+            return unsafe { avx512(f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above), the only requirement for
+            // calling a function compiled with `target_feature(enable = "avx2")`.
+            return unsafe { avx2(f) };
+        }
     }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+unsafe fn avx512<F: FnOnce()>(f: F) {
     f()
 }
 

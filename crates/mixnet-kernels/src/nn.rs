@@ -323,7 +323,10 @@ pub fn softmax<R: Real>(
 
 /// Gradient of one contiguous row (the fast path of [`softmax_backward`]).
 fn softmax_backward_row<R: Real>(ys: &[R], gs: &[R], row: &mut [R], kind: SoftmaxKind) {
-    crate::fastmath::wide(|| softmax_backward_row_body(ys, gs, row, kind))
+    crate::fastmath::wide(
+        #[inline(always)]
+        || softmax_backward_row_body(ys, gs, row, kind),
+    )
 }
 
 #[inline(always)]
@@ -365,15 +368,35 @@ fn sum_lanes<R: Real>(v: &[R]) -> R {
     s
 }
 
+/// `x.iter().fold(x[0], |m, v| if m < v { v } else { m })` (a NaN first element wins,
+/// later NaNs are skipped) with sixteen independent lanes, so the scan vectorizes; the
+/// maximum does not depend on the order, so the result is the same.
+#[inline(always)]
+fn max_lanes<R: Real>(x: &[R]) -> R {
+    let pick = |m: R, v: R| if m < v { v } else { m };
+    let mut acc = [x[0]; 16];
+    let chunks = x.chunks_exact(16);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = pick(*a, v);
+        }
+    }
+    tail.iter().fold(acc.iter().fold(x[0], |m, &a| pick(m, a)), |m, &v| pick(m, v))
+}
+
 /// One contiguous row of (log-)softmax: the exponentials are computed once, in place, in
 /// loops the compiler vectorizes (4 f64 lanes where the CPU has AVX2: `fastmath::wide`).
 fn softmax_row<R: Real>(x: &[R], out: &mut [R], kind: SoftmaxKind) {
-    crate::fastmath::wide(|| softmax_row_body(x, out, kind))
+    crate::fastmath::wide(
+        #[inline(always)]
+        || softmax_row_body(x, out, kind),
+    )
 }
 
 #[inline(always)]
 fn softmax_row_body<R: Real>(x: &[R], out: &mut [R], kind: SoftmaxKind) {
-    let mx = x.iter().copied().fold(x[0], |m, v| if m < v { v } else { m });
+    let mx = max_lanes(x);
     for (o, &v) in out.iter_mut().zip(x) {
         *o = (v - mx).exp_fast();
     }
