@@ -408,8 +408,8 @@ fn run_backward(
         if let (Node::Variable { grad, req }, Some(Some(g))) = (node.as_ref(), grads.into_iter().next()) {
             match req {
                 GradReq::Null => {}
-                GradReq::Write => grad.assign(&g)?,
-                GradReq::Add => grad.assign(&add(grad, &g)?)?,
+                GradReq::Write => grad.assign_from(g)?,
+                GradReq::Add => grad.assign_from(add(grad, &g)?)?,
             }
         }
     }

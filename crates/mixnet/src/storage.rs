@@ -7,6 +7,7 @@
 
 use std::alloc::{alloc, alloc_zeroed, dealloc, Layout};
 use std::any::Any;
+use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -251,16 +252,24 @@ pub(crate) struct Chunk {
     /// autograd). Shared by every handle on the chunk, so `attach_grad(&self)` is seen by
     /// all clones of the array.
     pub(crate) ag_slot: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
-    buf: Option<AlignedBuf>,
+    /// In a cell only so that [`Chunk::swap_buffers`] can exchange two chunks' buffers
+    /// inside an engine operation that writes both (every other access reads it, under the
+    /// same engine discipline as the bytes themselves).
+    buf: UnsafeCell<Option<AlignedBuf>>,
     bytes: usize,
     ctx: Context,
 }
+
+// SAFETY: the only field that is not Sync is `buf`, and it is written only by
+// `swap_buffers`, whose contract (an engine operation holding both chunks' vars for writing)
+// excludes every concurrent access to either buffer, like the bytes' own contract.
+unsafe impl Sync for Chunk {}
 
 impl Chunk {
     /// A chunk of `bytes` bytes on `ctx`; contents are unspecified (reused memory).
     pub(crate) fn alloc(bytes: usize, ctx: Context) -> Result<Chunk> {
         let buf = pool(ctx)?.alloc(bytes)?;
-        Ok(Chunk { var: Var::new(), ag_slot: Mutex::new(None), buf: Some(buf), bytes, ctx })
+        Ok(Chunk { var: Var::new(), ag_slot: Mutex::new(None), buf: UnsafeCell::new(Some(buf)), bytes, ctx })
     }
 
     /// A chunk holding a copy of `data`, written before anyone else can see the chunk.
@@ -278,7 +287,10 @@ impl Chunk {
     }
 
     fn base(&self) -> *mut u8 {
-        self.buf.as_ref().map_or(NonNull::<AlignUnit>::dangling().cast().as_ptr(), |b| b.ptr.as_ptr())
+        // SAFETY: reading the buffer handle; it changes only in `swap_buffers`, which never
+        // runs while a view or another engine operation on this chunk is alive.
+        let buf = unsafe { &*self.buf.get() };
+        buf.as_ref().map_or(NonNull::<AlignUnit>::dangling().cast().as_ptr(), |b| b.ptr.as_ptr())
     }
 
     /// Writable bytes of a chunk nobody else can reach yet (`&mut self`).
@@ -297,6 +309,22 @@ impl Chunk {
         std::slice::from_raw_parts(self.base(), self.bytes)
     }
 
+    /// Exchange the buffers (and so the contents) of two chunks of the same size and
+    /// device: moving a result into an array without copying it.
+    ///
+    /// # Safety
+    /// The caller must be inside an engine operation that lists both chunks' vars as
+    /// writes, with no view of either chunk's bytes alive.
+    pub(crate) unsafe fn swap_buffers(&self, other: &Chunk) {
+        debug_assert!(self.bytes == other.bytes && self.ctx == other.ctx);
+        std::ptr::swap(self.buf.get(), other.buf.get());
+    }
+
+    /// Size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes
+    }
+
     /// Mutable view of the bytes.
     ///
     /// # Safety
@@ -310,7 +338,7 @@ impl Chunk {
 
 impl Drop for Chunk {
     fn drop(&mut self) {
-        if let (Some(buf), Ok(p)) = (self.buf.take(), pool(self.ctx)) {
+        if let (Some(buf), Ok(p)) = (self.buf.get_mut().take(), pool(self.ctx)) {
             p.free(buf);
         }
     }

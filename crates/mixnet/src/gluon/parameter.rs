@@ -300,7 +300,7 @@ impl Parameter {
             return Ok(());
         }
         let g = self.grad()?;
-        g.assign(&NDArray::zeros(g.shape().clone(), g.dtype(), g.context())?)
+        g.assign_from(NDArray::zeros(g.shape().clone(), g.dtype(), g.context())?)
     }
 
     /// Convert to `dtype` (MXNet's `cast`), keeping the values.

@@ -21,7 +21,7 @@ pub fn clip_global_norm(arrays: &[NDArray], max_norm: f64) -> Result<f64> {
     let scale = if total.is_finite() { scale } else { f64::NAN };
     if scale != 1.0 {
         for a in arrays {
-            a.assign(&(a * scale)?)?;
+            a.assign_from((a * scale)?)?;
         }
     }
     Ok(total)

@@ -318,6 +318,38 @@ impl NDArray {
         crate::imperative::invoke_operator(&op, &[self.clone(), src.clone()]).map(drop)
     }
 
+    /// `self ← src`, taking `src`'s memory instead of copying it when that is invisible:
+    /// `src` is the last handle on its memory and both arrays span whole buffers of the
+    /// same size, dtype and device. Then the two buffers are exchanged inside one engine
+    /// operation that writes both, and `self`'s old buffer leaves with `src` (back to the
+    /// pool); otherwise this is [`NDArray::assign`]. Used where a fresh result replaces a
+    /// value (optimizer updates, written gradients): one pass over memory instead of two.
+    pub(crate) fn assign_from(&self, src: NDArray) -> Result<()> {
+        let whole = |x: &NDArray| x.offset == 0 && x.size() * x.dtype.size() == x.chunk.len();
+        let movable = Arc::strong_count(&src.chunk) == 1
+            && !self.shares_memory_with(&src)
+            && self.dtype == src.dtype
+            && self.shape == src.shape
+            && self.context() == src.context()
+            && whole(self)
+            && whole(&src);
+        if !movable {
+            return self.assign(&src);
+        }
+        let (dst, from) = (self.chunk.clone(), src.chunk.clone());
+        drop(src);
+        let writes = [dst.var().clone(), from.var().clone()];
+        let swap = move || {
+            // SAFETY: this runs as the engine operation writing both chunks' vars, and no
+            // view of either is alive: `from` has no other handle, and views of `dst` exist
+            // only inside engine operations, which this one excludes.
+            unsafe { dst.swap_buffers(&from) };
+            Ok::<(), Error>(())
+        };
+        mixnet_engine::get().push_fn(swap, &[], &writes, OpProps::new("_copyto").light(true));
+        Ok(())
+    }
+
     /// Mark this array as a variable with a zeroed gradient buffer (`grad_req` write).
     pub fn attach_grad(&self) -> Result<()> {
         self.attach_grad_with(GradReq::Write)
@@ -374,5 +406,40 @@ fn tuple(dims: &[usize]) -> String {
     match dims {
         [one] => format!("({one},)"),
         _ => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod assign_from_tests {
+    use super::*;
+
+    fn vals(x: &NDArray) -> Vec<f64> {
+        x.to_f64_vec().unwrap()
+    }
+
+    #[test]
+    fn moves_a_last_handle_and_copies_a_shared_one() {
+        let dst = NDArray::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]).unwrap();
+        let view = dst.slice(1, 2).unwrap();
+        let alias = dst.clone();
+        // A fresh result with no other handle: its buffer is taken.
+        let fresh = (&dst * 10.0).unwrap();
+        dst.assign_from(fresh).unwrap();
+        assert_eq!(vals(&dst), [10.0, 20.0, 30.0, 40.0]);
+        assert_eq!(vals(&alias), [10.0, 20.0, 30.0, 40.0]);
+        assert_eq!(vals(&view), [30.0, 40.0]);
+        // A source somebody else still holds is copied, and keeps its values.
+        let kept = NDArray::from_vec(vec![5.0f32, 6.0, 7.0, 8.0], [2, 2]).unwrap();
+        dst.assign_from(kept.clone()).unwrap();
+        assert_eq!(vals(&dst), [5.0, 6.0, 7.0, 8.0]);
+        assert_eq!(vals(&kept), [5.0, 6.0, 7.0, 8.0]);
+        // Writing `dst` afterwards leaves `kept` alone (no buffer was shared).
+        dst.assign_from((&dst + 1.0).unwrap()).unwrap();
+        assert_eq!(vals(&kept), [5.0, 6.0, 7.0, 8.0]);
+        assert_eq!(vals(&dst), [6.0, 7.0, 8.0, 9.0]);
+        // A view source (not a whole buffer) is copied.
+        let src = NDArray::from_vec(vec![0.5f32; 8], [4, 2]).unwrap();
+        dst.assign_from(src.slice(0, 2).unwrap()).unwrap();
+        assert_eq!(vals(&dst), [0.5; 4]);
     }
 }

@@ -129,9 +129,9 @@ impl Optimizer for Adamax {
         let lr = lr / correction(self.beta1, self.base.count(index));
         let _pause = crate::autograd::pause(false);
         let g = decayed_grad(&self.base, grad, weight, wd)?;
-        m.assign(&(&(m * self.beta1)? + &(&g * (1.0 - self.beta1))?)?)?;
-        u.assign(&(u * self.beta2)?.maximum(&g.abs()?)?)?;
-        weight.assign(&(weight - &(&(m * lr)? / u)?)?)
+        m.assign_from((&(m * self.beta1)? + &(&g * (1.0 - self.beta1))?)?)?;
+        u.assign_from((u * self.beta2)?.maximum(&g.abs()?)?)?;
+        weight.assign_from((weight - &(&(m * lr)? / u)?)?)
     }
 }
 
@@ -187,14 +187,14 @@ impl Optimizer for Nadam {
         let momentum_t1 = self.beta1 * (1.0 - 0.5 * 0.96f64.powf((t + 1.0) * self.schedule_decay));
         self.m_schedule *= momentum_t;
         let m_schedule_next = self.m_schedule * momentum_t1;
-        m.assign(&(&(m * self.beta1)? + &(&g * (1.0 - self.beta1))?)?)?;
-        v.assign(&(&(v * self.beta2)? + &(&g.square()? * (1.0 - self.beta2))?)?)?;
+        m.assign_from((&(m * self.beta1)? + &(&g * (1.0 - self.beta1))?)?)?;
+        v.assign_from((&(v * self.beta2)? + &(&g.square()? * (1.0 - self.beta2))?)?)?;
         let g_prime = (&g * (1.0 / (1.0 - self.m_schedule)))?;
         let m_prime = (m * (1.0 / (1.0 - m_schedule_next)))?;
         let v_prime = (v * (1.0 / (1.0 - self.beta2.powf(t))))?;
         let m_bar = (&(&g_prime * (1.0 - momentum_t))? + &(&m_prime * momentum_t1)?)?;
         let denom = (&v_prime.sqrt()? + self.epsilon)?;
-        weight.assign(&(weight - &(&(&m_bar * lr)? / &denom)?)?)
+        weight.assign_from((weight - &(&(&m_bar * lr)? / &denom)?)?)
     }
 }
 

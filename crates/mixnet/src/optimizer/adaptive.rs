@@ -90,10 +90,10 @@ impl Optimizer for AdaGrad {
         let (lr, wd) = self.base.begin(index);
         let _pause = crate::autograd::pause(false);
         let g = self.base.rescaled_grad(grad)?;
-        history.assign(&(history + &g.square()?)?)?;
+        history.assign_from((history + &g.square()?)?)?;
         let div = (&g / &(history + self.eps)?.sqrt()?)?;
         let step = (&(&div + &(weight * wd)?)? * -lr)?;
-        weight.assign(&(weight + &step)?)
+        weight.assign_from((weight + &step)?)
     }
 }
 
@@ -123,11 +123,11 @@ impl Optimizer for AdaDelta {
         let _pause = crate::autograd::pause(false);
         let g = self.base.rescaled_grad(grad)?;
         let rho = self.rho;
-        acc_g.assign(&(&(acc_g * rho)? + &(&(&g * &g)? * (1.0 - rho))?)?)?;
+        acc_g.assign_from((&(acc_g * rho)? + &(&(&g * &g)? * (1.0 - rho))?)?)?;
         let ratio = (&(acc_delta + self.epsilon)?.sqrt()? / &(acc_g + self.epsilon)?.sqrt()?)?;
         let delta = (&ratio * &g)?;
-        acc_delta.assign(&(&(acc_delta * rho)? + &(&(&delta * &delta)? * (1.0 - rho))?)?)?;
-        weight.assign(&(weight - &(&delta + &(weight * wd)?)?)?)
+        acc_delta.assign_from((&(acc_delta * rho)? + &(&(&delta * &delta)? * (1.0 - rho))?)?)?;
+        weight.assign_from((weight - &(&delta + &(weight * wd)?)?)?)
     }
 }
 

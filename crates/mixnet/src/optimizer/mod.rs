@@ -258,7 +258,7 @@ fn call(op: &str, inputs: &[NDArray], attrs: &Attrs) -> Result<NDArray> {
 fn apply(op: &str, inputs: &[NDArray], attrs: &Attrs, weight: &NDArray) -> Result<()> {
     let out = call(op, inputs, attrs)?;
     if !out.shares_memory_with(weight) {
-        weight.assign(&out)?;
+        weight.assign_from(out)?;
     }
     Ok(())
 }

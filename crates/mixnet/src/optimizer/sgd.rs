@@ -245,13 +245,13 @@ impl Optimizer for SGLD {
         let _pause = crate::autograd::pause(false);
         let g = self.base.rescaled_grad(grad)?;
         let step = ((&g + &(weight * wd)?)? * (-lr / 2.0))?;
-        weight.assign(&(weight + &step)?)?;
+        weight.assign_from((weight + &step)?)?;
         let noise = call(
             "_random_normal_like",
             std::slice::from_ref(weight),
             &Attrs::default().with("loc", 0.0).with("scale", lr.sqrt()),
         )?;
-        weight.assign(&(weight + &noise)?)
+        weight.assign_from((weight + &noise)?)
     }
 }
 
@@ -296,12 +296,12 @@ impl Optimizer for DCASGD {
         let delta = ((&(&g + &(weight * wd)?)? + &compensation)? * -lr)?;
         let step = match mom {
             Some(m) => {
-                m.assign(&(&(m * self.momentum)? + &delta)?)?;
+                m.assign_from((&(m * self.momentum)? + &delta)?)?;
                 m.clone()
             }
             None => delta,
         };
         previous.assign(weight)?;
-        weight.assign(&(weight + &step)?)
+        weight.assign_from((weight + &step)?)
     }
 }
