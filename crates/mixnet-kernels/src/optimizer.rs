@@ -9,7 +9,11 @@
 
 #![allow(clippy::too_many_arguments)] // update rules take their hyper-parameters and slices
 
+use crate::elementwise::PARALLEL_MIN;
 use crate::unary::Real;
+
+/// Elements per parallel piece of a large update (whole cache lines of f64 too).
+const CHUNK: usize = 1 << 14;
 
 /// MXNet's `mshadow_op::clip::Map(x, bound)`: NaN passes through.
 #[inline(always)]
@@ -55,6 +59,17 @@ impl<F: Real> Grad<F> {
 
 /// `sgd_update` (and `mp_sgd_update` with `F = f32` on the master weights).
 pub fn sgd<F: Real>(lr: F, wd: F, gp: Grad<F>, w: &[F], g: &[F], out: &mut [F]) {
+    // Memory-bound: large updates are split across cores (the caller thread takes a part).
+    if out.len() >= PARALLEL_MIN {
+        return crate::elementwise::par_split(out, CHUNK, &|off, o| {
+            let end = off + o.len();
+            sgd_serial(lr, wd, gp, &w[off..end], &g[off..end], o)
+        });
+    }
+    sgd_serial(lr, wd, gp, w, g, out)
+}
+
+fn sgd_serial<F: Real>(lr: F, wd: F, gp: Grad<F>, w: &[F], g: &[F], out: &mut [F]) {
     let decay = F::ONE - lr * wd;
     // Zipped slices: no bounds checks, so the clip-free loop vectorises.
     let rows = out.iter_mut().zip(w.iter().zip(g));
@@ -69,6 +84,27 @@ pub fn sgd<F: Real>(lr: F, wd: F, gp: Grad<F>, w: &[F], g: &[F], out: &mut [F]) 
 
 /// `sgd_mom_update`: `mom = momentum·mom − lr·wd·w − lr·g'`, `out = w + mom`.
 pub fn sgd_mom<F: Real>(
+    lr: F,
+    wd: F,
+    momentum: F,
+    gp: Grad<F>,
+    w: &[F],
+    g: &[F],
+    mom: &mut [F],
+    out: &mut [F],
+) {
+    if out.len() >= PARALLEL_MIN {
+        use rayon::prelude::*;
+        let parts = mom.par_chunks_mut(CHUNK).zip(out.par_chunks_mut(CHUNK));
+        return parts.enumerate().for_each(|(i, (mom, out))| {
+            let at = i * CHUNK..i * CHUNK + out.len();
+            sgd_mom_serial(lr, wd, momentum, gp, &w[at.clone()], &g[at], mom, out)
+        });
+    }
+    sgd_mom_serial(lr, wd, momentum, gp, w, g, mom, out)
+}
+
+fn sgd_mom_serial<F: Real>(
     lr: F,
     wd: F,
     momentum: F,
@@ -468,5 +504,24 @@ mod tests {
         sgd_mom(0.1, 0.0, 0.9, Grad { rescale: 1.0, clip: None }, &w, &g, &mut mom, &mut out);
         assert_eq!(mom, [-0.05, -0.4]);
         assert!(clip(f32::NAN, 1.0).is_nan());
+    }
+
+    /// Updates split across cores give exactly the serial results.
+    #[test]
+    fn large_updates_split_across_cores_match_serial() {
+        let n = 3 * PARALLEL_MIN + 77;
+        let w: Vec<f32> = (0..n).map(|i| (i % 101) as f32 * 0.01).collect();
+        let g: Vec<f32> = (0..n).map(|i| (i % 37) as f32 * 0.1 - 1.5).collect();
+        for clip in [None, Some(1.0)] {
+            let gp = Grad { rescale: 0.5, clip };
+            let (mut par, mut ser) = (vec![0.0; n], vec![0.0; n]);
+            sgd(0.1, 0.01, gp, &w, &g, &mut par);
+            sgd_serial(0.1, 0.01, gp, &w, &g, &mut ser);
+            assert_eq!(par, ser);
+            let (mut mp, mut ms) = (vec![0.25f32; n], vec![0.25f32; n]);
+            sgd_mom(0.1, 0.01, 0.9, gp, &w, &g, &mut mp, &mut par);
+            sgd_mom_serial(0.1, 0.01, 0.9, gp, &w, &g, &mut ms, &mut ser);
+            assert_eq!((par, mp), (ser, ms));
+        }
     }
 }
