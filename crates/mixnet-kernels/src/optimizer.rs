@@ -93,36 +93,36 @@ pub fn sgd_mom<F: Real>(
     mom: &mut [F],
     out: &mut [F],
 ) {
-    if out.len() >= PARALLEL_MIN {
-        use rayon::prelude::*;
-        let parts = mom.par_chunks_mut(CHUNK).zip(out.par_chunks_mut(CHUNK));
-        return parts.enumerate().for_each(|(i, (mom, out))| {
-            let at = i * CHUNK..i * CHUNK + out.len();
-            sgd_mom_serial(lr, wd, momentum, gp, &w[at.clone()], &g[at], mom, out)
-        });
-    }
-    sgd_mom_serial(lr, wd, momentum, gp, w, g, mom, out)
+    split_update(w, g, mom, out, &|w, g, mom, out| {
+        for i in 0..out.len() {
+            let gr = match gp.clip {
+                Some(b) => lr * clip(gp.rescale * g[i], b),
+                None => lr * gp.rescale * g[i],
+            };
+            mom[i] = momentum * mom[i] - lr * wd * w[i] - gr;
+            out[i] = w[i] + mom[i];
+        }
+    })
 }
 
-fn sgd_mom_serial<F: Real>(
-    lr: F,
-    wd: F,
-    momentum: F,
-    gp: Grad<F>,
-    w: &[F],
-    g: &[F],
-    mom: &mut [F],
-    out: &mut [F],
-) {
-    let (w, g, mom) = (&w[..out.len()], &g[..out.len()], &mut mom[..out.len()]);
-    for i in 0..out.len() {
-        let gr = match gp.clip {
-            Some(b) => lr * clip(gp.rescale * g[i], b),
-            None => lr * gp.rescale * g[i],
-        };
-        mom[i] = momentum * mom[i] - lr * wd * w[i] - gr;
-        out[i] = w[i] + mom[i];
+/// Run an elementwise update with one state array on pieces of the arrays, split across
+/// cores when they are large (the update is memory-bound). Each piece gets slices of the
+/// same length.
+fn split_update<F: Real, U>(w: &[F], g: &[F], state: &mut [F], out: &mut [F], f: &U)
+where
+    U: Fn(&[F], &[F], &mut [F], &mut [F]) + Sync,
+{
+    let n = out.len();
+    let (w, g, state) = (&w[..n], &g[..n], &mut state[..n]);
+    if n < PARALLEL_MIN {
+        return f(w, g, state, out);
     }
+    use rayon::prelude::*;
+    let parts = state.par_chunks_mut(CHUNK).zip(out.par_chunks_mut(CHUNK));
+    parts.enumerate().for_each(|(i, (state, out))| {
+        let at = i * CHUNK..i * CHUNK + out.len();
+        f(&w[at.clone()], &g[at], state, out)
+    });
 }
 
 /// `nag_mom_update` (and `mp_nag_mom_update` on the master weights), as MXNet runs it
@@ -506,21 +506,29 @@ mod tests {
         assert!(clip(f32::NAN, 1.0).is_nan());
     }
 
-    /// Updates split across cores give exactly the serial results.
+    /// Updates split across cores give exactly the results of running them piece by piece
+    /// below the split threshold (on one thread).
     #[test]
     fn large_updates_split_across_cores_match_serial() {
         let n = 3 * PARALLEL_MIN + 77;
         let w: Vec<f32> = (0..n).map(|i| (i % 101) as f32 * 0.01).collect();
         let g: Vec<f32> = (0..n).map(|i| (i % 37) as f32 * 0.1 - 1.5).collect();
+        let piece = 1000;
         for clip in [None, Some(1.0)] {
             let gp = Grad { rescale: 0.5, clip };
             let (mut par, mut ser) = (vec![0.0; n], vec![0.0; n]);
             sgd(0.1, 0.01, gp, &w, &g, &mut par);
-            sgd_serial(0.1, 0.01, gp, &w, &g, &mut ser);
+            for (i, o) in ser.chunks_mut(piece).enumerate() {
+                let at = i * piece..i * piece + o.len();
+                sgd(0.1, 0.01, gp, &w[at.clone()], &g[at], o);
+            }
             assert_eq!(par, ser);
             let (mut mp, mut ms) = (vec![0.25f32; n], vec![0.25f32; n]);
             sgd_mom(0.1, 0.01, 0.9, gp, &w, &g, &mut mp, &mut par);
-            sgd_mom_serial(0.1, 0.01, 0.9, gp, &w, &g, &mut ms, &mut ser);
+            for (i, (m, o)) in ms.chunks_mut(piece).zip(ser.chunks_mut(piece)).enumerate() {
+                let at = i * piece..i * piece + o.len();
+                sgd_mom(0.1, 0.01, 0.9, gp, &w[at.clone()], &g[at], m, o);
+            }
             assert_eq!((par, mp), (ser, ms));
         }
     }

@@ -95,6 +95,19 @@ impl MatMul {
         self.m.saturating_mul(self.n).saturating_mul(self.k)
     }
 
+    /// Sizes of one a, b and c, after checking that the slices hold `batch` of each.
+    ///
+    /// # Panics
+    /// If they do not (callers check shapes first).
+    fn operand_sizes(&self, batch: usize, a: usize, b: usize, c: usize) -> (usize, usize, usize) {
+        let (sa, sb, sc) = (self.m * self.k, self.k * self.n, self.m * self.n);
+        assert!(
+            a == batch * sa && b == batch * sb && c == batch * sc,
+            "gemm: operand lengths {a}, {b}, {c} do not fit {batch} x {self:?}"
+        );
+        (sa, sb, sc)
+    }
+
     /// `c = op(a) · op(b)`, overwriting `c`.
     ///
     /// # Panics
@@ -110,14 +123,7 @@ impl MatMul {
     /// # Panics
     /// If a slice length is not the product's operand size.
     pub fn run_with<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], accumulate: bool, parallel: bool) {
-        let (sa, sb, sc) = (self.m * self.k, self.k * self.n, self.m * self.n);
-        assert!(
-            a.len() == sa && b.len() == sb && c.len() == sc,
-            "gemm: operand lengths {}, {}, {} do not fit {self:?}",
-            a.len(),
-            b.len(),
-            c.len()
-        );
+        let (_, _, sc) = self.operand_sizes(1, a.len(), b.len(), c.len());
         if sc == 0 {
             return;
         }
@@ -140,14 +146,7 @@ impl MatMul {
     /// # Panics
     /// If a slice length is not `batch` times the operand size.
     pub fn run_batch<T: GemmElement>(&self, batch: usize, a: &[T], b: &[T], c: &mut [T]) {
-        let (sa, sb, sc) = (self.m * self.k, self.k * self.n, self.m * self.n);
-        assert!(
-            a.len() == batch * sa && b.len() == batch * sb && c.len() == batch * sc,
-            "gemm: operand lengths {}, {}, {} do not fit {batch} x {self:?}",
-            a.len(),
-            b.len(),
-            c.len()
-        );
+        let (sa, sb, sc) = self.operand_sizes(batch, a.len(), b.len(), c.len());
         if sc == 0 {
             return;
         }
