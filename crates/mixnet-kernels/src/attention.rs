@@ -9,8 +9,6 @@
 //! `h / (Hq / Hkv)`. Masks: `causal` hides keys `j > i`; `valid[b]` hides keys `j >= valid[b]`.
 //! A row whose keys are all hidden outputs zeros.
 
-use rayon::prelude::*;
-
 /// Keys per tile of the online softmax.
 const TILE: usize = 64;
 
@@ -56,7 +54,10 @@ impl Attention {
         lse: &mut [f64],
     ) {
         let (lq, d, dv) = (self.q_len, self.dim, self.v_dim);
-        out.par_chunks_mut(lq * dv).zip(lse.par_chunks_mut(lq)).enumerate().for_each(|(bh, (o, l))| {
+        crate::parallel::each(out.chunks_mut(lq * dv).zip(lse.chunks_mut(lq)).enumerate(), &|(
+            bh,
+            (o, l),
+        )| {
             let (b, h) = (bh / self.q_heads, bh % self.q_heads);
             let kvh = b * self.kv_heads + h / self.group();
             let kb = &k[kvh * self.k_len * d..];
@@ -117,44 +118,43 @@ impl Attention {
         let (lq, lk, d, dv, g) = (self.q_len, self.k_len, self.dim, self.v_dim, self.group());
         // One task per key/value head: it owns that head's dK, dV and its query heads' dQ.
         let dq_chunks: Vec<&mut [f64]> = dq.chunks_mut(g * lq * d).collect();
-        dk.par_chunks_mut(lk * d).zip(dvv.par_chunks_mut(lk * dv)).zip(dq_chunks).enumerate().for_each(
-            |(kvh, ((dkb, dvb), dqg))| {
-                dkb.fill(0.0);
-                dvb.fill(0.0);
-                dqg.fill(0.0);
-                let b = kvh / self.kv_heads;
-                let kb = &k[kvh * lk * d..][..lk * d];
-                let vb = &v[kvh * lk * dv..][..lk * dv];
-                for hg in 0..g {
-                    let bh = kvh * g + hg;
-                    for i in 0..lq {
-                        let row = bh * lq + i;
-                        if lse[row] == f64::NEG_INFINITY {
-                            continue;
+        let heads = dk.chunks_mut(lk * d).zip(dvv.chunks_mut(lk * dv)).zip(dq_chunks).enumerate();
+        crate::parallel::each(heads, &|(kvh, ((dkb, dvb), dqg))| {
+            dkb.fill(0.0);
+            dvb.fill(0.0);
+            dqg.fill(0.0);
+            let b = kvh / self.kv_heads;
+            let kb = &k[kvh * lk * d..][..lk * d];
+            let vb = &v[kvh * lk * dv..][..lk * dv];
+            for hg in 0..g {
+                let bh = kvh * g + hg;
+                for i in 0..lq {
+                    let row = bh * lq + i;
+                    if lse[row] == f64::NEG_INFINITY {
+                        continue;
+                    }
+                    let qi = &q[row * d..][..d];
+                    let (oi, doi) = (&out[row * dv..][..dv], &dout[row * dv..][..dv]);
+                    let di = dot(doi, oi);
+                    let dqi = &mut dqg[(hg * lq + i) * d..][..d];
+                    for j in 0..self.key_end(b, i, valid) {
+                        let kj = &kb[j * d..][..d];
+                        let p = (dot(qi, kj) * self.scale - lse[row]).exp();
+                        for (a, &x) in dvb[j * dv..][..dv].iter_mut().zip(doi) {
+                            *a += p * x;
                         }
-                        let qi = &q[row * d..][..d];
-                        let (oi, doi) = (&out[row * dv..][..dv], &dout[row * dv..][..dv]);
-                        let di = dot(doi, oi);
-                        let dqi = &mut dqg[(hg * lq + i) * d..][..d];
-                        for j in 0..self.key_end(b, i, valid) {
-                            let kj = &kb[j * d..][..d];
-                            let p = (dot(qi, kj) * self.scale - lse[row]).exp();
-                            for (a, &x) in dvb[j * dv..][..dv].iter_mut().zip(doi) {
-                                *a += p * x;
-                            }
-                            let dp = dot(doi, &vb[j * dv..][..dv]);
-                            let ds = p * (dp - di) * self.scale;
-                            for (a, &x) in dqi.iter_mut().zip(kj) {
-                                *a += ds * x;
-                            }
-                            for (a, &x) in dkb[j * d..][..d].iter_mut().zip(qi) {
-                                *a += ds * x;
-                            }
+                        let dp = dot(doi, &vb[j * dv..][..dv]);
+                        let ds = p * (dp - di) * self.scale;
+                        for (a, &x) in dqi.iter_mut().zip(kj) {
+                            *a += ds * x;
+                        }
+                        for (a, &x) in dkb[j * d..][..d].iter_mut().zip(qi) {
+                            *a += ds * x;
                         }
                     }
                 }
-            },
-        );
+            }
+        });
     }
 }
 

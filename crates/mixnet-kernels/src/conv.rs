@@ -19,8 +19,6 @@
 
 use std::cell::RefCell;
 
-use rayon::prelude::*;
-
 use crate::gemm::{GemmElement, MatMul, PARALLEL_MIN_MACS};
 use crate::Element;
 
@@ -72,6 +70,17 @@ impl ConvGeom {
     fn col_rows(&self) -> usize {
         self.in_channels / self.groups * self.kernel_volume()
     }
+    /// A 2-D window moved one step at a time over an unpadded input (LeNet's convolutions):
+    /// every window row lies inside the input, so the column matrix is plain row copies.
+    fn dense_2d(&self) -> bool {
+        self.input[0] == 1
+            && self.kernel[0] == 1
+            && self.stride == [1; 3]
+            && self.dilate == [1; 3]
+            && self.pad == [0; 3]
+            && self.output[1] + self.kernel[1] <= self.input[1] + 1
+            && self.output[2] + self.kernel[2] <= self.input[2] + 1
+    }
     fn pointwise(&self) -> bool {
         self.kernel == [1; 3] && self.stride == [1; 3] && self.pad == [0; 3]
     }
@@ -93,7 +102,7 @@ impl ConvGeom {
 
     /// Images per parallel task, or None to go image by image with parallel products.
     fn images_per_task(&self) -> Option<usize> {
-        let threads = rayon::current_num_threads();
+        let threads = crate::parallel::threads();
         let (b, macs) = (self.batch, self.macs());
         if threads < 2 || b < 2 || macs < PARALLEL_MIN_MACS / 4 {
             return None;
@@ -147,11 +156,25 @@ fn gather_row<T: Element>(dst: &mut [T], src: &[T], off: isize, stride: usize) {
     }
     let start = (lo as isize * stride as isize + off) as usize;
     if stride == 1 {
-        dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+        copy_row(&mut dst[lo..hi], &src[start..start + (hi - lo)]);
     } else {
         for (d, s) in dst[lo..hi].iter_mut().zip(src[start..].iter().step_by(stride)) {
             *d = *s;
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` as fixed-size 8-element moves: rows here are often 8-30
+/// elements (LeNet), where a `memcpy` call costs more than the copy.
+#[inline]
+fn copy_row<T: Copy>(dst: &mut [T], src: &[T]) {
+    let (db, dt) = dst.as_chunks_mut::<8>();
+    let (sb, st) = src.as_chunks::<8>();
+    for (d, s) in db.iter_mut().zip(sb) {
+        *d = *s;
+    }
+    for (d, s) in dt.iter_mut().zip(st) {
+        *d = *s;
     }
 }
 
@@ -177,6 +200,12 @@ fn scatter_row<T: Element>(dst: &mut [T], src: &[T], off: isize, stride: usize) 
 /// The `j` in `0..n` with `0 <= j·stride + off < len`, as a range.
 #[inline]
 fn valid_range(n: usize, len: usize, off: isize, stride: usize) -> (usize, usize) {
+    if stride == 1 {
+        // The common case, without the two divisions (a row here may be only 8 long).
+        let lo = ((-off).max(0) as usize).min(n);
+        let hi = (len as isize - off).clamp(0, n as isize) as usize;
+        return (lo, hi.max(lo));
+    }
     let s = stride as isize;
     let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s } as usize;
     let hi = if (len as isize) <= off { 0 } else { ((len as isize - off) + s - 1) / s } as usize;
@@ -214,9 +243,32 @@ fn for_each_row(g: &ConvGeom, channels: usize, mut f: impl FnMut(usize, usize, O
     }
 }
 
+/// `f(row, at)` for every column-matrix row of one group's image under
+/// [`ConvGeom::dense_2d`]: `at` is where its window's first element sits in the image.
+#[inline]
+fn dense_rows(g: &ConvGeom, mut f: impl FnMut(usize, usize)) {
+    let [_, ih, iw] = g.input;
+    let [_, kh, kw] = g.kernel;
+    let channels = g.in_channels / g.groups;
+    for c in 0..channels {
+        for b in 0..kh {
+            for e in 0..kw {
+                f((c * kh + b) * kw + e, (c * ih + b) * iw + e);
+            }
+        }
+    }
+}
+
 /// Column matrix (K × N) of one group of one image `x` (C/G × in spatial).
 pub fn im2col<T: Element>(g: &ConvGeom, x: &[T], col: &mut [T]) {
     let (n, ow, iw) = (g.out_spatial(), g.output[2], g.input[2]);
+    if g.dense_2d() {
+        return dense_rows(g, |row, src_at| {
+            for (yo, dst) in col[row * n..][..n].chunks_exact_mut(ow).enumerate() {
+                copy_row(dst, &x[src_at + yo * iw..][..ow]);
+            }
+        });
+    }
     for_each_row(g, g.in_channels / g.groups, |row, orow, at, off| {
         let dst = &mut col[row * n + orow * ow..][..ow];
         match at {
@@ -230,6 +282,15 @@ pub fn im2col<T: Element>(g: &ConvGeom, x: &[T], col: &mut [T]) {
 /// [`im2col`]).
 pub fn col2im<T: Element>(g: &ConvGeom, col: &[T], x: &mut [T]) {
     let (n, ow, iw) = (g.out_spatial(), g.output[2], g.input[2]);
+    if g.dense_2d() {
+        return dense_rows(g, |row, dst_at| {
+            for (yo, src) in col[row * n..][..n].chunks_exact(ow).enumerate() {
+                for (d, &s) in x[dst_at + yo * iw..][..ow].iter_mut().zip(src) {
+                    *d = d.add(s);
+                }
+            }
+        });
+    }
     for_each_row(g, g.in_channels / g.groups, |row, orow, at, off| {
         if let Some(at) = at {
             scatter_row(&mut x[at..at + iw], &col[row * n + orow * ow..][..ow], off, g.stride[2]);
@@ -240,23 +301,23 @@ pub fn col2im<T: Element>(g: &ConvGeom, col: &[T], x: &mut [T]) {
 /// [`im2col`], or split by channel across cores when `par` and the matrix is large.
 fn im2col_maybe_par<T: Element>(g: &ConvGeom, x: &[T], col: &mut [T], par: bool) {
     let rows = g.kernel_volume() * g.out_spatial();
-    if !par || col.len() < 1 << 16 || rayon::current_num_threads() < 2 {
+    if !par || col.len() < 1 << 16 || crate::parallel::threads() < 2 {
         return im2col(g, x, col);
     }
     let one = ConvGeom { in_channels: 1, groups: 1, ..*g };
     let sp = g.in_spatial();
-    col.par_chunks_mut(rows).enumerate().for_each(|(c, col)| im2col(&one, &x[c * sp..][..sp], col));
+    crate::parallel::chunks(col, rows, &|c, col| im2col(&one, &x[c * sp..][..sp], col));
 }
 
 /// [`col2im`], or split by channel across cores when `par` and the matrix is large.
 fn col2im_maybe_par<T: Element>(g: &ConvGeom, col: &[T], x: &mut [T], par: bool) {
     let rows = g.kernel_volume() * g.out_spatial();
-    if !par || col.len() < 1 << 16 || rayon::current_num_threads() < 2 {
+    if !par || col.len() < 1 << 16 || crate::parallel::threads() < 2 {
         return col2im(g, col, x);
     }
     let one = ConvGeom { in_channels: 1, groups: 1, ..*g };
     let sp = g.in_spatial();
-    x.par_chunks_mut(sp).enumerate().for_each(|(c, x)| col2im(&one, &col[c * rows..][..rows], x));
+    crate::parallel::chunks(x, sp, &|c, x| col2im(&one, &col[c * rows..][..rows], x));
 }
 
 /// Per-image sizes: (x, y, group input, group output, K, N, F/G).
@@ -351,7 +412,7 @@ pub fn conv_forward<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], bias: Option
         return;
     }
     match g.images_per_task() {
-        Some(per) => y.par_chunks_mut(per * sy).enumerate().for_each(|(t, ys)| {
+        Some(per) => crate::parallel::chunks(y, per * sy, &|t, ys| {
             for (i, y) in ys.chunks_exact_mut(sy).enumerate() {
                 let b = t * per + i;
                 forward_image(g, &x[b * sx..][..sx], w, bias, y, false);
@@ -377,7 +438,7 @@ pub fn conv_backward_data<T: GemmElement>(g: &ConvGeom, dy: &[T], w: &[T], dx: &
         return;
     }
     match g.images_per_task() {
-        Some(per) => dx.par_chunks_mut(per * sx).enumerate().for_each(|(t, xs)| {
+        Some(per) => crate::parallel::chunks(dx, per * sx, &|t, xs| {
             for (i, dx) in xs.chunks_exact_mut(sx).enumerate() {
                 let b = t * per + i;
                 backward_data_image(g, &dy[b * sy..][..sy], w, dx, false);
@@ -407,9 +468,9 @@ pub fn conv_backward_weight<T: GemmElement>(g: &ConvGeom, dy: &[T], x: &[T], dw:
             let tasks = g.batch.div_ceil(per);
             // The first run of images sums into dw, the others into their own buffers.
             let mut partial: Vec<Vec<T>> = (1..tasks).map(|_| vec![T::ZERO; dw.len()]).collect();
-            let mut dests: Vec<&mut [T]> =
+            let dests: Vec<&mut [T]> =
                 std::iter::once(&mut *dw).chain(partial.iter_mut().map(|v| v.as_mut_slice())).collect();
-            dests.par_iter_mut().enumerate().for_each(|(t, dw)| {
+            crate::parallel::each(dests.into_iter().enumerate(), &|(t, dw)| {
                 for b in t * per..((t + 1) * per).min(g.batch) {
                     backward_weight_image(g, &dy[b * sy..][..sy], &x[b * sx..][..sx], dw, b > t * per, false);
                 }
@@ -542,6 +603,9 @@ mod tests {
             geom(4, 1, 8, 6, [1, 4, 4], [1; 3], [1; 3], [0; 3], [1; 3]),
             geom(4, 2, 8, 6, [1, 4, 4], [1; 3], [1, 2, 2], [0; 3], [1; 3]),
             geom(8, 1, 20, 50, [1, 12, 12], [1, 5, 5], [1; 3], [0; 3], [1; 3]),
+            // Unpadded, stride 1 (the plain row-copy path), non-square and grouped.
+            geom(2, 1, 3, 4, [1, 7, 9], [1, 2, 4], [1; 3], [0; 3], [1; 3]),
+            geom(2, 3, 6, 3, [1, 5, 6], [1, 3, 1], [1; 3], [0; 3], [1; 3]),
             // One image, columns split by channel across cores.
             geom(1, 1, 16, 8, [1, 40, 40], [1, 3, 3], [1; 3], [1, 1, 1], [1; 3]),
         ];

@@ -2,7 +2,7 @@
 //! operation is a closure so each (op, type) pair compiles to a tight loop; large arrays
 //! are split across both cores.
 
-use rayon::prelude::*;
+use crate::parallel::{chunks, split};
 
 /// Below this many elements a loop stays on one thread (a rayon split costs ~µs).
 pub const PARALLEL_MIN: usize = 1 << 16;
@@ -15,37 +15,15 @@ pub fn copy(src: &[u8], dst: &mut [u8]) {
     if dst.len() < PAR_BYTES {
         dst.copy_from_slice(src);
     } else {
-        dst.par_chunks_mut(PIECE).zip(src.par_chunks(PIECE)).for_each(|(d, s)| d.copy_from_slice(s));
+        split(dst, PIECE, &|off, d| d.copy_from_slice(&src[off..off + d.len()]));
     }
-}
-
-/// `f(offset, part)` over one contiguous part of `out` per pool thread, the first part on
-/// the calling thread. From a thread outside the pool (the engine's caller) this wakes the
-/// workers for their parts and works meanwhile, instead of handing the whole job to the
-/// pool and sleeping until it is done (rayon's cold path: a context switch each way).
-/// 1M-element `a + b`: 119-149 -> 90-120 µs in alternating runs.
-/// Parts are whole multiples of `unit` elements (rows); `offset` is in elements.
-pub fn par_split<O: Send>(out: &mut [O], unit: usize, f: &(dyn Fn(usize, &mut [O]) + Sync)) {
-    let unit = unit.max(1);
-    let units = out.len().div_ceil(unit);
-    let size = units.div_ceil(rayon::current_num_threads().max(1)).max(1) * unit;
-    rayon::in_place_scope(|s| {
-        let mut parts = out.chunks_mut(size).enumerate();
-        let first = parts.next();
-        for (i, part) in parts {
-            s.spawn(move |_| f(i * size, part));
-        }
-        if let Some((_, part)) = first {
-            f(0, part);
-        }
-    });
 }
 
 /// `out[i] = f(x[i])`.
 pub fn map<A: Copy + Sync, B: Copy + Send, F: Fn(A) -> B + Sync>(x: &[A], out: &mut [B], f: F) {
     debug_assert_eq!(x.len(), out.len());
     if out.len() >= PARALLEL_MIN {
-        par_split(out, 1, &|off, o| {
+        split(out, 1, &|off, o| {
             let x = &x[off..off + o.len()];
             o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x));
         });
@@ -63,7 +41,7 @@ pub fn zip<A: Copy + Sync, B: Copy + Sync, C: Copy + Send, F: Fn(A, B) -> C + Sy
 ) {
     debug_assert!(a.len() == out.len() && b.len() == out.len());
     if out.len() >= PARALLEL_MIN {
-        par_split(out, 1, &|off, o| {
+        split(out, 1, &|off, o| {
             let (a, b) = (&a[off..off + o.len()], &b[off..off + o.len()]);
             for i in 0..o.len() {
                 o[i] = f(a[i], b[i]);
@@ -166,7 +144,7 @@ pub fn broadcast_zip<A: Copy + Sync, B: Copy + Sync, C: Copy + Send, F: Fn(A, B)
         return;
     }
     if n >= PARALLEL_MIN {
-        out.par_chunks_mut(inner).enumerate().for_each(|(r, o)| row(r, o));
+        chunks(out, inner, &|r, o| row(r, o));
     } else {
         out.chunks_mut(inner).enumerate().for_each(|(r, o)| row(r, o));
     }

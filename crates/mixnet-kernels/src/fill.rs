@@ -1,8 +1,6 @@
 //! Filling outputs whose values depend only on the position (creation operators): no
 //! input to read, so a plain indexed loop, split across the cores for large arrays.
 
-use rayon::prelude::*;
-
 use crate::elementwise::PARALLEL_MIN;
 
 const CHUNK: usize = 1 << 14;
@@ -10,7 +8,7 @@ const CHUNK: usize = 1 << 14;
 /// `out[i] = f(i)`.
 pub fn fill_with<T: Send, F: Fn(usize) -> T + Sync>(out: &mut [T], f: F) {
     if out.len() >= PARALLEL_MIN {
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
+        crate::parallel::chunks(out, CHUNK, &|c, o| {
             o.iter_mut().enumerate().for_each(|(j, o)| *o = f(c * CHUNK + j));
         });
     } else {
@@ -21,7 +19,7 @@ pub fn fill_with<T: Send, F: Fn(usize) -> T + Sync>(out: &mut [T], f: F) {
 /// `out[i] = v`.
 pub fn fill<T: Copy + Send + Sync>(out: &mut [T], v: T) {
     if out.len() >= PARALLEL_MIN {
-        out.par_chunks_mut(CHUNK).for_each(|o| o.fill(v));
+        crate::parallel::split(out, CHUNK, &|_, o| o.fill(v));
     } else {
         out.fill(v);
     }

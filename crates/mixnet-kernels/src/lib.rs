@@ -19,6 +19,7 @@ pub mod linalg;
 pub mod nn;
 pub mod norm;
 pub mod optimizer;
+pub mod parallel;
 pub mod pdf;
 pub mod pool;
 pub mod reduce;

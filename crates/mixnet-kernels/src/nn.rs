@@ -4,8 +4,6 @@
 //! do. Each kernel is generic over that one type parameter only, and the parallel split
 //! goes through one helper taking a trait object, so rayon compiles once per element type.
 
-use rayon::prelude::*;
-
 use crate::elementwise::PARALLEL_MIN;
 use crate::unary::Real;
 
@@ -22,7 +20,7 @@ pub fn par_units<O: Send>(out: &mut [O], unit: usize, f: &(dyn Fn(usize, &mut [O
         return f(0, out);
     }
     let units = TASK.div_ceil(unit).max(1);
-    out.par_chunks_mut(unit * units).enumerate().for_each(|(i, c)| f(i * units, c));
+    crate::parallel::chunks(out, unit * units, &|i, c| f(i * units, c));
 }
 
 /// The body of [`par_units2`].
@@ -37,11 +35,9 @@ pub fn par_units2<O: Send>(a: &mut [O], b: &mut [O], unit: usize, f: &Units2Fn<'
     if a.len() < PARALLEL_MIN {
         return f(0, a, b);
     }
-    let units = TASK.div_ceil(unit).max(1);
-    a.par_chunks_mut(unit * units)
-        .zip(b.par_chunks_mut(unit * units))
-        .enumerate()
-        .for_each(|(i, (a, b))| f(i * units, a, b));
+    let size = a.len().div_ceil(unit).div_ceil(crate::parallel::threads()).max(1) * unit;
+    let parts = a.chunks_mut(size).zip(b.chunks_mut(size)).enumerate();
+    crate::parallel::each(parts, &|(i, (a, b))| f(i * size / unit, a, b));
 }
 
 /// MXNet's SELU constants (`mshadow_op.h`, stored as `float`).

@@ -61,7 +61,7 @@ impl<F: Real> Grad<F> {
 pub fn sgd<F: Real>(lr: F, wd: F, gp: Grad<F>, w: &[F], g: &[F], out: &mut [F]) {
     // Memory-bound: large updates are split across cores (the caller thread takes a part).
     if out.len() >= PARALLEL_MIN {
-        return crate::elementwise::par_split(out, CHUNK, &|off, o| {
+        return crate::parallel::split(out, CHUNK, &|off, o| {
             let end = off + o.len();
             sgd_serial(lr, wd, gp, &w[off..end], &g[off..end], o)
         });
@@ -117,10 +117,10 @@ where
     if n < PARALLEL_MIN {
         return f(w, g, state, out);
     }
-    use rayon::prelude::*;
-    let parts = state.par_chunks_mut(CHUNK).zip(out.par_chunks_mut(CHUNK));
-    parts.enumerate().for_each(|(i, (state, out))| {
-        let at = i * CHUNK..i * CHUNK + out.len();
+    let size = n.div_ceil(CHUNK).div_ceil(crate::parallel::threads()).max(1) * CHUNK;
+    let parts = state.chunks_mut(size).zip(out.chunks_mut(size)).enumerate();
+    crate::parallel::each(parts, &|(i, (state, out))| {
+        let at = i * size..i * size + out.len();
         f(&w[at.clone()], &g[at], state, out)
     });
 }

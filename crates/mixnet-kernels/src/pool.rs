@@ -10,8 +10,6 @@
 //! (MXNet's `a_pow_p`) and takes the p-th root of the sum. The max gradient goes to the
 //! first position of the window (in d, h, w order) equal to the output.
 
-use rayon::prelude::*;
-
 use crate::unary::Real;
 use crate::{f16, Element};
 
@@ -132,8 +130,39 @@ fn col_windows(g: &PoolGeom) -> impl Iterator<Item = (usize, usize)> + '_ {
     })
 }
 
+/// 2×2 windows at stride 2, all inside the input (LeNet's and most CNNs' pooling): the
+/// generic window walk costs several times the four compares it does per output.
+fn pairs_2x2(g: &PoolGeom) -> bool {
+    g.kernel[1..] == [2, 2]
+        && g.stride[1..] == [2, 2]
+        && 2 * g.output[1] <= g.input[1]
+        && 2 * g.output[2] <= g.input[2]
+}
+
+/// The window's maximum as the generic walk takes it: `>` in row-major order from
+/// LOWEST, so NaN is never chosen.
+#[inline(always)]
+fn max_2x2<T: PoolFloat>(w: [T; 4]) -> T {
+    let mut m = T::LOWEST;
+    for v in w {
+        if v > m {
+            m = v;
+        }
+    }
+    m
+}
+
 fn max_plane_2d<T: PoolFloat>(g: &PoolGeom, x: &[T], y: &mut [T]) {
     let (iw, ow) = (g.input[2], g.output[2]);
+    if pairs_2x2(g) {
+        for (oy, yrow) in y.chunks_exact_mut(ow).enumerate() {
+            let (r0, r1) = (&x[2 * oy * iw..][..2 * ow], &x[(2 * oy + 1) * iw..][..2 * ow]);
+            for (j, out) in yrow.iter_mut().enumerate() {
+                *out = max_2x2([r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]]);
+            }
+        }
+        return;
+    }
     for (oy, yrow) in y.chunks_exact_mut(ow).enumerate() {
         let r0 = (oy * g.stride[1]).min(g.input[1]);
         let rows = &x[r0 * iw..(r0 + g.kernel[1]).min(g.input[1]) * iw];
@@ -154,6 +183,30 @@ fn max_plane_2d<T: PoolFloat>(g: &PoolGeom, x: &[T], y: &mut [T]) {
 fn unmax_plane_2d<T: PoolFloat>(g: &PoolGeom, dy: &[T], x: &[T], y: &[T], dx: &mut [T]) {
     let (iw, ow) = (g.input[2], g.output[2]);
     dx.fill(T::ZERO);
+    if pairs_2x2(g) {
+        // As the generic walk: the first position (row-major) equal to the output.
+        for (oy, (yrow, dyrow)) in y.chunks_exact(ow).zip(dy.chunks_exact(ow)).enumerate() {
+            let (r0, r1) = (&x[2 * oy * iw..][..2 * ow], &x[(2 * oy + 1) * iw..][..2 * ow]);
+            let (d0, d1) = dx[2 * oy * iw..].split_at_mut(iw);
+            for (j, (&out, &grad)) in yrow.iter().zip(dyrow).enumerate() {
+                // Windows do not overlap, so each dx element is written once; selects
+                // instead of a search keep the data-dependent branches out.
+                let hit = [r0[2 * j] == out, r0[2 * j + 1] == out, r1[2 * j] == out, r1[2 * j + 1] == out];
+                let first = [
+                    hit[0],
+                    hit[1] && !hit[0],
+                    hit[2] && !(hit[0] || hit[1]),
+                    hit[3] && !(hit[0] || hit[1] || hit[2]),
+                ];
+                let pick = |f: bool| if f { grad } else { T::ZERO };
+                d0[2 * j] = pick(first[0]);
+                d0[2 * j + 1] = pick(first[1]);
+                d1[2 * j] = pick(first[2]);
+                d1[2 * j + 1] = pick(first[3]);
+            }
+        }
+        return;
+    }
     for (oy, (yrow, dyrow)) in y.chunks_exact(ow).zip(dy.chunks_exact(ow)).enumerate() {
         let r0 = (oy * g.stride[1]).min(g.input[1]);
         let r1 = (r0 + g.kernel[1]).min(g.input[1]);
@@ -283,7 +336,7 @@ fn unpool_plane_windows<T: PoolFloat>(
 /// Planes per parallel task for this geometry, or None to stay on one thread.
 fn planes_per_task(g: &PoolGeom) -> Option<usize> {
     let work = g.planes * (g.in_plane() + g.out_plane() * g.kernel.iter().product::<usize>());
-    let threads = rayon::current_num_threads();
+    let threads = crate::parallel::threads();
     (threads > 1 && work >= 1 << 15 && g.planes > 1).then(|| g.planes.div_ceil(threads * 4).max(1))
 }
 
@@ -302,7 +355,7 @@ pub fn pool<T: PoolFloat>(g: &PoolGeom, kind: PoolKind, x: &[T], y: &mut [T]) {
         return;
     }
     match planes_per_task(g) {
-        Some(per) => y.par_chunks_mut(per * so).enumerate().for_each(|(t, ys)| {
+        Some(per) => crate::parallel::chunks(y, per * so, &|t, ys| {
             for (i, y) in ys.chunks_exact_mut(so).enumerate() {
                 pool_plane(g, kind, &x[(t * per + i) * si..][..si], y);
             }
@@ -328,7 +381,7 @@ pub fn unpool<T: PoolFloat>(g: &PoolGeom, kind: PoolKind, dy: &[T], x: &[T], y: 
         unpool_plane(g, kind, &dy[p * so..][..so], &x[p * si..][..si], &y[p * so..][..so], dx)
     };
     match planes_per_task(g) {
-        Some(per) => dx.par_chunks_mut(per * si).enumerate().for_each(|(t, xs)| {
+        Some(per) => crate::parallel::chunks(dx, per * si, &|t, xs| {
             for (i, dx) in xs.chunks_exact_mut(si).enumerate() {
                 plane(t * per + i, dx);
             }
@@ -500,10 +553,15 @@ mod tests {
 
     #[test]
     fn plain_max_path_equals_window_path() {
-        // Non-overlapping, overlapping and clipped ("full" convention) windows, with ties.
-        for (h, w, k, s, full) in
-            [(8, 8, 2, 2, false), (7, 9, 3, 2, false), (5, 5, 2, 2, true), (6, 1, 3, 1, false)]
-        {
+        // Non-overlapping (2x2 fast path, also with an unused last row and column),
+        // overlapping and clipped ("full" convention) windows, with ties and a NaN.
+        for (h, w, k, s, full) in [
+            (8, 8, 2, 2, false),
+            (9, 7, 2, 2, false),
+            (7, 9, 3, 2, false),
+            (5, 5, 2, 2, true),
+            (6, 1, 3, 1, false),
+        ] {
             let o = |n: usize| if full { (n - k).div_ceil(s) + 1 } else { (n - k) / s + 1 };
             let g = PoolGeom {
                 planes: 1,
@@ -514,7 +572,8 @@ mod tests {
                 pad: [0; 3],
             };
             assert!(plain_2d_max(&g, PoolKind::Max));
-            let x: Vec<f32> = (0..h * w).map(|i| ((i * 7) % 5) as f32).collect();
+            let mut x: Vec<f32> = (0..h * w).map(|i| ((i * 7) % 5) as f32).collect();
+            x[1] = f32::NAN;
             let n = g.out_plane();
             let (mut fast, mut slow) = (vec![0.0; n], vec![0.0; n]);
             max_plane_2d(&g, &x, &mut fast);

@@ -16,9 +16,8 @@
 //! accumulator holds two lanes; a kept-innermost sum runs at about half the speed of a
 //! full one on this machine, memory-bound otherwise.
 
-use rayon::prelude::*;
-
 use crate::elementwise::PARALLEL_MIN;
+use crate::parallel::{chunks, threads};
 use crate::{bf16, f16, Element};
 
 /// Enough work for one parallel task (elements read).
@@ -262,13 +261,6 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// `f(i, chunk)` for the `i`-th `len`-sized chunk of `out`, on all threads. Generic over the
-/// element type only, so rayon's machinery compiles a few times rather than once per
-/// kernel and reduction (that was most of this module's compile time).
-fn par_chunks<O: Send>(out: &mut [O], len: usize, f: &(dyn Fn(usize, &mut [O]) + Sync)) {
-    out.par_chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));
-}
-
 /// Split `out` into chunks of whole `unit`s, each worth about [`TASK_WORK`] elements of
 /// work at `work_per_unit`, and run `f(first_unit, chunk)` on each, in parallel when
 /// `parallel`.
@@ -286,7 +278,7 @@ where
         return f(0, out);
     }
     let units = TASK_WORK.div_ceil(work_per_unit.max(1)).max(1);
-    par_chunks(out, unit * units, &|c, chunk| f(c * units, chunk));
+    chunks(out, unit * units, &|c, chunk| f(c * units, chunk));
 }
 
 /// Dimensions of `shape` with reduced flags, size-1 dimensions dropped and runs of equal
@@ -349,7 +341,7 @@ fn reduce_runs<T: Copy + Sync, R: Reducer<T>>(
     out: &mut [R::Out],
     r: R,
 ) {
-    let (parallel, threads) = (x.len() >= PARALLEL_MIN, rayon::current_num_threads());
+    let (parallel, threads) = (x.len() >= PARALLEL_MIN, threads());
     let kept = pick(dims, false);
     let run_dims = pick(&dims[..dims.len() - 1], true);
     let n_runs: usize = run_dims.iter().map(|d| d.0).product();
@@ -377,7 +369,7 @@ fn reduce_runs<T: Copy + Sync, R: Reducer<T>>(
         for o in out.iter_mut() {
             let base = at.offset;
             let mut parts = vec![r.init(); n_pieces];
-            par_chunks(&mut parts, 4, &|c, slots| {
+            chunks(&mut parts, 4, &|c, slots| {
                 let mut walk = Walk::new(&run_dims);
                 for (i, slot) in slots.iter_mut().enumerate() {
                     *slot = piece(base, &mut walk, c * 4 + i);
@@ -406,7 +398,7 @@ fn reduce_runs<T: Copy + Sync, R: Reducer<T>>(
         chunk.iter_mut().zip(acc).for_each(|(o, a)| *o = r.finish(a));
     };
     if parallel {
-        par_chunks(out, per_chunk, &|c, o| chunk_fn(c * per_chunk, o));
+        chunks(out, per_chunk, &|c, o| chunk_fn(c * per_chunk, o));
     } else {
         out.chunks_mut(per_chunk).enumerate().for_each(|(c, o)| chunk_fn(c * per_chunk, o));
     }
@@ -423,7 +415,7 @@ fn reduce_strips<T: Copy + Sync, R: Reducer<T>>(
     out: &mut [R::Out],
     r: R,
 ) {
-    let (parallel, threads) = (x.len() >= PARALLEL_MIN, rayon::current_num_threads());
+    let (parallel, threads) = (x.len() >= PARALLEL_MIN, threads());
     let kept = pick(&dims[..dims.len() - 1], false);
     let red = pick(dims, true);
     let m: usize = red.iter().map(|d| d.0).product();
@@ -442,7 +434,7 @@ fn reduce_strips<T: Copy + Sync, R: Reducer<T>>(
         if split {
             let w = o.len();
             let mut parts = vec![r.init(); m.div_ceil(per_piece) * w];
-            par_chunks(&mut parts, w, &|p, part| {
+            chunks(&mut parts, w, &|p, part| {
                 fold(from, p * per_piece, per_piece.min(m - p * per_piece), part);
             });
             for part in parts.chunks(w) {
@@ -461,7 +453,7 @@ fn reduce_strips<T: Copy + Sync, R: Reducer<T>>(
         for orow in chunk.chunks_mut(inner) {
             let base = at.offset;
             if split_strips {
-                par_chunks(orow, COLS, &|s, o| strip(base + s * COLS, o));
+                chunks(orow, COLS, &|s, o| strip(base + s * COLS, o));
             } else {
                 orow.chunks_mut(COLS).enumerate().for_each(|(s, o)| strip(base + s * COLS, o));
             }
@@ -563,11 +555,11 @@ fn arg_reduce_by<T: Accumulate, R, F>(
             *d = T::from_usize(i as usize);
         }
     };
-    let split_strips = parallel && outer < 2 * rayon::current_num_threads() && inner > COLS;
+    let split_strips = parallel && outer < 2 * threads() && inner > COLS;
     for_each_chunk(out, inner, m * inner, parallel, |first, chunk| {
         for (i, orow) in chunk.chunks_mut(inner).enumerate() {
             if split_strips {
-                par_chunks(orow, COLS, &|s, dst| strip(first + i, s * COLS, dst));
+                chunks(orow, COLS, &|s, dst| strip(first + i, s * COLS, dst));
             } else {
                 orow.chunks_mut(COLS).enumerate().for_each(|(s, dst)| strip(first + i, s * COLS, dst));
             }
@@ -727,7 +719,7 @@ pub fn add_n<T: Element>(inputs: &[&[T]], out: &mut [T]) {
         return;
     }
     if out.len() * n >= PARALLEL_MIN {
-        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| part(c, o));
+        chunks(out, CHUNK, &|c, o| part(c, o));
     } else {
         out.chunks_mut(CHUNK).enumerate().for_each(|(c, o)| part(c, o));
     }

@@ -5,8 +5,6 @@
 //! tile, repeat, reverse, split), side-by-side rows ([`concat`]: concat, stack), or index
 //! maps with a fill value ([`pad`]).
 
-use rayon::prelude::*;
-
 use crate::elementwise::PARALLEL_MIN;
 
 /// Elements per parallel task (a rayon split costs ~µs; this keeps tasks well above it).
@@ -19,7 +17,7 @@ const COLS: usize = 32;
 /// `dst = src`, split across cores when large.
 pub fn copy<T: Copy + Send + Sync>(src: &[T], dst: &mut [T]) {
     if dst.len() >= PARALLEL_MIN {
-        dst.par_chunks_mut(TASK).zip(src.par_chunks(TASK)).for_each(|(d, s)| d.copy_from_slice(s));
+        crate::parallel::split(dst, TASK, &|off, d| d.copy_from_slice(&src[off..off + d.len()]));
     } else {
         dst.copy_from_slice(src);
     }
@@ -148,7 +146,7 @@ fn for_row_blocks<T: Send, F: Fn(usize, &mut [T]) + Sync>(out: &mut [T], width: 
     let rows = out.len() / width;
     let per_task = (TASK / width).max(1).div_ceil(step) * step;
     if out.len() >= PARALLEL_MIN && rows > per_task {
-        out.par_chunks_mut(per_task * width).enumerate().for_each(|(t, block)| f(t * per_task, block));
+        crate::parallel::chunks(out, per_task * width, &|t, block| f(t * per_task, block));
     } else {
         f(0, out);
     }

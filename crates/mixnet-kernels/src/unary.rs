@@ -12,7 +12,6 @@
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use half::{bf16, f16};
-use rayon::prelude::*;
 
 use crate::elementwise::{map, PARALLEL_MIN};
 use crate::Element;
@@ -443,7 +442,7 @@ const CHUNK: usize = 1 << 14;
 /// `f` over matching pieces of `x` and `out`, on both cores when the array is large.
 fn par_slices<A: Sync, B: Send, F: Fn(&[A], &mut [B]) + Sync>(x: &[A], out: &mut [B], f: F) {
     if out.len() >= PARALLEL_MIN {
-        out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(o, x)| f(x, o));
+        crate::parallel::split(out, CHUNK, &|off, o| f(&x[off..off + o.len()], o));
     } else {
         f(x, out);
     }

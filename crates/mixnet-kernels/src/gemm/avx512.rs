@@ -21,6 +21,11 @@ const KC: usize = 256;
 /// Rows per task from which a product is split by rows (balanced to a tile) rather than
 /// by 32-column panels (balanced only to a panel, and lopsided when n has few panels).
 const SPLIT_ROWS: usize = 64;
+/// Bands of a split product per thread: enough that a late or slowed thread takes fewer
+/// of them instead of holding up the end, few enough that repacking per band stays cheap.
+const UNITS_PER_THREAD: usize = 4;
+/// Fewest rows in a band of a row split (each band packs all of `b`).
+const MIN_BAND: usize = 32;
 /// Rows per pass over one sliver, so the rows of `a` it reads (MC × KC floats) stay in L2.
 const MC: usize = 512;
 
@@ -78,38 +83,37 @@ pub(super) fn product(
     let c = Out { ptr: c.as_mut_ptr(), ld: n };
     let panels = n.div_ceil(NR);
     if threads > 1 && (m >= threads * SPLIT_ROWS || (panels < threads && m >= threads * MR)) {
-        // Rows: equal shares whatever n is; each task packs all of `b`, which is cheap next
-        // to at least SPLIT_ROWS rows of multiply-adds per packed element.
-        let per = m.div_ceil(threads).next_multiple_of(MR);
-        rayon::in_place_scope(|s| {
-            for i0 in (per..m).step_by(per) {
-                let rows = per.min(m - i0);
-                let a = View { ptr: a.ptr.wrapping_add(i0 * a.rs), ..a };
-                // SAFETY: rows i0..i0+rows are in bounds; each task writes only its rows.
-                s.spawn(move |_| unsafe { block(rows, n, k, a, b, shift_out(c, i0, 0), acc) });
-            }
-            // SAFETY: as above; this task owns rows 0..per.
-            unsafe { block(per.min(m), n, k, a, b, c, acc) };
+        // Rows: bands claimed one at a time (see `parallel::claim`), balanced to a tile
+        // whatever n is; each band packs all of `b`, which is cheap next to at least
+        // MIN_BAND rows of multiply-adds per packed element.
+        let per = m
+            .div_ceil(threads * UNITS_PER_THREAD)
+            .max(MIN_BAND.min(m.div_ceil(threads)))
+            .next_multiple_of(MR);
+        crate::parallel::claim(m.div_ceil(per), &|u| {
+            let i0 = u * per;
+            // SAFETY: rows i0..i0+rows are in bounds (asserted above); each band is
+            // claimed once, so each task writes only its own rows.
+            unsafe { block(per.min(m - i0), n, k, shift_rows(a, i0), b, shift_out(c, i0, 0), acc) }
         });
     } else if threads > 1 && panels >= threads {
-        // Columns: each task packs only the slivers of `b` it multiplies.
-        let per = panels.div_ceil(threads) * NR;
-        rayon::in_place_scope(|s| {
-            for j0 in (per..n).step_by(per) {
-                let cols = per.min(n - j0);
-                // SAFETY: columns j0..j0+cols of every operand are in bounds (asserted
-                // above) and each task writes only its own columns of `c`.
-                s.spawn(move |_| unsafe {
-                    block(m, cols, k, a, shift_cols(b, j0), shift_out(c, 0, j0), acc)
-                });
-            }
-            // SAFETY: as for the spawned tasks; this one owns columns 0..per.
-            unsafe { block(m, per.min(n), k, a, b, c, acc) };
+        // Columns: bands of 32-column panels, each packing only the slivers of `b` it
+        // multiplies.
+        let per = panels.div_ceil(threads * UNITS_PER_THREAD) * NR;
+        crate::parallel::claim(n.div_ceil(per), &|u| {
+            let j0 = u * per;
+            // SAFETY: columns j0..j0+cols of every operand are in bounds (asserted above)
+            // and each band is claimed once, so each task writes only its own columns.
+            unsafe { block(m, per.min(n - j0), k, a, shift_cols(b, j0), shift_out(c, 0, j0), acc) }
         });
     } else {
         // SAFETY: the whole product, bounds asserted above.
         unsafe { block(m, n, k, a, b, c, acc) };
     }
+}
+
+fn shift_rows(a: View, i0: usize) -> View {
+    View { ptr: a.ptr.wrapping_add(i0 * a.rs), ..a }
 }
 
 fn shift_cols(b: View, j0: usize) -> View {

@@ -4,7 +4,6 @@
 //! cores is made here, once, from a measured threshold.
 
 use ::gemm::Parallelism;
-use rayon::prelude::*;
 
 use crate::Element;
 
@@ -133,11 +132,11 @@ impl MatMul {
             }
             return;
         }
-        let threads = rayon::current_num_threads();
+        let threads = crate::parallel::threads();
         if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS {
             self.split(a, b, c, threads, accumulate);
         } else {
-            self.rows(a, b, c, 0, Parallelism::None, accumulate);
+            self.rows(a, b, c, 0, accumulate);
         }
     }
 
@@ -154,42 +153,46 @@ impl MatMul {
             c.fill(T::ZERO);
             return;
         }
-        let threads = rayon::current_num_threads();
+        let threads = crate::parallel::threads();
         let split_each = threads > 1 && self.macs() >= PARALLEL_MIN_MACS;
         if !split_each && threads > 1 && self.macs().saturating_mul(batch) >= PARALLEL_MIN_MACS {
             // Many small products: one per task, each single-threaded.
-            let operands = a.par_chunks_exact(sa).zip(b.par_chunks_exact(sb));
-            c.par_chunks_exact_mut(sc)
-                .zip(operands)
-                .for_each(|(c, (a, b))| self.rows(a, b, c, 0, Parallelism::None, false));
+            crate::parallel::chunks(c, sc, &|i, c| {
+                self.rows(&a[i * sa..][..sa], &b[i * sb..][..sb], c, 0, false)
+            });
             return;
         }
         for (c, (a, b)) in c.chunks_exact_mut(sc).zip(a.chunks_exact(sa).zip(b.chunks_exact(sb))) {
             if split_each {
                 self.split(a, b, c, threads, false);
             } else {
-                self.rows(a, b, c, 0, Parallelism::None, false);
+                self.rows(a, b, c, 0, false);
             }
         }
     }
 
-    /// One large product on `threads` cores: a block of output rows per thread, each a
-    /// single-threaded gemm. That synchronises once per product instead of once per gemm
-    /// cache block as `Parallelism::Rayon` does, which is worth 10-15% of median
-    /// throughput at n = 1024 on this 2-core VM (a preempted thread stalls every barrier).
-    /// Products too short to split by rows leave the split to the gemm crate.
+    /// One large product on `threads` cores: a block of output rows per thread (or, with
+    /// too few rows, a band of columns), each a single-threaded gemm. That synchronises
+    /// once per product instead of once per gemm cache block as the gemm crate's own
+    /// rayon split does, which is worth 10-15% of median throughput at n = 1024 on this
+    /// 2-core VM (a preempted thread stalls every barrier); and the calling thread works
+    /// a share instead of sleeping while the pool runs the product.
     fn split<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], threads: usize, acc: bool) {
         if T::native(self, a, b, c, 0, acc, threads) {
             return;
         }
-        let block = self.m.div_ceil(threads);
-        if block >= MIN_SPLIT_ROWS {
-            let n = self.n;
-            crate::elementwise::par_split(c, n, &|off, c| {
-                self.rows(a, b, c, off / n, Parallelism::None, acc)
-            });
+        let (m, n) = (self.m, self.n);
+        if m.div_ceil(threads) >= MIN_SPLIT_ROWS {
+            crate::parallel::split(c, n, &|off, c| self.rows(a, b, c, off / n, acc));
         } else {
-            self.rows(a, b, c, 0, Parallelism::Rayon(threads), acc);
+            let per = n.div_ceil(threads).next_multiple_of(COL_BAND);
+            let out = OutPtr(c.as_mut_ptr());
+            crate::parallel::each((0..n).step_by(per), &|j0| {
+                // SAFETY: every band j0..j0+per lies within the n columns of `c`, which is
+                // exclusively borrowed for this call, and the bands are disjoint, so no
+                // two tasks write the same element.
+                unsafe { self.raw(a, b, out, 0, m, j0, per.min(n - j0), acc) }
+            });
         }
     }
 
@@ -201,41 +204,63 @@ impl MatMul {
         (a, b)
     }
 
-    /// Output rows `first..first + c.len() / n` of one product into `c`, from operand
-    /// slices of exactly the operand sizes; m, n, k > 0. With `acc`, adds to `c`.
-    fn rows<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], first: usize, par: Parallelism, acc: bool) {
+    /// Output rows `first..first + c.len() / n` of one product into `c` on this thread,
+    /// from operand slices of exactly the operand sizes; m, n, k > 0. With `acc`, adds to
+    /// `c`.
+    fn rows<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], first: usize, acc: bool) {
         let MatMul { m, n, k, .. } = *self;
         let rows = c.len() / n;
         assert!(a.len() == m * k && b.len() == k * n && c.len() == rows * n && first + rows <= m);
-        if rows == 0 {
+        if rows == 0 || T::native(self, a, b, c, first, acc, 1) {
             return;
         }
-        let threads = if let Parallelism::Rayon(t) = par { t } else { 1 };
-        if T::native(self, a, b, c, first, acc, threads) {
-            return;
-        }
+        // SAFETY: `c` is exclusively borrowed and holds exactly rows x n elements, which
+        // is what `raw` writes for rows first..first+rows, columns 0..n.
+        unsafe { self.raw(a, b, OutPtr(c.as_mut_ptr()), first, rows, 0, n, acc) }
+    }
+
+    /// Rows `first..first + rows`, columns `j0..j0 + cols` of one product, written at
+    /// `c.0 + (i - first) * n + j` on this thread through the gemm crate.
+    ///
+    /// # Safety
+    /// `a` and `b` hold exactly the operand sizes (asserted); `c.0` must be valid for
+    /// writes at every offset `(i - first) * n + j` of that window, and nothing else may
+    /// access that window during the call.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn raw<T: GemmElement>(
+        &self,
+        a: &[T],
+        b: &[T],
+        c: OutPtr<T>,
+        first: usize,
+        rows: usize,
+        j0: usize,
+        cols: usize,
+        acc: bool,
+    ) {
+        let MatMul { m, n, k, .. } = *self;
+        assert!(a.len() == m * k && b.len() == k * n && first + rows <= m && j0 + cols <= n);
         let ((a_rs, a_cs), (b_rs, b_cs)) = self.strides();
         // SAFETY: the gemm crate reads op(a) at a[(first + i)*a_rs + p*a_cs] for i < rows,
-        // p < k: at most (m-1)*a_rs + (k-1)*a_cs, which is below m*k = a.len() in both
-        // layouts; likewise op(b) below k*n = b.len(); it writes c[i*n + j] for i < rows,
-        // j < n, below c.len() (all asserted above, so `first*a_rs` is in bounds too). `c`
-        // is a unique borrow, so it does not alias `a` or `b`. T is one of the sealed
-        // GemmElement types, so gemm's type dispatch does not panic; with read_dst = false
-        // the initial contents of `c` are never read (with `acc` they are initialized
-        // elements of `c`).
+        // p < k: at most (m-1)*a_rs + (k-1)*a_cs, below m*k = a.len() in both layouts;
+        // likewise op(b) at b[p*b_rs + (j0 + j)*b_cs] below k*n = b.len() (asserted
+        // above). It writes c.0[i*n + j0 + j] for i < rows, j < cols: the caller's
+        // window. T is one of the sealed GemmElement types, so gemm's type dispatch does
+        // not panic; with read_dst = false the window is never read (with `acc` it holds
+        // initialized elements).
         unsafe {
             ::gemm::gemm(
                 rows,
-                n,
+                cols,
                 k,
-                c.as_mut_ptr(),
+                c.0.add(j0),
                 1,
                 n as isize,
                 acc,
                 a.as_ptr().add(first * a_rs),
                 a_cs as isize,
                 a_rs as isize,
-                b.as_ptr(),
+                b.as_ptr().add(j0 * b_cs),
                 b_cs as isize,
                 b_rs as isize,
                 if acc { T::ONE } else { T::ZERO },
@@ -243,11 +268,24 @@ impl MatMul {
                 false,
                 false,
                 false,
-                par,
+                Parallelism::None,
             );
         }
     }
 }
+
+/// Columns per band when a short product is split by columns (a multiple of every
+/// microkernel width the gemm crate uses).
+const COL_BAND: usize = 16;
+
+/// The output of a product shared by tasks writing disjoint windows of it.
+#[derive(Clone, Copy)]
+struct OutPtr<T>(*mut T);
+// SAFETY: an OutPtr is only dereferenced inside `MatMul::raw`, whose callers give each
+// task a disjoint window of one exclusively borrowed output.
+unsafe impl<T: Send> Send for OutPtr<T> {}
+// SAFETY: as for Send; shared references to it are only copied, never written through.
+unsafe impl<T: Send> Sync for OutPtr<T> {}
 
 #[cfg(test)]
 mod tests {
@@ -276,7 +314,7 @@ mod tests {
 
     #[test]
     fn all_layouts_and_sizes() {
-        // The last two are split across threads: by row blocks, and (too few rows) by gemm.
+        // The last two are split across threads: by row blocks, and (too few rows) by column bands.
         for &(m, n, k) in
             &[(3, 5, 4), (1, 1, 7), (0, 3, 2), (4, 3, 0), (130, 70, 90), (301, 130, 70), (40, 300, 300)]
         {
