@@ -72,6 +72,23 @@ pub trait Engine: Send + Sync {
         false
     }
 
+    /// [`try_run_now`](Engine::try_run_now) for an op that also writes `created`: vars
+    /// made for its outputs during this call, which no other thread can name yet. They
+    /// cannot be busy, so an engine may skip their locks and only count the write
+    /// (pushed-write clock, version, poison on failure), which is most of the fast
+    /// path's cost for a small op. The default treats them as ordinary writes.
+    fn try_run_now_creating(
+        &self,
+        func: &mut dyn FnMut() -> OpResult,
+        reads: &[&Var],
+        writes: &[&Var],
+        created: &[&Var],
+        name: &'static str,
+    ) -> bool {
+        let all: Vec<&Var> = writes.iter().chain(created).copied().collect();
+        self.try_run_now(func, reads, &all, name)
+    }
+
     /// Which implementation this is.
     fn kind(&self) -> EngineKind;
 

@@ -257,6 +257,17 @@ impl Engine for ThreadedEngine {
         writes: &[&Var],
         name: &'static str,
     ) -> bool {
+        self.try_run_now_creating(func, reads, writes, &[], name)
+    }
+
+    fn try_run_now_creating(
+        &self,
+        func: &mut dyn FnMut() -> OpResult,
+        reads: &[&Var],
+        writes: &[&Var],
+        created: &[&Var],
+        name: &'static str,
+    ) -> bool {
         if !self.shared.inline {
             return false;
         }
@@ -268,8 +279,10 @@ impl Engine for ThreadedEngine {
                 return false;
             }
         }
+        created.iter().for_each(|v| v.note_pushed_write());
         self.shared.pending.fetch_add(1, Ordering::AcqRel);
         let (outcome, new) = run_guarded(|| name.into(), func);
+        created.iter().for_each(|v| v.complete_created_write(&outcome));
         let mut ready = ReadyList::new();
         release_set(&set, &outcome, &mut ready);
         if let (Err(e), true) = (outcome, new) {

@@ -212,6 +212,19 @@ impl Var {
         }
     }
 
+    /// A write finished on a var created for it, which nothing else can name (see
+    /// [`crate::Engine::try_run_now_creating`]): it was never marked as being written
+    /// and nothing can be queued on it, so only the version (and a failure's poison)
+    /// change, without the state lock when it succeeded.
+    pub(crate) fn complete_created_write(&self, outcome: &Result<(), EngineError>) {
+        match outcome {
+            Ok(()) => {
+                self.0.version.fetch_add(1, Ordering::AcqRel);
+            }
+            Err(_) => self.record_write(&mut self.0.state.lock(), outcome),
+        }
+    }
+
     /// Naive engine: a synchronous write finished.
     pub(crate) fn complete_write_sync(&self, outcome: &Result<(), EngineError>) {
         let mut s = self.0.state.lock();

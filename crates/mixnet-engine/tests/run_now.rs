@@ -136,3 +136,40 @@ fn declines_on_deleted_var() {
         assert!(!run_now(&*e, &[&a], &[&Var::new()], || Ok(())), "{label}");
     }
 }
+
+#[test]
+fn created_outputs_count_writes_and_take_poison() {
+    for (label, e) in common::engines() {
+        let (input, written, made) = (Var::new(), Var::new(), Var::new());
+        let mut ok = || Ok(());
+        let ran = e.try_run_now_creating(&mut ok, &[&input], &[&written], &[&made], "fast");
+        assert_eq!(ran, label != "threaded-2-noinline", "{label}");
+        if !ran {
+            continue;
+        }
+        assert_eq!((written.version(), made.version()), (1, 1), "{label}");
+        assert_eq!((written.pushed_writes(), made.pushed_writes()), (1, 1), "{label}");
+        // The created var is an ordinary var afterwards: it queues and orders like any.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        e.push_fn(
+            move || {
+                s.lock().unwrap().push(1);
+                Ok::<(), String>(())
+            },
+            &[],
+            &[made.clone()],
+            OpProps::new("next"),
+        );
+        assert!(e.wait_for_var(&made).is_ok(), "{label}");
+        assert_eq!((made.version(), seen.lock().unwrap().clone()), (2, vec![1]), "{label}");
+        // A failing kernel poisons its created outputs.
+        let bad_out = Var::new();
+        let mut bad = || Err("shape mismatch".into());
+        assert!(e.try_run_now_creating(&mut bad, &[], &[], &[&bad_out], "fast"), "{label}");
+        let err = e.wait_for_var(&bad_out).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Failed, "{label}");
+        assert_eq!(bad_out.version(), 1, "{label}");
+        assert!(e.wait_all().is_ok(), "{label}");
+    }
+}

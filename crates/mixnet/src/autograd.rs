@@ -138,17 +138,21 @@ struct Saved {
 
 /// Record one operator call whose outputs were just created; returns the outputs with
 /// their tape entries attached. Called by `invoke` while recording.
-pub(crate) fn record_op(op: &Arc<dyn Operator>, inputs: &[NDArray], outputs: Outputs) -> Outputs {
-    let entries: Vec<Option<Entry>> = inputs.iter().map(NDArray::ag_entry).collect();
+pub(crate) fn record_op<A: AsRef<NDArray>>(
+    op: &Arc<dyn Operator>,
+    inputs: &[A],
+    outputs: Outputs,
+) -> Outputs {
+    let entries: Vec<Option<Entry>> = inputs.iter().map(|x| x.as_ref().ag_entry()).collect();
     if entries.iter().all(Option::is_none) {
         return outputs; // nothing upstream needs a gradient: a constant result
     }
-    let versions = inputs.iter().chain(outputs.iter()).map(NDArray::write_count).collect();
+    let versions = inputs.iter().map(AsRef::as_ref).chain(outputs.iter()).map(NDArray::write_count).collect();
     let node = Arc::new(Node::Op(OpNode {
         op: op.clone(),
         train: is_training(),
         saved: Mutex::new(Some(Saved {
-            inputs: inputs.iter().map(NDArray::without_entry).collect(),
+            inputs: inputs.iter().map(|x| x.as_ref().without_entry()).collect(),
             entries,
             outputs: outputs.iter().map(NDArray::without_entry).collect(),
             versions,

@@ -12,7 +12,7 @@ use crate::operator::binary::{BinaryFn, BinaryOp};
 use crate::Result;
 
 /// The four broadcasting operators, configured once (they have no attributes).
-fn broadcast_op(f: BinaryFn) -> Arc<dyn Operator> {
+fn broadcast_op(f: BinaryFn) -> &'static Arc<dyn Operator> {
     static OPS: [OnceLock<Arc<dyn Operator>>; 4] =
         [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
     let i = match f {
@@ -21,7 +21,7 @@ fn broadcast_op(f: BinaryFn) -> Arc<dyn Operator> {
         BinaryFn::Mul => 2,
         _ => 3,
     };
-    OPS[i].get_or_init(|| Arc::new(BinaryOp::broadcast(f))).clone()
+    OPS[i].get_or_init(|| Arc::new(BinaryOp::broadcast(f)))
 }
 
 fn single(mut v: Outputs) -> NDArray {
@@ -30,7 +30,7 @@ fn single(mut v: Outputs) -> NDArray {
 }
 
 fn binary(f: BinaryFn, a: &NDArray, b: &NDArray) -> Result<NDArray> {
-    invoke_operator_small(&broadcast_op(f), &[a.clone(), b.clone()]).map(single)
+    invoke_operator_small(broadcast_op(f), &[a, b]).map(single)
 }
 
 fn scalar(f: BinaryFn, a: &NDArray, s: f64, reverse: bool) -> Result<NDArray> {

@@ -44,6 +44,13 @@ struct VariableMark {
     node: Arc<Node>,
 }
 
+/// Lets calls take arrays owned or borrowed (`&[a, b]` or `&[&a, &b]`).
+impl AsRef<NDArray> for NDArray {
+    fn as_ref(&self) -> &NDArray {
+        self
+    }
+}
+
 impl NDArray {
     /// An array whose contents are unspecified, for an operator to fill.
     pub(crate) fn empty(shape: Shape, dtype: DType, ctx: Context) -> Result<NDArray> {

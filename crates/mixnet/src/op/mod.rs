@@ -12,6 +12,8 @@ pub use attrs::{parse_tuple, Attrs};
 pub use blob::Blob;
 pub use registry::{registry, OpDef, Registry};
 
+use smallvec::SmallVec;
+
 use crate::shape::Shape;
 use crate::{DType, Result};
 
@@ -89,11 +91,17 @@ pub trait Operator: Send + Sync + 'static {
     /// Output shapes and dtypes. Errors name the op; `invoke` adds the input shapes.
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>>;
 
+    /// [`Operator::infer`] without the `Vec`: what eager calls use. Ops whose calls are
+    /// cheap enough for a heap allocation to show (elementwise arithmetic) override it.
+    fn infer_small(&self, inputs: &[TensorInfo]) -> Result<SmallVec<[TensorInfo; 2]>> {
+        self.infer(inputs).map(SmallVec::from_vec)
+    }
+
     /// Output shapes and dtypes of an op whose output shape depends on input *values*
     /// (MXNet's dynamic-shape ops, `_contrib_boolean_mask`), read from `inputs` (which
     /// waits for them, as MXNet's imperative path does for such ops). `None`, the default:
     /// [`Operator::infer`] decides from shapes and dtypes alone.
-    fn infer_from_values(&self, _inputs: &[crate::NDArray]) -> Option<Result<Vec<TensorInfo>>> {
+    fn infer_from_values(&self, _inputs: &[&crate::NDArray]) -> Option<Result<Vec<TensorInfo>>> {
         None
     }
 

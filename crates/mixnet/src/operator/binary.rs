@@ -2,6 +2,7 @@
 //! broadcasting (`broadcast_add`, ...) and tensor–scalar (`_plus_scalar`, `_rminus_scalar`,
 //! ...). One table of functions serves all three forms.
 
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 use mixnet_kernels::elementwise::{broadcast_shape, broadcast_strides, broadcast_zip, map, zip};
@@ -260,6 +261,10 @@ impl Operator for BinaryOp {
     }
 
     fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
+        self.infer_small(inputs).map(SmallVec::into_vec)
+    }
+
+    fn infer_small(&self, inputs: &[TensorInfo]) -> Result<SmallVec<[TensorInfo; 2]>> {
         let dtype = inputs[0].dtype;
         if dtype == DType::Bool {
             return Err(Error::op(
@@ -302,7 +307,7 @@ impl Operator for BinaryOp {
                 }
             }
         };
-        Ok(vec![TensorInfo { shape, dtype }])
+        Ok(smallvec::smallvec![TensorInfo { shape, dtype }])
     }
 
     fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {

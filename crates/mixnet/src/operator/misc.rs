@@ -271,11 +271,11 @@ impl Operator for Misc {
             }
         }
     }
-    fn infer_from_values(&self, inputs: &[NDArray]) -> Option<Result<Vec<TensorInfo>>> {
+    fn infer_from_values(&self, inputs: &[&NDArray]) -> Option<Result<Vec<TensorInfo>>> {
         if !matches!(self.kind, Kind::BooleanMask) || inputs.len() != 2 {
             return None;
         }
-        let (data, index) = (info(&inputs[0]), info(&inputs[1]));
+        let (data, index) = (info(inputs[0]), info(inputs[1]));
         Some(self.boolean_mask_shape(&data, &index).and_then(|()| {
             let kept = inputs[1].to_f64_vec()?.iter().filter(|&&v| v != 0.0).count();
             let mut d = data.shape.dims().to_vec();
