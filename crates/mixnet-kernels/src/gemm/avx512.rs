@@ -280,7 +280,23 @@ unsafe fn pack(sliver: &mut [f32], b: View, p0: usize, j0: usize, nr: usize) {
         _mm512_set1_epi32(b.cs as i32),
     );
     let idx1 = _mm512_add_epi32(idx0, _mm512_set1_epi32((16 * b.cs) as i32));
-    for p in 0..sliver.len() / NR {
+    let rows = sliver.len() / NR;
+    // A transposed `b` (k contiguous, as `x · Wᵀ` of a dense layer) goes 16×16 blocks at a
+    // time through registers: a quarter of the cost of gathering every row.
+    let blocked = if b.rs == 1 && b.cs != 1 { rows - rows % 16 } else { 0 };
+    for p in (0..blocked).step_by(16) {
+        for jj in [0, 16] {
+            let mut v = [_mm512_setzero_ps(); 16];
+            for (j, v) in v.iter_mut().enumerate().take(nr.saturating_sub(jj)) {
+                *v = _mm512_loadu_ps(src.add((jj + j) * b.cs + p));
+            }
+            transpose16(&mut v);
+            for (q, v) in v.iter().enumerate() {
+                _mm512_store_ps(dst.add((p + q) * NR + jj), *v);
+            }
+        }
+    }
+    for p in blocked..rows {
         let row = src.wrapping_add(p * b.rs);
         let (v0, v1) = if b.cs == 1 {
             (_mm512_maskz_loadu_ps(m0, row), _mm512_maskz_loadu_ps(m1, row.wrapping_add(16)))
@@ -299,6 +315,41 @@ unsafe fn pack(sliver: &mut [f32], b: View, p0: usize, j0: usize, nr: usize) {
         };
         _mm512_store_ps(dst.add(p * NR), v0);
         _mm512_store_ps(dst.add(p * NR + 16), v1);
+    }
+}
+
+/// Transpose 16 rows of 16 floats in registers: afterwards `v[q]` holds element `q` of
+/// every input row. Four rounds of lane shuffles; the comments track, for the register
+/// at each index, what its 128-bit lane `L` holds.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(v: &mut [__m512; 16]) {
+    let pd = _mm512_castps_pd;
+    let ps = _mm512_castpd_ps;
+    // t[2i], t[2i+1]: rows 2i and 2i+1 interleaved, columns 4L, 4L+1 and 4L+2, 4L+3.
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+    }
+    // s[4i + c]: column 4L + c of rows 4i..4i+4.
+    let mut s = [_mm512_setzero_ps(); 16];
+    for i in 0..4 {
+        s[4 * i] = ps(_mm512_unpacklo_pd(pd(t[4 * i]), pd(t[4 * i + 2])));
+        s[4 * i + 1] = ps(_mm512_unpackhi_pd(pd(t[4 * i]), pd(t[4 * i + 2])));
+        s[4 * i + 2] = ps(_mm512_unpacklo_pd(pd(t[4 * i + 1]), pd(t[4 * i + 3])));
+        s[4 * i + 3] = ps(_mm512_unpackhi_pd(pd(t[4 * i + 1]), pd(t[4 * i + 3])));
+    }
+    for c in 0..4 {
+        // Lanes 0, 1 (u0) and 2, 3 (u1) of row groups 0 and 1; likewise v0, v1 for 2, 3.
+        let u0 = _mm512_shuffle_f32x4::<0x44>(s[c], s[4 + c]);
+        let u1 = _mm512_shuffle_f32x4::<0xee>(s[c], s[4 + c]);
+        let v0 = _mm512_shuffle_f32x4::<0x44>(s[8 + c], s[12 + c]);
+        let v1 = _mm512_shuffle_f32x4::<0xee>(s[8 + c], s[12 + c]);
+        // Column 4L + c: lane L of each row group.
+        v[c] = _mm512_shuffle_f32x4::<0x88>(u0, v0);
+        v[4 + c] = _mm512_shuffle_f32x4::<0xdd>(u0, v0);
+        v[8 + c] = _mm512_shuffle_f32x4::<0x88>(u1, v1);
+        v[12 + c] = _mm512_shuffle_f32x4::<0xdd>(u1, v1);
     }
 }
 
@@ -367,6 +418,28 @@ mod tests {
     /// Every tile remainder (rows 1..8, columns 1..32), several depth passes (k > KC),
     /// row passes (m > MC), both layouts of each operand, `a` packed and read in place
     /// (gathered and copied panels), accumulation, and both splits.
+    #[test]
+    fn transpose16_transposes() {
+        if !available() {
+            return;
+        }
+        let x: Vec<f32> = (0..256).map(|i| i as f32).collect();
+        let mut out = [0f32; 256];
+        // SAFETY: AVX-512F is present (checked above); loads and stores stay in 256 floats.
+        unsafe {
+            let mut v: [__m512; 16] = std::array::from_fn(|r| _mm512_loadu_ps(x.as_ptr().add(16 * r)));
+            transpose16(&mut v);
+            for (q, v) in v.iter().enumerate() {
+                _mm512_storeu_ps(out.as_mut_ptr().add(16 * q), *v);
+            }
+        }
+        for q in 0..16 {
+            for r in 0..16 {
+                assert_eq!(out[16 * q + r], x[16 * r + q], "({q}, {r})");
+            }
+        }
+    }
+
     #[test]
     fn matches_f64_reference() {
         if !available() {
