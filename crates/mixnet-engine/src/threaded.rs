@@ -50,6 +50,9 @@ struct Shared {
     work_cv: Condvar,
     /// Ops pushed and not yet completed, for `wait_all`.
     pending: AtomicUsize,
+    /// Threads inside `wait_all`: only then does the last op to finish take `done_lock`
+    /// to wake them (otherwise every inline op would, as `pending` returns to 0 each time).
+    waiters: AtomicUsize,
     done_lock: Mutex<()>,
     done_cv: Condvar,
     errors: ErrorLog,
@@ -90,6 +93,7 @@ impl ThreadedEngine {
             queue: Mutex::new(ReadyQueue::default()),
             work_cv: Condvar::new(),
             pending: AtomicUsize::new(0),
+            waiters: AtomicUsize::new(0),
             done_lock: Mutex::new(()),
             done_cv: Condvar::new(),
             errors: ErrorLog::default(),
@@ -172,7 +176,9 @@ impl Shared {
 
     /// One pushed op completed: wake `wait_all` when none is left.
     fn finish_one(&self) {
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // SeqCst pairs with `wait_all`: it raises `waiters` then reads `pending`, this
+        // lowers `pending` then reads `waiters`, so one of them sees the other's write.
+        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 && self.waiters.load(Ordering::SeqCst) > 0 {
             let _g = self.done_lock.lock();
             self.done_cv.notify_all();
         }
@@ -323,11 +329,13 @@ impl Engine for ThreadedEngine {
         if in_operation() {
             return Err(deadlock_error("wait_all"));
         }
+        self.shared.waiters.fetch_add(1, Ordering::SeqCst);
         let mut g = self.shared.done_lock.lock();
-        while self.shared.pending.load(Ordering::Acquire) != 0 {
+        while self.shared.pending.load(Ordering::SeqCst) != 0 {
             self.shared.done_cv.wait(&mut g);
         }
         drop(g);
+        self.shared.waiters.fetch_sub(1, Ordering::SeqCst);
         self.shared.errors.take_first_unreported()
     }
 
