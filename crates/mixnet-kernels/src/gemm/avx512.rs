@@ -26,6 +26,10 @@ const SPLIT_ROWS: usize = 64;
 const UNITS_PER_THREAD: usize = 4;
 /// Fewest rows in a band of a row split (each band packs all of `b`).
 const MIN_BAND: usize = 32;
+/// Rows of a block (a band of a split product) at most which a `b` with contiguous rows is
+/// read in place: its few tiles read each sliver about as often as packing would, so the
+/// copy is pure cost (the MLP's weight gradients: 32-row bands, k = 64).
+const IN_PLACE_ROWS: usize = 4 * MR;
 /// Rows per pass over one sliver, so the rows of `a` it reads (MC × KC floats) stay in L2.
 const MC: usize = 512;
 
@@ -187,7 +191,13 @@ unsafe fn block(m: usize, n: usize, k: usize, a: View, b: View, c: Out, acc: boo
                 for j0 in (0..n).step_by(NR) {
                     let nr = NR.min(n - j0);
                     let (m0, m1) = masks(nr);
-                    pack(&mut sliver[..kc * NR], b, p0, j0, nr);
+                    // (A `b` exactly NR wide would read as packed: it is packed.)
+                    let (bp, ldb) = if m <= IN_PLACE_ROWS && b.cs == 1 && b.rs != NR {
+                        (b.ptr.add(p0 * b.rs + j0), b.rs)
+                    } else {
+                        pack(&mut sliver[..kc * NR], b, p0, j0, nr);
+                        (sliver.as_ptr(), NR)
+                    };
                     for ir in (0..mc).step_by(MR) {
                         // A packed panel holds MR rows p-major: row r of step p at p*MR + r.
                         let (ap, ars, acs) = if pack_a {
@@ -200,23 +210,18 @@ unsafe fn block(m: usize, n: usize, k: usize, a: View, b: View, c: Out, acc: boo
                             a: ap,
                             ars,
                             acs,
-                            b: sliver.as_ptr(),
-                            ldb: NR,
+                            b: bp,
+                            ldb,
                             c: c.ptr.add((i0 + ir) * c.ld + j0),
                             ldc: c.ld,
                             m0,
                             m1,
                             load_c,
                         };
-                        match MR.min(mc - ir) {
-                            8 => tile::<8>(t),
-                            7 => tile::<7>(t),
-                            6 => tile::<6>(t),
-                            5 => tile::<5>(t),
-                            4 => tile::<4>(t),
-                            3 => tile::<3>(t),
-                            2 => tile::<2>(t),
-                            _ => tile::<1>(t),
+                        if ldb == NR {
+                            tile_rows::<true>(MR.min(mc - ir), t)
+                        } else {
+                            tile_rows::<false>(MR.min(mc - ir), t)
                         }
                     }
                 }
@@ -353,6 +358,24 @@ unsafe fn transpose16(v: &mut [__m512; 16]) {
     }
 }
 
+/// [`tile`] for `rows` (1..=MR) rows; `PACKED`: `b` is a packed sliver (`ldb == NR`).
+///
+/// # Safety
+/// As for [`tile`].
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_rows<const PACKED: bool>(rows: usize, t: Tile) {
+    match rows {
+        8 => tile::<8, PACKED>(t),
+        7 => tile::<7, PACKED>(t),
+        6 => tile::<6, PACKED>(t),
+        5 => tile::<5, PACKED>(t),
+        4 => tile::<4, PACKED>(t),
+        3 => tile::<3, PACKED>(t),
+        2 => tile::<2, PACKED>(t),
+        _ => tile::<1, PACKED>(t),
+    }
+}
+
 /// Operands of one register tile.
 struct Tile {
     k: usize,
@@ -376,16 +399,20 @@ struct Tile {
 /// bounds; masked-off lanes are never accessed (AVX-512 masked loads and stores suppress
 /// them), so their addresses are formed with wrapping arithmetic only. AVX-512F is present.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const R: usize>(t: Tile) {
+unsafe fn tile<const R: usize, const PACKED: bool>(t: Tile) {
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     let (mut a, mut b) = (t.a, t.b);
     // Row offsets held apart from the moving base: deriving each row's address from the
     // previous row's would chain R dependent adds through every step of the loop.
     let rows: [usize; R] = std::hint::black_box(std::array::from_fn(|r| r * t.ars));
     for _ in 0..t.k {
-        // The sliver is zero-padded to whole, aligned rows: no masks needed here.
-        let b0 = _mm512_load_ps(b);
-        let b1 = _mm512_load_ps(b.add(16));
+        // A packed sliver is zero-padded to whole, aligned rows; one read in place ends
+        // where `b` does, so its loads are masked (slower here: packed ones stay plain).
+        let (b0, b1) = if PACKED {
+            (_mm512_load_ps(b), _mm512_load_ps(b.add(16)))
+        } else {
+            (_mm512_maskz_loadu_ps(t.m0, b), _mm512_maskz_loadu_ps(t.m1, b.wrapping_add(16)))
+        };
         for (acc, &row) in acc.iter_mut().zip(&rows) {
             let x = _mm512_set1_ps(*a.add(row));
             acc[0] = _mm512_fmadd_ps(x, b0, acc[0]);
