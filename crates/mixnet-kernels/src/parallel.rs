@@ -1,17 +1,21 @@
 //! Splitting one kernel across the cores.
 //!
 //! The thread that calls a kernel (the engine's caller, or an engine worker) always
-//! computes one part itself, so the rayon pool needs only the *other* cores: it is built
-//! with one worker fewer than the machine has cores. A split then never has more runnable
-//! threads than cores, and no idle worker spins (`sched_yield`) on a core the caller
-//! needs. Kernels split through this module, never through rayon's parallel iterators:
-//! those hand the whole job to the pool from an outside thread and leave it asleep.
+//! computes a share itself, and one helper thread per other core takes the rest: a split
+//! never has more runnable threads than cores. Work is handed out unit by unit
+//! ([`claim`]), so a helper that starts late or a core that a neighbour slows takes less
+//! of it, and the caller never waits for a helper that has not started. Kernels split
+//! only through this module (rayon's parallel iterators, from an outside thread, hand the
+//! whole job to the pool and put the caller to sleep).
 
 use std::any::Any;
+use std::cell::Cell;
 use std::cell::UnsafeCell;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Cores this process may use, asked once: `available_parallelism` reads cgroup files.
 fn cores() -> usize {
@@ -19,27 +23,100 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Build the global pool with `cores - 1` workers (at least one), unless something built
-/// it first; `RAYON_NUM_THREADS` still wins, as rayon documents.
-fn init_pool() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-            let _ =
-                rayon::ThreadPoolBuilder::new().num_threads(cores().saturating_sub(1).max(1)).build_global();
-        }
-    });
+/// The helper threads: one per core beyond the first, started on first use. A helper
+/// spins for [`SPIN`] after its last job before it parks, so the next split of a
+/// training step (microseconds later) finds it awake: waking a parked thread on a VM
+/// can take tens of microseconds, longer than a small GEMM.
+fn team() -> &'static [Arc<Member>] {
+    static TEAM: OnceLock<Vec<Arc<Member>>> = OnceLock::new();
+    TEAM.get_or_init(|| {
+        (1..cores())
+            .filter_map(|i| {
+                let member = Arc::new(Member {
+                    inbox: Mutex::new(VecDeque::new()),
+                    parked: AtomicBool::new(false),
+                    thread: OnceLock::new(),
+                });
+                let me = member.clone();
+                let handle = std::thread::Builder::new()
+                    .name(format!("mixnet-kernel-{i}"))
+                    .spawn(move || {
+                        IN_TEAM.with(|t| t.set(true));
+                        member_loop(&me);
+                    })
+                    .ok()?;
+                let _ = member.thread.set(handle.thread().clone());
+                Some(member)
+            })
+            .collect()
+    })
 }
 
-/// How many parts a kernel called here should split into: the pool's workers, plus this
-/// thread when it is not one of them, at most one per core.
+/// One helper thread's mailbox.
+struct Member {
+    inbox: Mutex<VecDeque<Arc<Helper>>>,
+    /// Set while the member parks or is about to (see `member_loop`).
+    parked: AtomicBool,
+    thread: OnceLock<std::thread::Thread>,
+}
+
+impl Member {
+    fn lend(&self, job: Arc<Helper>) {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner()).push_back(job);
+        // SeqCst pairs with `member_loop`: it raises `parked` then looks at the inbox, this
+        // fills the inbox then looks at `parked`; one of them sees the other.
+        if self.parked.load(Ordering::SeqCst) {
+            if let Some(t) = self.thread.get() {
+                t.unpark();
+            }
+        }
+    }
+
+    fn take(&self) -> Option<Arc<Helper>> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+    }
+}
+
+/// How long an idle helper keeps looking for work before it parks.
+const SPIN: Duration = Duration::from_micros(200);
+
+fn member_loop(me: &Member) {
+    let mut idle_since = Instant::now();
+    let mut polls = 0u32;
+    loop {
+        if let Some(job) = me.take() {
+            job.run();
+            idle_since = Instant::now();
+            polls = 0;
+            continue;
+        }
+        polls += 1;
+        if !polls.is_multiple_of(64) || idle_since.elapsed() < SPIN {
+            std::hint::spin_loop();
+            continue;
+        }
+        me.parked.store(true, Ordering::SeqCst);
+        if me.inbox.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            // An `unpark` between the check and here makes `park` return at once.
+            std::thread::park();
+        }
+        me.parked.store(false, Ordering::SeqCst);
+        idle_since = Instant::now();
+    }
+}
+
+thread_local! {
+    /// Whether this thread is a helper: splits it makes run on it alone (no nesting).
+    static IN_TEAM: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How many parts a kernel called here should split into: one per core, or one on a
+/// helper thread (the split it belongs to already uses every core).
 pub fn threads() -> usize {
-    init_pool();
-    let pool = rayon::current_num_threads();
-    if rayon::current_thread_index().is_some() {
-        pool
+    if IN_TEAM.with(Cell::get) {
+        1
     } else {
-        (pool + 1).min(cores().max(pool))
+        team().len() + 1
     }
 }
 
@@ -88,7 +165,7 @@ const RUNNING: u8 = 1;
 const DONE: u8 = 2;
 const CANCELLED: u8 = 3;
 
-/// One pool job lent to a [`with_helpers`] call.
+/// One helper's share of a [`with_helpers`] call.
 struct Helper {
     state: AtomicU8,
     /// The caller's `work`, its lifetime erased: it is only called between a successful
@@ -104,14 +181,29 @@ unsafe impl Send for Helper {}
 // SAFETY: as for Send.
 unsafe impl Sync for Helper {}
 
+impl Helper {
+    /// Run the caller's work unless the caller has already given up on this helper.
+    fn run(&self) {
+        if self.state.compare_exchange(OPEN, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            // SAFETY: RUNNING was taken from OPEN, so the caller is waiting for DONE and
+            // `work` is alive (see `Helper::work`).
+            let r = catch_unwind(AssertUnwindSafe(|| unsafe { (*self.work)() }));
+            if let Err(p) = r {
+                *self.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+            }
+            self.state.store(DONE, Ordering::Release);
+        }
+    }
+}
+
 /// Run `work` on this thread and on `helpers` pool jobs at once; `work` must share its
 /// work out itself (as [`claim`]'s loop does). Returns when this thread's `work` has
 /// returned and every helper has either finished or been cancelled before starting.
 ///
-/// `rayon::in_place_scope` would also wait for a spawned job that has not started: on a
-/// VM a parked worker can take tens of microseconds to wake, and a small GEMM would wait
-/// for that after doing all its units itself (the MLP step ran 1.1-1.2x faster on two
-/// cores than on one because of it). A panic in any copy of `work` resumes here once all
+/// A scoped spawn (`rayon::in_place_scope`) would also wait for a job that has not
+/// started: on a VM a parked thread can take tens of microseconds to wake, and a small
+/// GEMM would wait for that after doing all its units itself (the MLP step ran only
+/// 1.1-1.2x faster on two cores than on one because of it). A panic in any copy of `work` resumes here once all
 /// helpers are accounted for.
 fn with_helpers(helpers: usize, work: &(dyn Fn() + Sync)) {
     // SAFETY: only the lifetime changes (same fat-pointer layout); `Helper::work` says
@@ -119,20 +211,10 @@ fn with_helpers(helpers: usize, work: &(dyn Fn() + Sync)) {
     let erased: *const (dyn Fn() + Sync + 'static) =
         unsafe { std::mem::transmute(work as *const (dyn Fn() + Sync)) };
     let mut lent = Vec::with_capacity(helpers);
-    for _ in 0..helpers {
+    for member in team().iter().take(helpers) {
         let h = Arc::new(Helper { state: AtomicU8::new(OPEN), work: erased, panic: Mutex::new(None) });
         lent.push(h.clone());
-        rayon::spawn(move || {
-            if h.state.compare_exchange(OPEN, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-                // SAFETY: RUNNING was taken from OPEN, so the caller is waiting for DONE
-                // and `work` is alive (see `Helper::work`).
-                let r = catch_unwind(AssertUnwindSafe(|| unsafe { (*h.work)() }));
-                if let Err(p) = r {
-                    *h.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
-                }
-                h.state.store(DONE, Ordering::Release);
-            }
-        });
+        member.lend(h);
     }
     let mine = catch_unwind(AssertUnwindSafe(work));
     let mut panic = mine.err();

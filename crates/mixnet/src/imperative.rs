@@ -135,7 +135,7 @@ fn invoke_refs(op: &Arc<dyn Operator>, inputs: &[&NDArray]) -> Result<Outputs> {
         let op_ctx = OpContext { is_train: crate::autograd::is_training(), ctx };
         let engine = mixnet_engine::get();
         // An op whose vars are idle runs here and now, borrowing its arrays: its kernel
-        // still uses every core (rayon), and handing it to the worker would only add two
+        // still uses every core (`mixnet_kernels::parallel`), and handing it to the worker would only add two
         // cross-thread wakes (MLP training step 1.7 -> 1.2 ms). Ops that must wait for
         // queued work are pushed and run asynchronously in dependency order.
         // The outputs were made above and no other thread holds them yet.
