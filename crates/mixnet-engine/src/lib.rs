@@ -85,7 +85,7 @@ pub trait Engine: Send + Sync {
         created: &[&Var],
         name: &'static str,
     ) -> bool {
-        let all: Vec<&Var> = writes.iter().chain(created).copied().collect();
+        let all: smallvec::SmallVec<[&Var; 8]> = writes.iter().chain(created).copied().collect();
         self.try_run_now(func, reads, &all, name)
     }
 

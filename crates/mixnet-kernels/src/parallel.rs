@@ -262,13 +262,6 @@ pub fn chunks<O: Send>(out: &mut [O], chunk: usize, f: &(dyn Fn(usize, &mut [O])
     });
 }
 
-/// Parts for splitting `units` units of work: `(start, end)` ranges, one per [`threads`]
-/// (fewer when there are fewer units).
-pub fn ranges(units: usize) -> impl Iterator<Item = (usize, usize)> {
-    let per = units.div_ceil(threads()).max(1);
-    (0..units).step_by(per).map(move |s| (s, (s + per).min(units)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,15 +327,5 @@ mod tests {
         let mut out = vec![0usize; 103];
         chunks(&mut out, 10, &|i, c| c.iter_mut().for_each(|o| *o = i));
         assert!(out.iter().enumerate().all(|(j, &o)| o == j / 10));
-    }
-
-    #[test]
-    fn ranges_partition_the_units() {
-        for units in [0usize, 1, 5, 64] {
-            let r: Vec<_> = ranges(units).collect();
-            assert_eq!(r.iter().map(|(s, e)| e - s).sum::<usize>(), units);
-            assert!(r.windows(2).all(|w| w[0].1 == w[1].0));
-            assert!(r.len() <= threads().max(1));
-        }
     }
 }

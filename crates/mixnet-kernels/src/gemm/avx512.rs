@@ -3,11 +3,11 @@
 //!
 //! One register tile: up to 8 rows × 32 columns of `c`, built from broadcast elements of
 //! `a` times two 16-lane vectors of a row of `b`. `a` is read in place through its strides
-//! (its elements are broadcast one at a time, so layout does not matter). `b` is read in
-//! place when its columns are contiguous (the NN and TN products of dense layers and
-//! im2col convolution); a transposed `b` is packed one 32-column sliver at a time into a
-//! thread-local buffer that every row block then reuses. Column remainders use masked
-//! loads and stores, so no operand is ever copied to pad it.
+//! (its elements are broadcast one at a time, so layout does not matter), or packed into
+//! 8-row panels when enough slivers reuse it. `b` is packed one 32-column sliver at a time
+//! into an aligned thread-local buffer that every row tile then reuses (a transposed `b`
+//! through 16×16 in-register transposes); blocks of at most 32 rows read a `b` with
+//! contiguous rows in place instead. Column remainders use masked loads and stores.
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
