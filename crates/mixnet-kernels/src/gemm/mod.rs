@@ -8,7 +8,11 @@ use ::gemm::Parallelism;
 use crate::Element;
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod blocked;
 
 /// Below this many multiply-adds (m·n·k) a product runs on the calling thread: splitting it
 /// costs more than the second core gives back. Measured with `benches/gemm.rs` (square
@@ -30,7 +34,7 @@ mod sealed {
 /// sealed to exactly these). The crate widens f16 operands to f32 for its kernels.
 pub trait GemmElement: Element + sealed::Sealed {
     /// Runs rows `first..` of `p` into `c` on this crate's own kernel when the element type
-    /// and the CPU have one (f32 on AVX-512), and says whether it did.
+    /// and the CPU have one (f32 on AVX-512, or on AVX2 with FMA), and says whether it did.
     #[doc(hidden)]
     fn native(
         _p: &MatMul,
@@ -55,20 +59,21 @@ impl GemmElement for f32 {
         threads: usize,
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if avx512::available() {
-            let rows = c.len() / p.n;
-            let ((a_rs, a_cs), b_strides) = p.strides();
-            avx512::product(
-                (rows, p.n, p.k),
-                &a[first * a_rs..],
-                (a_rs, a_cs),
-                b,
-                b_strides,
-                c,
-                acc,
-                threads,
-            );
-            return true;
+        {
+            use blocked::Kernel;
+            let run: Option<fn(_, _, _, _, _, _, _, _)> = if avx512::Avx512::available() {
+                Some(blocked::product::<avx512::Avx512>)
+            } else if avx2::Avx2::available() {
+                Some(blocked::product::<avx2::Avx2>)
+            } else {
+                None
+            };
+            if let Some(run) = run {
+                let rows = c.len() / p.n;
+                let ((a_rs, a_cs), b_strides) = p.strides();
+                run((rows, p.n, p.k), &a[first * a_rs..], (a_rs, a_cs), b, b_strides, c, acc, threads);
+                return true;
+            }
         }
         let _ = (p, a, b, c, first, acc, threads);
         false

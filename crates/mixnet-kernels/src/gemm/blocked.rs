@@ -1,0 +1,334 @@
+//! The blocked f32 product shared by this crate's SIMD kernels: how a product is split
+//! across threads, cut into depth passes and column slivers, and where operands are packed.
+//! A [`Kernel`] supplies only what depends on the vector width: its register tile and the
+//! packing routines that feed it.
+//!
+//! One register tile covers up to `MR` rows × `NR` columns of `c`, built from broadcast
+//! elements of `a` times the vectors of one row of `b`. `a` is read in place through its
+//! strides (its elements are broadcast one at a time, so layout does not matter), or packed
+//! into `MR`-row panels when enough slivers reuse it. `b` is packed one `NR`-column sliver
+//! at a time into an aligned thread-local buffer that every row tile then reuses; blocks of
+//! few rows read a `b` with contiguous rows in place instead.
+
+use std::cell::RefCell;
+
+/// One SIMD instruction set's register tile and packing.
+///
+/// # Safety
+/// An implementation's `available` must return true only on CPUs that have every feature
+/// its other functions are compiled for.
+pub(super) unsafe trait Kernel {
+    /// Rows of one register tile.
+    const MR: usize;
+    /// Columns of one register tile (whole vectors).
+    const NR: usize;
+    /// Depth of one pass: a packed sliver of `KC × NR` floats stays in L1.
+    const KC: usize;
+    /// Rows per pass over one sliver, so the rows of `a` it reads (MC × KC floats) stay in
+    /// L2; a multiple of `MR`.
+    const MC: usize;
+    /// Whether a tile reads an in-place `b` narrower than `NR` (masked loads); without
+    /// them, such a sliver is packed.
+    const MASKED: bool;
+
+    /// Whether this CPU has the features the kernel runs on.
+    fn available() -> bool;
+
+    /// `panel[ir*kc + p*MR + r] = a(ir + r, p)` for each MR-row block `ir` of `mc` rows
+    /// (rows past `mc` in the last block are left as they were: tiles never read them).
+    ///
+    /// # Safety
+    /// `a` addresses `mc × kc` elements in bounds; `panel` holds `mc` rounded up to MR
+    /// times `kc` floats; [`Kernel::available`].
+    unsafe fn pack_a(panel: &mut [f32], a: View, mc: usize, kc: usize);
+
+    /// `sliver[p*NR + jj] = b(p0 + p, j0 + jj)` for `p < sliver.len() / NR`, jj < nr, and
+    /// zero for nr <= jj < NR.
+    ///
+    /// # Safety
+    /// `b` addresses those elements in bounds; `sliver` starts on a 64-byte boundary and
+    /// holds whole rows of NR floats; [`Kernel::available`].
+    unsafe fn pack_b(sliver: &mut [f32], b: View, p0: usize, j0: usize, nr: usize);
+
+    /// `c[rows × nr] (+)= a[rows × k] · b[k × nr]` for 1 <= rows <= MR, 1 <= nr <= NR;
+    /// `packed`: `b` is a packed sliver (`ldb == NR`, zero-padded, 64-byte aligned rows).
+    ///
+    /// # Safety
+    /// Rows `0..rows` of `a` and `c`, `k` rows of `b` and columns `0..nr` of each are in
+    /// bounds (all NR columns of a packed `b`); nothing else accesses that part of `c`;
+    /// [`Kernel::available`]. An in-place `b` has `nr == NR` unless `MASKED`.
+    unsafe fn tile(rows: usize, packed: bool, t: &Tile);
+}
+
+/// A strided f32 matrix: element (i, j) at `ptr + i*rs + j*cs`.
+#[derive(Clone, Copy)]
+pub(super) struct View {
+    pub ptr: *const f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// The output block: element (i, j) at `ptr + i*ld + j`.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut f32,
+    ld: usize,
+}
+
+// SAFETY: the views are only handed to tasks that read (`View`) or write (`Out`) disjoint
+// parts of slices borrowed for the whole parallel region by `product`, which joins every
+// task before it returns.
+unsafe impl Send for View {}
+unsafe impl Sync for View {}
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// Operands of one register tile: `a` element (r, p) at `a + r*ars + p*acs`, `b` element
+/// (p, j) at `b + p*ldb + j`, `c` element (r, j) at `c + r*ldc + j`.
+pub(super) struct Tile {
+    pub k: usize,
+    pub a: *const f32,
+    pub ars: usize,
+    pub acs: usize,
+    pub b: *const f32,
+    pub ldb: usize,
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// Columns of `c` written (1..=NR).
+    pub nr: usize,
+    /// Add to `c` rather than overwrite it.
+    pub load_c: bool,
+}
+
+/// Rows per task from which a product is split by rows (balanced to a tile) rather than
+/// by panels of columns (balanced only to a panel, and lopsided when n has few panels).
+const SPLIT_ROWS: usize = 64;
+/// Bands of a split product per thread: enough that a late or slowed thread takes fewer
+/// of them instead of holding up the end, few enough that repacking per band stays cheap.
+const UNITS_PER_THREAD: usize = 4;
+/// Fewest rows in a band of a row split (each band packs all of `b`).
+const MIN_BAND: usize = 32;
+/// Rows of a block (a band of a split product) at most which a `b` with contiguous rows
+/// is read in place: its few tiles read each sliver about as often as packing would, so
+/// the copy is pure cost (the MLP's weight gradients: bands of 32 rows on AVX-512, 36 on
+/// AVX2, k = 64).
+const IN_PLACE_ROWS: usize = 36;
+
+/// `c (m×n, row-major, dense) = a·b` (or `+=` with `acc`), where op(a) element (i, p) is
+/// `a[i*ars + p*acs]` and op(b) element (p, j) is `b[p*brs + j*bcs]`; split over up to
+/// `threads` tasks. m, n, k > 0.
+///
+/// # Panics
+/// If the kernel is not available on this CPU, or an operand slice is shorter than its
+/// strides address.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn product<K: Kernel>(
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    (ars, acs): (usize, usize),
+    b: &[f32],
+    (brs, bcs): (usize, usize),
+    c: &mut [f32],
+    acc: bool,
+    threads: usize,
+) {
+    assert!(K::available(), "gemm: SIMD kernel called on a CPU without its features");
+    assert!(m > 0 && n > 0 && k > 0 && c.len() == m * n);
+    assert!((m - 1) * ars + (k - 1) * acs < a.len(), "gemm: a too short for its strides");
+    assert!((k - 1) * brs + (n - 1) * bcs < b.len(), "gemm: b too short for its strides");
+    let a = View { ptr: a.as_ptr(), rs: ars, cs: acs };
+    let b = View { ptr: b.as_ptr(), rs: brs, cs: bcs };
+    let c = Out { ptr: c.as_mut_ptr(), ld: n };
+    let panels = n.div_ceil(K::NR);
+    if threads > 1 && (m >= threads * SPLIT_ROWS || (panels < threads && m >= threads * K::MR)) {
+        // Rows: bands claimed one at a time (see `parallel::claim`), balanced to a tile
+        // whatever n is; each band packs all of `b`, which is cheap next to at least
+        // MIN_BAND rows of multiply-adds per packed element.
+        let per = m
+            .div_ceil(threads * UNITS_PER_THREAD)
+            .max(MIN_BAND.min(m.div_ceil(threads)))
+            .next_multiple_of(K::MR);
+        crate::parallel::claim(m.div_ceil(per), &|u| {
+            let i0 = u * per;
+            // SAFETY: rows i0..i0+rows are in bounds (asserted above); each band is
+            // claimed once, so each task writes only its own rows; the kernel is available.
+            unsafe { block::<K>(per.min(m - i0), n, k, shift_rows(a, i0), b, shift_out(c, i0, 0), acc) }
+        });
+    } else if threads > 1 && panels >= threads {
+        // Columns: bands of whole panels, each packing only the slivers of `b` it
+        // multiplies.
+        let per = panels.div_ceil(threads * UNITS_PER_THREAD) * K::NR;
+        crate::parallel::claim(n.div_ceil(per), &|u| {
+            let j0 = u * per;
+            // SAFETY: columns j0..j0+cols of every operand are in bounds (asserted above)
+            // and each band is claimed once, so each task writes only its own columns.
+            unsafe { block::<K>(m, per.min(n - j0), k, a, shift_cols(b, j0), shift_out(c, 0, j0), acc) }
+        });
+    } else {
+        // SAFETY: the whole product, bounds asserted above; the kernel is available.
+        unsafe { block::<K>(m, n, k, a, b, c, acc) };
+    }
+}
+
+fn shift_rows(a: View, i0: usize) -> View {
+    View { ptr: a.ptr.wrapping_add(i0 * a.rs), ..a }
+}
+
+fn shift_cols(b: View, j0: usize) -> View {
+    View { ptr: b.ptr.wrapping_add(j0 * b.cs), ..b }
+}
+
+fn shift_out(c: Out, i0: usize, j0: usize) -> Out {
+    Out { ptr: c.ptr.wrapping_add(i0 * c.ld + j0), ..c }
+}
+
+/// One cache line of floats: the sliver's rows must start on line boundaries, or vector
+/// loads of `b` would straddle two lines.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// Per-thread packing buffers, reused across calls: one sliver of `b` (KC × NR) and,
+/// when `a` is packed, one block of `a` (MC × KC).
+#[derive(Default)]
+struct Buffers {
+    sliver: Vec<Line>,
+    panel: Vec<f32>,
+}
+
+impl Buffers {
+    fn get(&mut self, sliver: usize, panel: usize) -> (&mut [f32], &mut [f32]) {
+        if self.sliver.len() * 16 < sliver {
+            self.sliver.resize(sliver.div_ceil(16), Line([0.0; 16]));
+        }
+        if self.panel.len() < panel {
+            self.panel.resize(panel, 0.0);
+        }
+        let lines = &mut self.sliver;
+        // SAFETY: `Line` is `repr(C)` over 16 f32 with no padding (64 bytes, align 64), so
+        // the lines are exactly `16 * len` consecutive initialised f32.
+        let sliver =
+            unsafe { std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<f32>(), lines.len() * 16) };
+        (sliver, &mut self.panel)
+    }
+}
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+}
+
+/// One task's block: `c (m×n) (+)= a (m×k) · b (k×n)`.
+///
+/// # Safety
+/// Every element the views address for these m, n, k is in bounds; nothing else writes
+/// this block of `c` meanwhile, and `c` does not overlap `a` or `b`; [`Kernel::available`].
+unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: View, c: Out, acc: bool) {
+    let (mr, nr_max) = (K::MR, K::NR);
+    // Rows of `a` that are not contiguous (a transposed `a`) put every step of a tile on
+    // a new cache line and, for long columns, a new page; contiguous rows a power-of-two
+    // apart land in the same cache sets (1024² f32 on AVX-512: 132-145 GFLOP/s unpacked,
+    // 167-173 packed). So `a` is packed into MR-row panels whenever enough column slivers
+    // reuse the packing: two for a transposed `a`, eight otherwise (the MLP's 64×128×784
+    // blocks ran no faster packed).
+    let pack_a = m > 1 && if a.cs != 1 { n > nr_max } else { n >= 8 * nr_max };
+    let in_place_b = m <= IN_PLACE_ROWS && b.cs == 1 && b.rs != nr_max;
+    BUFFERS.with(|buffers| {
+        let mut buffers = buffers.borrow_mut();
+        let panel_len = if pack_a { K::MC * K::KC } else { 0 };
+        let (sliver, panel) = buffers.get(K::KC * nr_max, panel_len);
+        for i0 in (0..m).step_by(K::MC) {
+            let mc = K::MC.min(m - i0);
+            for p0 in (0..k).step_by(K::KC) {
+                let kc = K::KC.min(k - p0);
+                let a_blk = View { ptr: a.ptr.add(i0 * a.rs + p0 * a.cs), ..a };
+                if pack_a {
+                    K::pack_a(&mut panel[..mc.next_multiple_of(mr) * kc], a_blk, mc, kc);
+                }
+                let load_c = acc || p0 > 0;
+                for j0 in (0..n).step_by(nr_max) {
+                    let nr = nr_max.min(n - j0);
+                    // (A `b` exactly NR wide would read as packed: it is packed.)
+                    let (bp, ldb) = if in_place_b && (K::MASKED || nr == nr_max) {
+                        (b.ptr.add(p0 * b.rs + j0), b.rs)
+                    } else {
+                        K::pack_b(&mut sliver[..kc * nr_max], b, p0, j0, nr);
+                        (sliver.as_ptr(), nr_max)
+                    };
+                    for ir in (0..mc).step_by(mr) {
+                        // A packed panel holds MR rows p-major: row r of step p at p*MR + r.
+                        let (ap, ars, acs) = if pack_a {
+                            (panel.as_ptr().add(ir * kc), 1, mr)
+                        } else {
+                            (a_blk.ptr.add(ir * a.rs), a.rs, a.cs)
+                        };
+                        let t = Tile {
+                            k: kc,
+                            a: ap,
+                            ars,
+                            acs,
+                            b: bp,
+                            ldb,
+                            c: c.ptr.add((i0 + ir) * c.ld + j0),
+                            ldc: c.ld,
+                            nr,
+                            load_c,
+                        };
+                        K::tile(mr.min(mc - ir), ldb == nr_max, &t);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Checks a kernel against an f64 reference: every tile remainder, several depth passes
+/// (k > KC), row passes (m > MC), both layouts of each operand, `a` packed and read in
+/// place, `b` packed and read in place, accumulation, and both splits.
+#[cfg(test)]
+pub(super) fn check_kernel<K: Kernel>() {
+    if !K::available() {
+        eprintln!("{}: not available on this CPU, not exercised", std::any::type_name::<K>());
+        return;
+    }
+    let data = |len: usize, seed: usize| -> Vec<f32> {
+        (0..len).map(|i| ((i * 7 + seed * 13) % 17) as f32 / 4.0 - 2.0).collect()
+    };
+    let shapes = [
+        (1, 1, 1),
+        (7, 33, 5),
+        (9, 31, 300),
+        (17, 64, 257),
+        (530, 40, 20),
+        (64, 250, 784),
+        (3, 200, 9),
+        (13, 17, 19),
+        (400, 130, 70),
+    ];
+    for &(m, n, k) in &shapes {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (acc, threads) in [(false, 1), (true, 1), (false, 2), (true, 2)] {
+                let (a, b) = (data(m * k, 1), data(k * n, 2));
+                let sa = if ta { (1, m) } else { (k, 1) };
+                let sb = if tb { (1, k) } else { (n, 1) };
+                let init = data(m * n, 3);
+                let mut c = if acc { init.clone() } else { vec![f32::NAN; m * n] };
+                product::<K>((m, n, k), &a, sa, &b, sb, &mut c, acc, threads);
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut want: f64 = (0..k)
+                            .map(|p| a[i * sa.0 + p * sa.1] as f64 * b[p * sb.0 + j * sb.1] as f64)
+                            .sum();
+                        if acc {
+                            want += init[i * n + j] as f64;
+                        }
+                        let got = c[i * n + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                            "{m}x{n}x{k} ta={ta} tb={tb} acc={acc} threads={threads} at ({i},{j}): {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
