@@ -114,6 +114,9 @@ const MIN_BAND: usize = 32;
 /// AVX2, k = 64).
 const IN_PLACE_ROWS: usize = 36;
 
+/// Elements of `b` from which a product wider than tall splits by columns (512 KiB, an L2).
+const WIDE_B: usize = 1 << 17;
+
 /// `c (m×n, row-major, dense) = a·b` (or `+=` with `acc`), where op(a) element (i, p) is
 /// `a[i*ars + p*acs]` and op(b) element (p, j) is `b[p*brs + j*bcs]`; split over up to
 /// `threads` tasks. m, n, k > 0.
@@ -140,7 +143,13 @@ pub(super) fn product<K: Kernel>(
     let b = View { ptr: b.as_ptr(), rs: brs, cs: bcs };
     let c = Out { ptr: c.as_mut_ptr(), ld: n };
     let panels = n.div_ceil(K::NR);
-    if threads > 1 && (m >= threads * SPLIT_ROWS || (panels < threads && m >= threads * K::MR)) {
+    let rows_fit = m >= threads * SPLIT_ROWS || (panels < threads && m >= threads * K::MR);
+    // A row band packs all of `b` and a column band (at most) all of `a`, so a product
+    // wider than it is tall, with a `b` past L2 and panels enough to balance, splits by
+    // columns: the language model's decoder (700×10000×256, `b` transposed) spent 18% of
+    // its time transposing `b` once per row band (130 -> 172 GFLOP/s split by columns).
+    let wide = n > m && k * n >= WIDE_B && panels >= threads * UNITS_PER_THREAD;
+    if threads > 1 && rows_fit && !wide {
         // Rows: bands claimed one at a time (see `parallel::claim`), balanced to a tile
         // whatever n is; each band packs all of `b`, which is cheap next to at least
         // MIN_BAND rows of multiply-adds per packed element.
