@@ -48,14 +48,18 @@ pub fn exp64(x: f64) -> f64 {
     // Rounds to nearest when added and subtracted (|v| < 2^51).
     const ROUND: f64 = 6_755_399_441_055_744.0;
     let xc = x.clamp(-708.0, 709.0);
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = xc - n * LN2;
     let mut p = 1.0 / 479_001_600.0;
     for c in [39_916_800.0, 3_628_800.0, 362_880.0, 40_320.0, 5_040.0, 720.0, 120.0, 24.0, 6.0, 2.0, 1.0, 1.0]
     {
         p = p * r + 1.0 / c;
     }
-    let y = p * f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    // 2^n from the integer n held in the low mantissa bits of `t`, with integer adds and
+    // shifts only: AVX2 has no vector f64 -> i64 conversion, and `n as i64` made every
+    // exponential a scalar loop there.
+    let y = p * f64::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(1023) << 52);
     let y = if x > 709.0 { f64::INFINITY } else { y };
     if x.is_nan() {
         x
