@@ -300,7 +300,7 @@ unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: View, c: Ou
 
 /// Checks a kernel against an f64 reference: every tile remainder, several depth passes
 /// (k > KC), row passes (m > MC), both layouts of each operand, `a` packed and read in
-/// place, `b` packed and read in place, accumulation, and both splits.
+/// place, `b` packed and read in place, accumulation, and every split rule.
 #[cfg(test)]
 pub(super) fn check_kernel<K: Kernel>() {
     if !K::available() {
@@ -320,6 +320,8 @@ pub(super) fn check_kernel<K: Kernel>() {
         (3, 200, 9),
         (13, 17, 19),
         (400, 130, 70),
+        // A `b` past L2: split by columns when wide, by 96-row bands when tall.
+        (300, 200, 700),
     ];
     for &(m, n, k) in &shapes {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
