@@ -231,21 +231,16 @@ mod tests {
         if !Avx2::available() {
             return;
         }
-        let x: Vec<f32> = (0..64).map(|i| i as f32).collect();
-        let mut out = [0f32; 64];
-        // SAFETY: AVX2 and FMA are present (checked above); loads and stores stay in 64 floats.
-        unsafe {
-            let mut v: [__m256; 8] = std::array::from_fn(|r| _mm256_loadu_ps(x.as_ptr().add(8 * r)));
-            transpose8(&mut v);
-            for (q, v) in v.iter().enumerate() {
-                _mm256_storeu_ps(out.as_mut_ptr().add(8 * q), *v);
+        super::super::blocked::check_transpose(8, |x, out| {
+            // SAFETY: AVX2 and FMA are present (checked above); loads and stores stay in 64 floats.
+            unsafe {
+                let mut v: [__m256; 8] = std::array::from_fn(|r| _mm256_loadu_ps(x.as_ptr().add(8 * r)));
+                transpose8(&mut v);
+                for (q, v) in v.iter().enumerate() {
+                    _mm256_storeu_ps(out.as_mut_ptr().add(8 * q), *v);
+                }
             }
-        }
-        for q in 0..8 {
-            for r in 0..8 {
-                assert_eq!(out[8 * q + r], x[8 * r + q], "({q}, {r})");
-            }
-        }
+        });
     }
 
     #[test]

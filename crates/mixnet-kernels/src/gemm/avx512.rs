@@ -236,21 +236,16 @@ mod tests {
         if !Avx512::available() {
             return;
         }
-        let x: Vec<f32> = (0..256).map(|i| i as f32).collect();
-        let mut out = [0f32; 256];
-        // SAFETY: AVX-512F is present (checked above); loads and stores stay in 256 floats.
-        unsafe {
-            let mut v: [__m512; 16] = std::array::from_fn(|r| _mm512_loadu_ps(x.as_ptr().add(16 * r)));
-            transpose16(&mut v);
-            for (q, v) in v.iter().enumerate() {
-                _mm512_storeu_ps(out.as_mut_ptr().add(16 * q), *v);
+        super::super::blocked::check_transpose(16, |x, out| {
+            // SAFETY: AVX-512F is present (checked above); loads and stores stay in 256 floats.
+            unsafe {
+                let mut v: [__m512; 16] = std::array::from_fn(|r| _mm512_loadu_ps(x.as_ptr().add(16 * r)));
+                transpose16(&mut v);
+                for (q, v) in v.iter().enumerate() {
+                    _mm512_storeu_ps(out.as_mut_ptr().add(16 * q), *v);
+                }
             }
-        }
-        for q in 0..16 {
-            for r in 0..16 {
-                assert_eq!(out[16 * q + r], x[16 * r + q], "({q}, {r})");
-            }
-        }
+        });
     }
 
     #[test]

@@ -187,6 +187,23 @@ pub(super) fn product<K: Kernel>(
     }
 }
 
+/// Rows `first..first + c.len() / n` of `p` into `c` (see [`super::GemmElement::native`]).
+///
+/// # Panics
+/// As [`product`].
+pub(super) fn rows_of<K: Kernel>(
+    p: &super::MatMul,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    first: usize,
+    acc: bool,
+    threads: usize,
+) {
+    let ((a_rs, a_cs), b_strides) = p.strides();
+    product::<K>((c.len() / p.n, p.n, p.k), &a[first * a_rs..], (a_rs, a_cs), b, b_strides, c, acc, threads);
+}
+
 fn shift_rows(a: View, i0: usize) -> View {
     View { ptr: a.ptr.wrapping_add(i0 * a.rs), ..a }
 }
@@ -348,6 +365,20 @@ pub(super) fn check_kernel<K: Kernel>() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Checks an in-register transpose of `n × n` floats: `run(x, out)` loads the rows of `x`,
+/// transposes them and stores the registers to `out` in order.
+#[cfg(test)]
+pub(super) fn check_transpose(n: usize, run: impl Fn(&[f32], &mut [f32])) {
+    let x: Vec<f32> = (0..n * n).map(|i| i as f32).collect();
+    let mut out = vec![0f32; n * n];
+    run(&x, &mut out);
+    for q in 0..n {
+        for r in 0..n {
+            assert_eq!(out[n * q + r], x[n * r + q], "({q}, {r})");
         }
     }
 }

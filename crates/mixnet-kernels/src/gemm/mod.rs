@@ -61,17 +61,12 @@ impl GemmElement for f32 {
         #[cfg(target_arch = "x86_64")]
         {
             use blocked::Kernel;
-            let run: Option<fn(_, _, _, _, _, _, _, _)> = if avx512::Avx512::available() {
-                Some(blocked::product::<avx512::Avx512>)
-            } else if avx2::Avx2::available() {
-                Some(blocked::product::<avx2::Avx2>)
-            } else {
-                None
-            };
-            if let Some(run) = run {
-                let rows = c.len() / p.n;
-                let ((a_rs, a_cs), b_strides) = p.strides();
-                run((rows, p.n, p.k), &a[first * a_rs..], (a_rs, a_cs), b, b_strides, c, acc, threads);
+            if avx512::Avx512::available() {
+                blocked::rows_of::<avx512::Avx512>(p, a, b, c, first, acc, threads);
+                return true;
+            }
+            if avx2::Avx2::available() {
+                blocked::rows_of::<avx2::Avx2>(p, a, b, c, first, acc, threads);
                 return true;
             }
         }
