@@ -6,9 +6,23 @@ use std::ops::Deref;
 use smallvec::SmallVec;
 
 /// Dimensions of an array, outermost first. Rank 0 is a scalar.
-#[derive(PartialEq, Eq, Hash, Default)]
+#[derive(Eq, Default)]
 /// Four inline dims cover almost every array (NCHW); handles stay small to move.
 pub struct Shape(SmallVec<[usize; 4]>);
+
+impl PartialEq for Shape {
+    /// An inline loop: every eager call compares a few shapes, and the slice comparison
+    /// calls `memcmp` for what is one to four words.
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.iter().zip(&other.0).all(|(a, b)| a == b)
+    }
+}
+
+impl std::hash::Hash for Shape {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_slice().hash(state)
+    }
+}
 
 impl Clone for Shape {
     /// A plain copy of the dims (SmallVec's derived clone goes element by element).

@@ -369,11 +369,11 @@ impl BinaryOp {
             }
             Form::Elemwise => zip(inputs[0].slice::<T>()?, inputs[1].slice::<T>()?, out.slice_mut::<T>()?, f),
             Form::Broadcast => {
-                let out_shape = out.shape().clone();
                 let (l, r) = (&inputs[0], &inputs[1]);
-                if l.shape() == &out_shape && r.shape() == &out_shape {
+                if l.shape() == out.shape() && r.shape() == out.shape() {
                     zip(l.slice::<T>()?, r.slice::<T>()?, out.slice_mut::<T>()?, f);
                 } else {
+                    let out_shape = out.shape().clone();
                     let bad = || Error::op(self.name, "operands do not broadcast");
                     let sa = broadcast_strides(l.shape(), &out_shape).ok_or_else(bad)?;
                     let sb = broadcast_strides(r.shape(), &out_shape).ok_or_else(bad)?;
