@@ -96,6 +96,7 @@ fn gemm_nn_acc<T: GemmElement>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c
 }
 
 /// `out = a + b` elementwise.
+#[inline(always)]
 fn sum_into<T: GemmElement>(out: &mut [T], a: &[T], b: &[T]) {
     for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
         *o = x.add(*y);
@@ -111,6 +112,7 @@ fn act<T: GemmElement>(v: &mut [T], f: impl Fn(f64) -> f64) {
 }
 
 /// Add `bias` (length `cols`) to every row of `m`.
+#[inline(always)]
 fn add_rows<T: GemmElement>(m: &mut [T], bias: &[T]) {
     for row in m.chunks_exact_mut(bias.len()) {
         for (v, b) in row.iter_mut().zip(bias) {
@@ -201,54 +203,61 @@ impl Rnn {
         let mut new_c = vec![T::ZERO; nh];
         let mut hn = vec![T::ZERO; nh];
         let mut gates_row = vec![T::ZERO; gh];
-        for s in 0..t_len {
-            gemm_nt(n, gh, hs, h, wh, &mut hh, false);
-            add_rows(&mut hh, bh);
-            for r in 0..n {
-                let states = r * hs..(r + 1) * hs;
-                let Some(t) = self.time_of(d, s, lens[r]) else {
-                    // Past this sequence's length: the state carries over, the output stays 0.
-                    new_h[states.clone()].copy_from_slice(&h[states.clone()]);
-                    new_c[states.clone()].copy_from_slice(&c[states]);
-                    continue;
-                };
-                let at = (t * n + r) * gh;
-                self.cell(
-                    &xw[at..at + gh],
-                    &hh[r * gh..(r + 1) * gh],
-                    &h[states.clone()],
-                    &c[states.clone()],
-                    &mut gates_row,
-                    &mut new_h[states.clone()],
-                    &mut new_c[states.clone()],
-                    &mut hn[states.clone()],
-                );
-                let ts = (t * n + r) * hs..(t * n + r + 1) * hs;
-                if let Some(tr) = trace.as_mut() {
-                    tr.gates[at..at + gh].copy_from_slice(&gates_row);
-                    tr.h_prev[ts.clone()].copy_from_slice(&h[states.clone()]);
-                    match self.mode {
-                        Mode::Lstm => {
-                            tr.c_prev[ts.clone()].copy_from_slice(&c[states.clone()]);
-                            tr.c[ts].copy_from_slice(&new_c[states.clone()]);
+        // The gate arithmetic at the CPU's full vector width (same results: see `wide`).
+        crate::fastmath::wide(
+            #[inline(always)]
+            || {
+                for s in 0..t_len {
+                    gemm_nt(n, gh, hs, h, wh, &mut hh, false);
+                    add_rows(&mut hh, bh);
+                    for r in 0..n {
+                        let states = r * hs..(r + 1) * hs;
+                        let Some(t) = self.time_of(d, s, lens[r]) else {
+                            // Past this sequence's length: the state carries over, the output stays 0.
+                            new_h[states.clone()].copy_from_slice(&h[states.clone()]);
+                            new_c[states.clone()].copy_from_slice(&c[states]);
+                            continue;
+                        };
+                        let at = (t * n + r) * gh;
+                        self.cell(
+                            &xw[at..at + gh],
+                            &hh[r * gh..(r + 1) * gh],
+                            &h[states.clone()],
+                            &c[states.clone()],
+                            &mut gates_row,
+                            &mut new_h[states.clone()],
+                            &mut new_c[states.clone()],
+                            &mut hn[states.clone()],
+                        );
+                        let ts = (t * n + r) * hs..(t * n + r + 1) * hs;
+                        if let Some(tr) = trace.as_mut() {
+                            tr.gates[at..at + gh].copy_from_slice(&gates_row);
+                            tr.h_prev[ts.clone()].copy_from_slice(&h[states.clone()]);
+                            match self.mode {
+                                Mode::Lstm => {
+                                    tr.c_prev[ts.clone()].copy_from_slice(&c[states.clone()]);
+                                    tr.c[ts].copy_from_slice(&new_c[states.clone()]);
+                                }
+                                Mode::Gru => tr.hn[ts].copy_from_slice(&hn[states.clone()]),
+                                _ => {}
+                            }
                         }
-                        Mode::Gru => tr.hn[ts].copy_from_slice(&hn[states.clone()]),
-                        _ => {}
+                        out[(t * n + r) * width + d * hs..][..hs].copy_from_slice(&new_h[states]);
+                    }
+                    h.copy_from_slice(&new_h);
+                    if self.mode == Mode::Lstm {
+                        c.copy_from_slice(&new_c);
                     }
                 }
-                out[(t * n + r) * width + d * hs..][..hs].copy_from_slice(&new_h[states]);
-            }
-            h.copy_from_slice(&new_h);
-            if self.mode == Mode::Lstm {
-                c.copy_from_slice(&new_c);
-            }
-        }
+            },
+        );
         trace
     }
 
     /// One batch row of one step: activated gates, new hidden (and cell) state. Each
     /// activation runs over a contiguous slice, so the loops vectorize.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn cell<T: GemmElement>(
         &self,
         gi: &[T],
@@ -436,84 +445,108 @@ impl Rnn {
                 let mut dc: Vec<f64> = dcy[k * nh..(k + 1) * nh].iter().map(|v| v.to_f64()).collect();
                 let mut dh_prev = vec![T::ZERO; nh];
                 dgi_all.fill(T::ZERO);
-                dgh_all.fill(T::ZERO);
-                for s in (0..t_len).rev() {
-                    let times: Vec<Option<usize>> = (0..n).map(|r| self.time_of(d, s, lens[r])).collect();
-                    let mut dc_prev = dc.clone();
-                    let mut dh_direct = vec![0.0; nh];
-                    dgh_step.fill(T::ZERO);
-                    for (r, t) in times.iter().enumerate() {
-                        let Some(t) = *t else { continue };
-                        for j in 0..hs {
-                            dh[r * hs + j] += d_above[(t * n + r) * width + d * hs + j].to_f64();
-                        }
-                        let at0 = (t * n + r) * gh;
-                        for j in 0..hs {
-                            let at = |q: usize| at0 + q * hs + j;
-                            let q = r * hs + j;
-                            let tq = (t * n + r) * hs + j;
-                            let gate = |i: usize| tr.gates[at(i)].to_f64();
-                            let mut set = |i: usize, vi: f64, vh: f64| {
-                                dgi_all[at(i)] = T::from_f64(vi);
-                                dgh_all[at(i)] = T::from_f64(vh);
-                                dgh_step[r * gh + i * hs + j] = T::from_f64(vh);
-                            };
-                            match self.mode {
-                                Mode::RnnTanh | Mode::RnnRelu => {
-                                    let v = gate(0);
-                                    let da = if self.mode == Mode::RnnTanh {
-                                        dh[q] * (1.0 - v * v)
-                                    } else if v > 0.0 {
-                                        dh[q]
-                                    } else {
-                                        0.0
-                                    };
-                                    set(0, da, da);
-                                }
-                                Mode::Lstm => {
-                                    let (i, f, gg, o) = (gate(0), gate(1), gate(2), gate(3));
-                                    let tc = tanh(tr.c[tq].to_f64());
-                                    let dct = dc[q] + dh[q] * o * (1.0 - tc * tc);
-                                    let c_prev = tr.c_prev[tq].to_f64();
-                                    let grads = [
-                                        dct * gg * i * (1.0 - i),
-                                        dct * c_prev * f * (1.0 - f),
-                                        dct * i * (1.0 - gg * gg),
-                                        dh[q] * tc * o * (1.0 - o),
-                                    ];
-                                    for (gq, v) in grads.into_iter().enumerate() {
-                                        set(gq, v, v);
-                                    }
-                                    dc_prev[q] = dct * f;
-                                }
-                                Mode::Gru => {
-                                    let (rg, z, nn) = (gate(0), gate(1), gate(2));
-                                    let dn = dh[q] * (1.0 - z);
-                                    let dz = dh[q] * (tr.h_prev[tq].to_f64() - nn);
-                                    dh_direct[q] = dh[q] * z;
-                                    let dan = dn * (1.0 - nn * nn);
-                                    let dar = dan * tr.hn[tq].to_f64() * rg * (1.0 - rg);
-                                    let daz = dz * z * (1.0 - z);
-                                    set(0, dar, dar);
-                                    set(1, daz, daz);
-                                    set(2, dan, dan * rg);
-                                }
-                            }
-                        }
-                    }
-                    // dh_prev = dgh · W_h2h (+ the direct path of GRU's z gate); rows past
-                    // their length pass their gradient through unchanged.
-                    dh_prev.iter_mut().zip(&dh_direct).for_each(|(a, v)| *a = T::from_f64(*v));
-                    gemm_nn_acc(n, hs, gh, &dgh_step, wh, &mut dh_prev);
-                    for (r, t) in times.iter().enumerate() {
-                        if t.is_some() {
-                            for j in r * hs..(r + 1) * hs {
-                                dh[j] = dh_prev[j].to_f64();
-                            }
-                        }
-                    }
-                    dc = dc_prev;
+                if self.mode == Mode::Gru {
+                    dgh_all.fill(T::ZERO);
                 }
+                // The gate gradients at the CPU's full vector width (same results: see
+                // `wide`).
+                crate::fastmath::wide(
+                    #[inline(always)]
+                    || {
+                        for s in (0..t_len).rev() {
+                            let times: Vec<Option<usize>> =
+                                (0..n).map(|r| self.time_of(d, s, lens[r])).collect();
+                            let mut dc_prev = dc.clone();
+                            let mut dh_direct = vec![0.0; nh];
+                            dgh_step.fill(T::ZERO);
+                            for (r, t) in times.iter().enumerate() {
+                                let Some(t) = *t else { continue };
+                                for j in 0..hs {
+                                    dh[r * hs + j] += d_above[(t * n + r) * width + d * hs + j].to_f64();
+                                }
+                                let at0 = (t * n + r) * gh;
+                                if self.mode == Mode::Lstm {
+                                    // Gate by gate over contiguous slices, so the loop vectorizes;
+                                    // the gradient of the recurrent input equals the input's.
+                                    let gates = &tr.gates[at0..at0 + gh];
+                                    let [i, f, gg, o]: [&[T]; 4] =
+                                        std::array::from_fn(|q| &gates[q * hs..][..hs]);
+                                    let ts = (t * n + r) * hs..(t * n + r + 1) * hs;
+                                    let (cq, cp) = (&tr.c[ts.clone()], &tr.c_prev[ts]);
+                                    let (dh, dc) = (&dh[r * hs..][..hs], &dc[r * hs..][..hs]);
+                                    let dcp = &mut dc_prev[r * hs..][..hs];
+                                    let (di, rest) = dgi_all[at0..at0 + gh].split_at_mut(hs);
+                                    let (df, rest) = rest.split_at_mut(hs);
+                                    let (dg, do_) = rest.split_at_mut(hs);
+                                    for j in 0..hs {
+                                        let (i, f, gg, o) =
+                                            (i[j].to_f64(), f[j].to_f64(), gg[j].to_f64(), o[j].to_f64());
+                                        let tc = tanh(cq[j].to_f64());
+                                        let dct = dc[j] + dh[j] * o * (1.0 - tc * tc);
+                                        di[j] = T::from_f64(dct * gg * i * (1.0 - i));
+                                        df[j] = T::from_f64(dct * cp[j].to_f64() * f * (1.0 - f));
+                                        dg[j] = T::from_f64(dct * i * (1.0 - gg * gg));
+                                        do_[j] = T::from_f64(dh[j] * tc * o * (1.0 - o));
+                                        dcp[j] = dct * f;
+                                    }
+                                    dgh_step[r * gh..(r + 1) * gh].copy_from_slice(&dgi_all[at0..at0 + gh]);
+                                    continue;
+                                }
+                                for j in 0..hs {
+                                    let at = |q: usize| at0 + q * hs + j;
+                                    let q = r * hs + j;
+                                    let tq = (t * n + r) * hs + j;
+                                    let gate = |i: usize| tr.gates[at(i)].to_f64();
+                                    let mut set = |i: usize, vi: f64, vh: f64| {
+                                        dgi_all[at(i)] = T::from_f64(vi);
+                                        if self.mode == Mode::Gru {
+                                            dgh_all[at(i)] = T::from_f64(vh);
+                                        }
+                                        dgh_step[r * gh + i * hs + j] = T::from_f64(vh);
+                                    };
+                                    match self.mode {
+                                        Mode::RnnTanh | Mode::RnnRelu => {
+                                            let v = gate(0);
+                                            let da = if self.mode == Mode::RnnTanh {
+                                                dh[q] * (1.0 - v * v)
+                                            } else if v > 0.0 {
+                                                dh[q]
+                                            } else {
+                                                0.0
+                                            };
+                                            set(0, da, da);
+                                        }
+                                        Mode::Lstm => unreachable!("LSTM rows take the sliced loop above"),
+                                        Mode::Gru => {
+                                            let (rg, z, nn) = (gate(0), gate(1), gate(2));
+                                            let dn = dh[q] * (1.0 - z);
+                                            let dz = dh[q] * (tr.h_prev[tq].to_f64() - nn);
+                                            dh_direct[q] = dh[q] * z;
+                                            let dan = dn * (1.0 - nn * nn);
+                                            let dar = dan * tr.hn[tq].to_f64() * rg * (1.0 - rg);
+                                            let daz = dz * z * (1.0 - z);
+                                            set(0, dar, dar);
+                                            set(1, daz, daz);
+                                            set(2, dan, dan * rg);
+                                        }
+                                    }
+                                }
+                            }
+                            // dh_prev = dgh · W_h2h (+ the direct path of GRU's z gate); rows past
+                            // their length pass their gradient through unchanged.
+                            dh_prev.iter_mut().zip(&dh_direct).for_each(|(a, v)| *a = T::from_f64(*v));
+                            gemm_nn_acc(n, hs, gh, &dgh_step, wh, &mut dh_prev);
+                            for (r, t) in times.iter().enumerate() {
+                                if t.is_some() {
+                                    for j in r * hs..(r + 1) * hs {
+                                        dh[j] = dh_prev[j].to_f64();
+                                    }
+                                }
+                            }
+                            dc = dc_prev;
+                        }
+                    },
+                );
                 for (a, v) in dh0[k * nh..(k + 1) * nh].iter_mut().zip(&dh) {
                     *a = T::from_f64(*v);
                 }
@@ -523,9 +556,11 @@ impl Rnn {
                 // Whole-sequence products: weight, bias and input gradients.
                 let rows = t_len * n;
                 gemm_tn_acc(gh, input, rows, &dgi_all, layer_in, &mut dp[slot.w_i..slot.w_i + gh * input]);
-                gemm_tn_acc(gh, hs, rows, &dgh_all, &tr.h_prev, &mut dp[slot.w_h..slot.w_h + gh * hs]);
+                // Only GRU's recurrent gate gradients differ from the input ones.
+                let dgh_all = if self.mode == Mode::Gru { &dgh_all } else { &dgi_all };
+                gemm_tn_acc(gh, hs, rows, dgh_all, &tr.h_prev, &mut dp[slot.w_h..slot.w_h + gh * hs]);
                 add_col_sums(&mut dp[slot.b_i..slot.b_i + gh], &dgi_all);
-                add_col_sums(&mut dp[slot.b_h..slot.b_h + gh], &dgh_all);
+                add_col_sums(&mut dp[slot.b_h..slot.b_h + gh], dgh_all);
                 let wi = &p[slot.w_i..slot.w_i + gh * input];
                 gemm_nn_acc(rows, input, gh, &dgi_all, wi, &mut dx);
             }
