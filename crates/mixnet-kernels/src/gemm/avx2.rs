@@ -78,6 +78,11 @@ unsafe fn pack_a(panel: &mut [f32], a: View, mc: usize, kc: usize) {
         }
         for (p, d) in dst.chunks_exact_mut(MR).enumerate().skip(blocked) {
             let src = base.add(p * a.cs);
+            if a.rs == 1 && rows == MR {
+                // A transposed `a` (weight gradients): the panel's rows lie side by side.
+                std::ptr::copy_nonoverlapping(src, d.as_mut_ptr(), MR);
+                continue;
+            }
             for (r, d) in d.iter_mut().enumerate().take(rows) {
                 *d = *src.add(r * a.rs);
             }
