@@ -25,6 +25,7 @@ pub mod pool;
 pub mod reduce;
 pub mod rnn;
 pub mod roi;
+pub mod scratch;
 pub mod shape;
 pub mod spatial;
 pub mod special;

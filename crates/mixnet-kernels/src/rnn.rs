@@ -16,6 +16,7 @@
 //! states ([`Saved`]) for backward; otherwise backward recomputes the forward.
 
 use crate::gemm::{GemmElement, MatMul};
+use crate::scratch::Buffer;
 
 /// Cell type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,21 +63,21 @@ use crate::fastmath::{sigmoid, tanh};
 /// What the forward of one (layer, direction) computed, by time index, for backward.
 struct Trace<T> {
     /// Activated gates, `T·N × gates·H`.
-    gates: Vec<T>,
+    gates: Buffer<T>,
     /// The hidden and cell state each step started from, `T·N × H`.
-    h_prev: Vec<T>,
-    c_prev: Vec<T>,
+    h_prev: Buffer<T>,
+    c_prev: Buffer<T>,
     /// The new cell state (LSTM), `T·N × H`.
-    c: Vec<T>,
+    c: Buffer<T>,
     /// GRU: `U_n h + b_hn`, `T·N × H`.
-    hn: Vec<T>,
+    hn: Buffer<T>,
 }
 
 /// What a training forward keeps for backward: the row lengths, each layer's input, and
 /// every (layer, direction)'s gates and states.
 pub struct Saved<T> {
     lens: Vec<usize>,
-    inputs: Vec<Vec<T>>,
+    inputs: Vec<Buffer<T>>,
     traces: Vec<Trace<T>>,
 }
 
@@ -188,15 +189,15 @@ impl Rnn {
         let wh = &p[slot.w_h..slot.w_h + gh * hs];
         let (bi, bh) = (&p[slot.b_i..slot.b_i + gh], &p[slot.b_h..slot.b_h + gh]);
         // The input projection of every step at once.
-        let mut xw = vec![T::ZERO; t_len * n * gh];
+        let mut xw = Buffer::zeroed(t_len * n * gh);
         gemm_nt(t_len * n, gh, slot.input, layer_in, wi, &mut xw, false);
         add_rows(&mut xw, bi);
         let mut trace = keep.then(|| Trace {
-            gates: vec![T::ZERO; t_len * n * gh],
-            h_prev: vec![T::ZERO; t_len * nh],
-            c_prev: if self.mode == Mode::Lstm { vec![T::ZERO; t_len * nh] } else { Vec::new() },
-            c: if self.mode == Mode::Lstm { vec![T::ZERO; t_len * nh] } else { Vec::new() },
-            hn: if self.mode == Mode::Gru { vec![T::ZERO; t_len * nh] } else { Vec::new() },
+            gates: Buffer::zeroed(t_len * n * gh),
+            h_prev: Buffer::zeroed(t_len * nh),
+            c_prev: Buffer::zeroed(if self.mode == Mode::Lstm { t_len * nh } else { 0 }),
+            c: Buffer::zeroed(if self.mode == Mode::Lstm { t_len * nh } else { 0 }),
+            hn: Buffer::zeroed(if self.mode == Mode::Gru { t_len * nh } else { 0 }),
         });
         let mut hh = vec![T::ZERO; n * gh];
         let mut new_h = vec![T::ZERO; nh];
@@ -323,17 +324,21 @@ impl Rnn {
         c0: &[T],
         lens: &[usize],
         keep: bool,
-    ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<Vec<T>>, Vec<Trace<T>>) {
+    ) -> (Buffer<T>, Buffer<T>, Buffer<T>, Vec<Buffer<T>>, Vec<Trace<T>>) {
         let (t_len, n, hs, dirs) = (self.seq, self.batch, self.hidden, self.directions);
         let slots = self.slots();
         let nh = n * hs;
-        let mut hy = h0[..self.layers * dirs * nh].to_vec();
-        let mut cy = if self.mode == Mode::Lstm { c0[..hy.len()].to_vec() } else { vec![T::ZERO; hy.len()] };
-        let mut layer_in = x.to_vec();
+        let mut hy = Buffer::from_slice(&h0[..self.layers * dirs * nh]);
+        let mut cy = if self.mode == Mode::Lstm {
+            Buffer::from_slice(&c0[..hy.len()])
+        } else {
+            Buffer::zeroed(hy.len())
+        };
+        let mut layer_in = Buffer::from_slice(x);
         let mut inputs = Vec::new();
         let mut traces = Vec::new();
         for l in 0..self.layers {
-            let mut out = vec![T::ZERO; t_len * n * dirs * hs];
+            let mut out = Buffer::zeroed(t_len * n * dirs * hs);
             for d in 0..dirs {
                 let k = l * dirs + d;
                 let (h, c) = (&mut hy[k * nh..(k + 1) * nh], &mut cy[k * nh..(k + 1) * nh]);
@@ -371,7 +376,7 @@ impl Rnn {
         h0: &[T],
         c0: &[T],
         lengths: Option<&[usize]>,
-    ) -> (Vec<T>, Vec<T>, Vec<T>) {
+    ) -> (Buffer<T>, Buffer<T>, Buffer<T>) {
         let lens = self.lengths(lengths);
         let (out, hy, cy, _, _) = self.run(x, p, h0, c0, &lens, false);
         (out, hy, cy)
@@ -390,7 +395,7 @@ impl Rnn {
         dhy: &[T],
         dcy: &[T],
         lengths: Option<&[usize]>,
-    ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
+    ) -> (Buffer<T>, Buffer<T>, Buffer<T>, Buffer<T>) {
         let lens = self.lengths(lengths);
         let (_, _, _, inputs, traces) = self.run(x, p, h0, c0, &lens, true);
         self.backward_saved(Saved { lens, inputs, traces }, p, h0.len(), dout, dhy, dcy)
@@ -406,7 +411,7 @@ impl Rnn {
         h0: &[T],
         c0: &[T],
         lengths: Option<&[usize]>,
-    ) -> (Vec<T>, Vec<T>, Vec<T>, Saved<T>) {
+    ) -> (Buffer<T>, Buffer<T>, Buffer<T>, Saved<T>) {
         let lens = self.lengths(lengths);
         let (out, hy, cy, inputs, traces) = self.run(x, p, h0, c0, &lens, true);
         (out, hy, cy, Saved { lens, inputs, traces })
@@ -422,21 +427,22 @@ impl Rnn {
         dout: &[T],
         dhy: &[T],
         dcy: &[T],
-    ) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>) {
+    ) -> (Buffer<T>, Buffer<T>, Buffer<T>, Buffer<T>) {
         let Saved { lens, inputs, traces } = saved;
         let (t_len, n, hs, dirs, g) = (self.seq, self.batch, self.hidden, self.directions, self.mode.gates());
         let (gh, nh, width) = (g * hs, n * hs, dirs * hs);
         let slots = self.slots();
-        let mut dp = vec![T::ZERO; p.len()];
-        let (mut dh0, mut dc0) = (vec![T::ZERO; state_len], vec![T::ZERO; state_len]);
-        let mut d_above = dout.to_vec();
-        let mut dgi_all = vec![T::ZERO; t_len * n * gh];
-        let mut dgh_all = vec![T::ZERO; t_len * n * gh];
+        let mut dp = Buffer::zeroed(p.len());
+        let (mut dh0, mut dc0) = (Buffer::zeroed(state_len), Buffer::zeroed(state_len));
+        let mut d_above = Buffer::from_slice(dout);
+        let mut dgi_all = Buffer::zeroed(t_len * n * gh);
+        // Only GRU's recurrent gate gradients differ from the input ones.
+        let mut dgh_all = Buffer::zeroed(if self.mode == Mode::Gru { t_len * n * gh } else { 0 });
         let mut dgh_step = vec![T::ZERO; n * gh];
         for l in (0..self.layers).rev() {
             let input = slots[l * dirs].input;
             let layer_in = &inputs[l];
-            let mut dx = vec![T::ZERO; t_len * n * input];
+            let mut dx = Buffer::zeroed(t_len * n * input);
             for d in 0..dirs {
                 let k = l * dirs + d;
                 let (slot, tr) = (&slots[k], &traces[k]);
@@ -556,7 +562,6 @@ impl Rnn {
                 // Whole-sequence products: weight, bias and input gradients.
                 let rows = t_len * n;
                 gemm_tn_acc(gh, input, rows, &dgi_all, layer_in, &mut dp[slot.w_i..slot.w_i + gh * input]);
-                // Only GRU's recurrent gate gradients differ from the input ones.
                 let dgh_all = if self.mode == Mode::Gru { &dgh_all } else { &dgi_all };
                 gemm_tn_acc(gh, hs, rows, dgh_all, &tr.h_prev, &mut dp[slot.w_h..slot.w_h + gh * hs]);
                 add_col_sums(&mut dp[slot.b_i..slot.b_i + gh], &dgi_all);
