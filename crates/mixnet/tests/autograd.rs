@@ -332,6 +332,11 @@ fn views_taken_while_recording_carry_gradients() {
     let y = {
         let _rec = autograd::record(true);
         let r = x.reshape(&[2, 3]).unwrap();
+        // A recorded reshape is still a view (MXNet's ReshapeWithRecord), of a recorded
+        // result too.
+        assert!(r.shares_memory_with(&x));
+        let r = r.reshape(&[3, 2]).unwrap().reshape(&[2, 3]).unwrap();
+        assert!(r.shares_memory_with(&x));
         let s = x.slice(1, 3).unwrap();
         let a = x.at(2).unwrap();
         let total = |v: NDArray| v.sum(None, false).unwrap();

@@ -290,10 +290,19 @@ impl NDArray {
         if dims.iter().product::<usize>() != self.size() {
             return Err(bad());
         }
-        if self.records_views() {
-            return self.recorded("Reshape", &[("shape", &tuple(&dims))]);
+        let recorded = self.records_views().then(|| tuple(&dims));
+        let view = NDArray { shape: dims.into(), tape: Tape::Inherit, ..self.clone() };
+        match recorded {
+            // MXNet's `ReshapeWithRecord`: still a view of the same memory; only the tape
+            // sees a `Reshape` call, so gradients flow back through it (a copy here cost
+            // the language model two passes over its 700×10000 logits per step).
+            Some(shape) => {
+                let op = crate::imperative::create("Reshape", &[("shape", &shape)])?;
+                let mut out = crate::autograd::record_op(&op, &[self], smallvec::smallvec![view]);
+                Ok(out.swap_remove(0))
+            }
+            None => Ok(view),
         }
-        Ok(NDArray { shape: dims.into(), tape: Tape::Inherit, ..self.clone() })
     }
 
     /// While autograd records and this array is on the tape, views must be recorded

@@ -50,20 +50,19 @@ pub(crate) fn tuple<T: std::fmt::Display>(dims: &[T]) -> String {
     }
 }
 
-/// `g` with `like`'s shape (a recorded `reshape_like`, so higher-order gradients see it).
+/// `g` with `like`'s shape: a view (recorded while building a higher-order graph).
 pub(crate) fn reshape_like(g: &NDArray, like: &NDArray) -> Result<NDArray> {
-    if g.shape() == like.shape() {
-        return Ok(g.clone());
-    }
-    call("reshape_like", &[g.clone(), like.clone()], &[])
+    reshape_to(g, like.shape().dims())
 }
 
-/// `g` reshaped to `dims`, every one of which is positive (`Reshape`'s 0 means "copy").
+/// `g` reshaped to `dims`, every one of which is positive (`Reshape`'s 0 means "copy"):
+/// a view of `g`'s memory, as [`NDArray::reshape`] makes it.
 pub(crate) fn reshape_to(g: &NDArray, dims: &[usize]) -> Result<NDArray> {
     if g.shape().dims() == dims {
         return Ok(g.clone());
     }
-    call("Reshape", std::slice::from_ref(g), &[("shape", &tuple(dims))])
+    let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+    g.reshape(&dims)
 }
 
 /// `g` converted to `dtype` (identity when it already is).
