@@ -13,7 +13,9 @@ pub fn clip_global_norm(arrays: &[NDArray], max_norm: f64) -> Result<f64> {
     let _pause = crate::autograd::pause(false);
     let mut sum_sq = 0.0f64;
     for a in arrays {
-        let n = a.astype(crate::DType::F32)?.norm()?.as_scalar::<f32>()? as f64;
+        // Norms in f32 (of a copy only when `a` is another dtype).
+        let n = if a.dtype() == crate::DType::F32 { a.norm()? } else { a.astype(crate::DType::F32)?.norm()? };
+        let n = n.as_scalar::<f32>()? as f64;
         sum_sq += n * n;
     }
     let total = sum_sq.sqrt();

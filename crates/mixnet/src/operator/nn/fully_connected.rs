@@ -170,8 +170,12 @@ fn forward<T: mixnet_kernels::gemm::GemmElement>(
     out: &mut [T],
 ) {
     if let Some(b) = bias {
-        for row in out.chunks_exact_mut(p.n) {
-            row.copy_from_slice(b);
+        let fill = |_: usize, part: &mut [T]| part.chunks_exact_mut(p.n).for_each(|row| row.copy_from_slice(b));
+        // Large outputs (a language model's 700×10000 logits) are filled on every core.
+        if out.len() >= 1 << 16 {
+            mixnet_kernels::parallel::split(out, p.n, &fill);
+        } else {
+            fill(0, out);
         }
     }
     p.run_with(x, w, out, bias.is_some(), true);
