@@ -245,11 +245,28 @@ pub enum SoftmaxKind {
 pub fn softmax<R: Real>(
     x: &[R],
     out: &mut [R],
+    dims: (usize, usize, usize),
+    kind: SoftmaxKind,
+    negate: bool,
+    temperature: R,
+    length: Option<&[i64]>,
+) {
+    softmax_with(x, out, dims, kind, negate, temperature, length, false)
+}
+
+/// [`softmax`], with exponentials correctly rounded (in practice) when `rounded_exp`: as
+/// glibc's `expf` that MXNet calls, so that a result widened to f64 (`dtype='float64'`)
+/// carries MXNet's digits. Otherwise f32 rows use [`Real::exp_fast`] (2 ulp).
+#[allow(clippy::too_many_arguments)]
+pub fn softmax_with<R: Real>(
+    x: &[R],
+    out: &mut [R],
     (outer, m, inner): (usize, usize, usize),
     kind: SoftmaxKind,
     negate: bool,
     temperature: R,
     length: Option<&[i64]>,
+    rounded_exp: bool,
 ) {
     debug_assert_eq!(x.len(), outer * m * inner);
     if m == 0 {
@@ -261,7 +278,7 @@ pub fn softmax<R: Real>(
         return par_units(out, unit, &|first, chunk| {
             for (b, row) in chunk.chunks_mut(unit).enumerate() {
                 let o = first + b;
-                softmax_row(&x[o * unit..(o + 1) * unit], row, kind);
+                softmax_row(&x[o * unit..(o + 1) * unit], row, kind, rounded_exp);
             }
         });
     }
@@ -383,18 +400,24 @@ fn max_lanes<R: Real>(x: &[R]) -> R {
 
 /// One contiguous row of (log-)softmax: the exponentials are computed once, in place, in
 /// loops the compiler vectorizes (4 f64 lanes where the CPU has AVX2: `fastmath::wide`).
-fn softmax_row<R: Real>(x: &[R], out: &mut [R], kind: SoftmaxKind) {
+fn softmax_row<R: Real>(x: &[R], out: &mut [R], kind: SoftmaxKind, rounded_exp: bool) {
     crate::fastmath::wide(
         #[inline(always)]
-        || softmax_row_body(x, out, kind),
+        || softmax_row_body(x, out, kind, rounded_exp),
     )
 }
 
 #[inline(always)]
-fn softmax_row_body<R: Real>(x: &[R], out: &mut [R], kind: SoftmaxKind) {
+fn softmax_row_body<R: Real>(x: &[R], out: &mut [R], kind: SoftmaxKind, rounded_exp: bool) {
     let mx = max_lanes(x);
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = (v - mx).exp_fast();
+    if rounded_exp {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = (v - mx).exp_rounded();
+        }
+    } else {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = (v - mx).exp_fast();
+        }
     }
     let sum = sum_lanes(out);
     match kind {

@@ -92,9 +92,12 @@ pub trait Real:
     fn cosh(self) -> Self;
     fn erf(self) -> Self;
     fn exp(self) -> Self;
-    /// `exp` in a form loops vectorize (f32: [`crate::fastmath::expf`], within 2 ulp);
+    /// `exp` in a form loops vectorize (f32: [`crate::fastmath::expf_fast`], within 2 ulp);
     /// for kernels whose cost is dominated by exponentials, such as softmax.
     fn exp_fast(self) -> Self;
+    /// `exp` correctly rounded in practice, in a form loops vectorize (f32:
+    /// [`crate::fastmath::expf`], half the vector width of [`Real::exp_fast`]).
+    fn exp_rounded(self) -> Self;
     fn exp_m1(self) -> Self;
     fn floor(self) -> Self;
     fn tgamma(self) -> Self;
@@ -118,9 +121,10 @@ pub trait Real:
 }
 
 macro_rules! real {
-    ($t:ty, from_elem: $from:ident, exp_fast: $ef:path, std: [$($s:ident),*], libm: [$($m:ident => $lm:path),*]) => {
+    ($t:ty, from_elem: $from:ident, exp_fast: $ef:path, exp_rounded: $er:path, std: [$($s:ident),*], libm: [$($m:ident => $lm:path),*]) => {
         impl Real for $t {
             #[inline(always)] fn exp_fast(self) -> Self { $ef(self) }
+            #[inline(always)] fn exp_rounded(self) -> Self { $er(self) }
             $( #[inline(always)] fn $s(self) -> Self { <$t>::$s(self) } )*
             $( #[inline(always)] fn $m(self) -> Self { $lm(self) } )*
             #[inline(always)]
@@ -131,12 +135,12 @@ macro_rules! real {
     };
 }
 
-real!(f32, from_elem: to_f32_c, exp_fast: crate::fastmath::expf,
+real!(f32, from_elem: to_f32_c, exp_fast: crate::fastmath::expf_fast, exp_rounded: crate::fastmath::expf,
     std: [abs, acos, asin, atan, cbrt, ceil, cos, cosh, exp, exp_m1, floor, ln, log10, ln_1p, log2,
           round, sin, sinh, sqrt, tan, tanh, trunc],
     libm: [acosh => libm::acoshf, asinh => libm::asinhf, atanh => libm::atanhf, erf => libm::erff,
            tgamma => libm::tgammaf, lgamma => libm::lgammaf]);
-real!(f64, from_elem: to_f64, exp_fast: f64::exp,
+real!(f64, from_elem: to_f64, exp_fast: f64::exp, exp_rounded: f64::exp,
     std: [abs, acos, asin, atan, cbrt, ceil, cos, cosh, exp, exp_m1, floor, ln, log10, ln_1p, log2,
           round, sin, sinh, sqrt, tan, tanh, trunc],
     libm: [acosh => libm::acosh, asinh => libm::asinh, atanh => libm::atanh, erf => libm::erf,

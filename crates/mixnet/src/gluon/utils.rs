@@ -14,7 +14,8 @@ pub fn clip_global_norm(arrays: &[NDArray], max_norm: f64) -> Result<f64> {
     let mut sum_sq = 0.0f64;
     for a in arrays {
         // Norms in f32 (of a copy only when `a` is another dtype).
-        let n = if a.dtype() == crate::DType::F32 { a.norm()? } else { a.astype(crate::DType::F32)?.norm()? };
+        let n =
+            if a.dtype() == crate::DType::F32 { a.norm()? } else { a.astype(crate::DType::F32)?.norm()? };
         let n = n.as_scalar::<f32>()? as f64;
         sum_sq += n * n;
     }

@@ -170,7 +170,8 @@ fn forward<T: mixnet_kernels::gemm::GemmElement>(
     out: &mut [T],
 ) {
     if let Some(b) = bias {
-        let fill = |_: usize, part: &mut [T]| part.chunks_exact_mut(p.n).for_each(|row| row.copy_from_slice(b));
+        let fill =
+            |_: usize, part: &mut [T]| part.chunks_exact_mut(p.n).for_each(|row| row.copy_from_slice(b));
         // Large outputs (a language model's 700×10000 logits) are filled on every core.
         if out.len() >= 1 << 16 {
             mixnet_kernels::parallel::split(out, p.n, &fill);

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use mixnet_kernels::nn::{softmax, softmax_backward, SoftmaxKind};
+use mixnet_kernels::nn::{softmax, softmax_backward, softmax_with, SoftmaxKind};
 use mixnet_kernels::Element;
 
 use super::kernel::{
@@ -110,10 +110,12 @@ impl Operator for Softmax {
         let dims = self.dims(inputs[0].shape().dims())?;
         let length = if self.use_length { Some(load_i64(&inputs[1])?) } else { None };
         let (kind, negate, t) = (self.kind, self.negate, self.temperature);
+        // A wider output than the input (`dtype`) shows the exponentials' last bits.
+        let rounded = outputs[0].dtype() != inputs[0].dtype();
         with_real!(inputs[0].dtype(), self.name, R => {
             let x = load::<R>(&inputs[0])?;
             store::<R>(&mut outputs[0], |o| {
-                softmax(&x, o, dims, kind, negate, R::from_f64(t), length.as_deref());
+                softmax_with(&x, o, dims, kind, negate, R::from_f64(t), length.as_deref(), rounded);
                 Ok(())
             })
         })
