@@ -213,6 +213,10 @@ unsafe fn tile<const R: usize, const PACKED: bool>(t: &Tile) {
                 x0 = _mm256_add_ps(x0, _mm256_loadu_ps(c));
                 x1 = _mm256_add_ps(x1, _mm256_loadu_ps(c.add(8)));
             }
+            if !t.bias.is_null() {
+                x0 = _mm256_add_ps(x0, _mm256_loadu_ps(t.bias));
+                x1 = _mm256_add_ps(x1, _mm256_loadu_ps(t.bias.add(8)));
+            }
             _mm256_storeu_ps(c, x0);
             _mm256_storeu_ps(c.add(8), x1);
         } else {
@@ -221,7 +225,8 @@ unsafe fn tile<const R: usize, const PACKED: bool>(t: &Tile) {
             _mm256_storeu_ps(spill.as_mut_ptr().add(8), acc[1]);
             for (j, &x) in spill.iter().enumerate().take(t.nr) {
                 let c = c.add(j);
-                *c = if t.load_c { *c + x } else { x };
+                let x = if t.load_c { *c + x } else { x };
+                *c = if t.bias.is_null() { x } else { x + *t.bias.add(j) };
             }
         }
     }

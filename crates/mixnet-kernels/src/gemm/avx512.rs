@@ -219,6 +219,8 @@ unsafe fn tile<const R: usize, const PACKED: bool>(t: &Tile) {
         a = a.wrapping_add(t.acs);
         b = b.wrapping_add(t.ldb);
     }
+    let bias = (!t.bias.is_null())
+        .then(|| (_mm512_maskz_loadu_ps(m0, t.bias), _mm512_maskz_loadu_ps(m1, t.bias.wrapping_add(16))));
     for (r, acc) in acc.iter().enumerate() {
         let c = t.c.add(r * t.ldc);
         let c1 = c.wrapping_add(16);
@@ -226,6 +228,10 @@ unsafe fn tile<const R: usize, const PACKED: bool>(t: &Tile) {
         if t.load_c {
             x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(m0, c));
             x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(m1, c1));
+        }
+        if let Some((b0, b1)) = bias {
+            x0 = _mm512_add_ps(x0, b0);
+            x1 = _mm512_add_ps(x1, b1);
         }
         _mm512_mask_storeu_ps(c, m0, x0);
         _mm512_mask_storeu_ps(c1, m1, x1);

@@ -98,6 +98,9 @@ pub(super) struct Tile {
     pub nr: usize,
     /// Add to `c` rather than overwrite it.
     pub load_c: bool,
+    /// A row of `nr` values added to every row of the result (a dense layer's bias, per
+    /// column), or null.
+    pub bias: *const f32,
 }
 
 /// Rows per task from which a product is split by rows (balanced to a tile) rather than
@@ -136,12 +139,16 @@ pub(super) fn product<K: Kernel>(
     (brs, bcs): (usize, usize),
     c: &mut [f32],
     acc: bool,
+    bias: Option<&[f32]>,
     threads: usize,
 ) {
     assert!(K::available(), "gemm: SIMD kernel called on a CPU without its features");
     assert!(m > 0 && n > 0 && k > 0 && c.len() == m * n);
     assert!((m - 1) * ars + (k - 1) * acs < a.len(), "gemm: a too short for its strides");
     assert!((k - 1) * brs + (n - 1) * bcs < b.len(), "gemm: b too short for its strides");
+    assert!(bias.is_none_or(|v| v.len() == n && !acc), "gemm: a bias has n values and starts c");
+    // A 1×n matrix, null when there is none.
+    let bias = View { ptr: bias.map_or(std::ptr::null(), <[f32]>::as_ptr), rs: 0, cs: 1 };
     let a = View { ptr: a.as_ptr(), rs: ars, cs: acs };
     let b = View { ptr: b.as_ptr(), rs: brs, cs: bcs };
     let c = Out { ptr: c.as_mut_ptr(), ld: n };
@@ -169,7 +176,7 @@ pub(super) fn product<K: Kernel>(
             let i0 = u * per;
             // SAFETY: rows i0..i0+rows are in bounds (asserted above); each band is
             // claimed once, so each task writes only its own rows; the kernel is available.
-            unsafe { block::<K>(per.min(m - i0), n, k, shift_rows(a, i0), b, shift_out(c, i0, 0), acc) }
+            unsafe { block::<K>(per.min(m - i0), n, k, shift_rows(a, i0), b, shift_out(c, i0, 0), acc, bias) }
         });
     } else if threads > 1 && panels >= threads {
         // Columns: bands of whole panels, each packing only the slivers of `b` it
@@ -179,11 +186,12 @@ pub(super) fn product<K: Kernel>(
             let j0 = u * per;
             // SAFETY: columns j0..j0+cols of every operand are in bounds (asserted above)
             // and each band is claimed once, so each task writes only its own columns.
-            unsafe { block::<K>(m, per.min(n - j0), k, a, shift_cols(b, j0), shift_out(c, 0, j0), acc) }
+            let bias = if bias.ptr.is_null() { bias } else { shift_cols(bias, j0) };
+            unsafe { block::<K>(m, per.min(n - j0), k, a, shift_cols(b, j0), shift_out(c, 0, j0), acc, bias) }
         });
     } else {
         // SAFETY: the whole product, bounds asserted above; the kernel is available.
-        unsafe { block::<K>(m, n, k, a, b, c, acc) };
+        unsafe { block::<K>(m, n, k, a, b, c, acc, bias) };
     }
 }
 
@@ -201,7 +209,33 @@ pub(super) fn rows_of<K: Kernel>(
     threads: usize,
 ) {
     let ((a_rs, a_cs), b_strides) = p.strides();
-    product::<K>((c.len() / p.n, p.n, p.k), &a[first * a_rs..], (a_rs, a_cs), b, b_strides, c, acc, threads);
+    product::<K>(
+        (c.len() / p.n, p.n, p.k),
+        &a[first * a_rs..],
+        (a_rs, a_cs),
+        b,
+        b_strides,
+        c,
+        acc,
+        None,
+        threads,
+    );
+}
+
+/// All of `p` into `c`, each row starting from `bias` (see [`super::GemmElement::native_bias`]).
+///
+/// # Panics
+/// As [`product`].
+pub(super) fn with_bias<K: Kernel>(
+    p: &super::MatMul,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    bias: &[f32],
+    threads: usize,
+) {
+    let (a_strides, b_strides) = p.strides();
+    product::<K>((p.m, p.n, p.k), a, a_strides, b, b_strides, c, false, Some(bias), threads);
 }
 
 fn shift_rows(a: View, i0: usize) -> View {
@@ -256,7 +290,8 @@ thread_local! {
 /// # Safety
 /// Every element the views address for these m, n, k is in bounds; nothing else writes
 /// this block of `c` meanwhile, and `c` does not overlap `a` or `b`; [`Kernel::available`].
-unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: View, c: Out, acc: bool) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: View, c: Out, acc: bool, bias: View) {
     let (mr, nr_max) = (K::MR, K::NR);
     // Rows of `a` that are not contiguous (a transposed `a`) put every step of a tile on
     // a new cache line and, for long columns, a new page; contiguous rows a power-of-two
@@ -306,6 +341,12 @@ unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: View, c: Ou
                             ldc: c.ld,
                             nr,
                             load_c,
+                            // The first depth pass adds the bias; later ones add to it.
+                            bias: if p0 == 0 && !bias.ptr.is_null() {
+                                bias.ptr.add(j0)
+                            } else {
+                                std::ptr::null()
+                            },
                         };
                         K::tile(mr.min(mc - ir), ldb == nr_max, &t);
                     }
@@ -342,13 +383,21 @@ pub(super) fn check_kernel<K: Kernel>() {
     ];
     for &(m, n, k) in &shapes {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            for (acc, threads) in [(false, 1), (true, 1), (false, 2), (true, 2)] {
+            for (acc, threads, with_bias) in [
+                (false, 1, false),
+                (true, 1, false),
+                (false, 2, false),
+                (true, 2, false),
+                (false, 1, true),
+                (false, 2, true),
+            ] {
                 let (a, b) = (data(m * k, 1), data(k * n, 2));
                 let sa = if ta { (1, m) } else { (k, 1) };
                 let sb = if tb { (1, k) } else { (n, 1) };
                 let init = data(m * n, 3);
+                let bias = data(n, 4);
                 let mut c = if acc { init.clone() } else { vec![f32::NAN; m * n] };
-                product::<K>((m, n, k), &a, sa, &b, sb, &mut c, acc, threads);
+                product::<K>((m, n, k), &a, sa, &b, sb, &mut c, acc, with_bias.then_some(&bias[..]), threads);
                 for i in 0..m {
                     for j in 0..n {
                         let mut want: f64 = (0..k)
@@ -357,10 +406,13 @@ pub(super) fn check_kernel<K: Kernel>() {
                         if acc {
                             want += init[i * n + j] as f64;
                         }
+                        if with_bias {
+                            want += bias[j] as f64;
+                        }
                         let got = c[i * n + j] as f64;
                         assert!(
                             (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                            "{m}x{n}x{k} ta={ta} tb={tb} acc={acc} threads={threads} at ({i},{j}): {got} vs {want}"
+                            "{m}x{n}x{k} ta={ta} tb={tb} acc={acc} bias={with_bias} threads={threads} at ({i},{j}): {got} vs {want}"
                         );
                     }
                 }

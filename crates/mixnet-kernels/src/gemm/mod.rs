@@ -47,8 +47,39 @@ pub trait GemmElement: Element + sealed::Sealed {
     ) -> bool {
         false
     }
+
+    /// [`MatMul::run_with_bias`] on this crate's own kernel, when there is one, and says
+    /// whether it did.
+    #[doc(hidden)]
+    fn native_bias(
+        _p: &MatMul,
+        _a: &[Self],
+        _b: &[Self],
+        _c: &mut [Self],
+        _bias: &[Self],
+        _threads: usize,
+    ) -> bool {
+        false
+    }
 }
 impl GemmElement for f32 {
+    fn native_bias(p: &MatMul, a: &[f32], b: &[f32], c: &mut [f32], bias: &[f32], threads: usize) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use blocked::Kernel;
+            if avx512::Avx512::available() {
+                blocked::with_bias::<avx512::Avx512>(p, a, b, c, bias, threads);
+                return true;
+            }
+            if avx2::Avx2::available() {
+                blocked::with_bias::<avx2::Avx2>(p, a, b, c, bias, threads);
+                return true;
+            }
+        }
+        let _ = (p, a, b, c, bias, threads);
+        false
+    }
+
     fn native(
         p: &MatMul,
         a: &[f32],
@@ -138,6 +169,34 @@ impl MatMul {
         } else {
             self.rows(a, b, c, 0, accumulate);
         }
+    }
+
+    /// `c = op(a) · op(b) + bias`, `bias` (n values) added to every row: a dense layer's
+    /// forward. The native kernels add it as they store each tile, saving a pass over `c`;
+    /// otherwise `c` is filled with it first.
+    ///
+    /// # Panics
+    /// If a slice length is not the product's operand size, or `bias` not n long.
+    pub fn run_with_bias<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], bias: &[T], parallel: bool) {
+        let (_, _, sc) = self.operand_sizes(1, a.len(), b.len(), c.len());
+        assert_eq!(bias.len(), self.n, "gemm: bias of {} values for {} columns", bias.len(), self.n);
+        if sc == 0 {
+            return;
+        }
+        let threads = crate::parallel::threads();
+        let threads = if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS { threads } else { 1 };
+        if self.k > 0 && T::native_bias(self, a, b, c, bias, threads) {
+            return;
+        }
+        let fill = |_: usize, part: &mut [T]| {
+            part.chunks_exact_mut(self.n).for_each(|row| row.copy_from_slice(bias))
+        };
+        if parallel && c.len() >= 1 << 16 {
+            crate::parallel::split(c, self.n, &fill);
+        } else {
+            fill(0, c);
+        }
+        self.run_with(a, b, c, true, parallel);
     }
 
     /// `batch` independent products over consecutive matrices of `a`, `b` and `c`.
@@ -333,6 +392,35 @@ mod tests {
                     assert!((*g as f64 - w).abs() <= 1e-3 * w.abs().max(1.0), "{p:?}: {g} vs {w}");
                 }
             }
+        }
+    }
+
+    /// The bias added as tiles are stored (f32) equals a product onto a bias-filled `c`,
+    /// bit for bit; f64 takes the fill path. Both a single-threaded and a split product.
+    #[test]
+    fn bias_rows() {
+        for &(m, n, k) in &[(5, 37, 9), (300, 70, 260)] {
+            let p = MatMul { m, n, k, trans_a: false, trans_b: true };
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 * 0.25 - 1.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 * 0.5 - 2.0).collect();
+            let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.125 - 3.0).collect();
+            let mut want: Vec<f32> = (0..m * n).map(|i| bias[i % n]).collect();
+            p.run_with(&a, &b, &mut want, true, true);
+            let mut got = vec![f32::NAN; m * n];
+            p.run_with_bias(&a, &b, &mut got, &bias, true);
+            assert_eq!(got, want, "{m}x{n}x{k}");
+            let (a, b, bias): (Vec<f64>, Vec<f64>, Vec<f64>) = (
+                a.iter().map(|&v| v as f64).collect(),
+                b.iter().map(|&v| v as f64).collect(),
+                bias.iter().map(|&v| v as f64).collect(),
+            );
+            let mut got = vec![f64::NAN; m * n];
+            p.run_with_bias(&a, &b, &mut got, &bias, false);
+            let close = got
+                .iter()
+                .zip(&want)
+                .all(|(&g, &w)| (g - w as f64).abs() <= 1e-9 * (w.abs() as f64).max(1.0));
+            assert!(close, "f64 {m}x{n}x{k}");
         }
     }
 

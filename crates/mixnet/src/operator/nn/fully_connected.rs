@@ -169,17 +169,10 @@ fn forward<T: mixnet_kernels::gemm::GemmElement>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
-    if let Some(b) = bias {
-        let fill =
-            |_: usize, part: &mut [T]| part.chunks_exact_mut(p.n).for_each(|row| row.copy_from_slice(b));
-        // Large outputs (a language model's 700×10000 logits) are filled on every core.
-        if out.len() >= 1 << 16 {
-            mixnet_kernels::parallel::split(out, p.n, &fill);
-        } else {
-            fill(0, out);
-        }
+    match bias {
+        Some(b) => p.run_with_bias(x, w, out, b, true),
+        None => p.run_with(x, w, out, false, true),
     }
-    p.run_with(x, w, out, bias.is_some(), true);
 }
 
 /// `_backward_FullyConnected`: (output gradient, data, weight) -> gradients of data
