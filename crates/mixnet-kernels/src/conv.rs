@@ -81,6 +81,18 @@ impl ConvGeom {
             && self.output[1] + self.kernel[1] <= self.input[1] + 1
             && self.output[2] + self.kernel[2] <= self.input[2] + 1
     }
+    /// A padded 2-D window moved one step at a time with output rows as wide as the
+    /// input's ("same" convolutions: ResNet's 3×3s): a column-matrix row is then the
+    /// flattened input plane shifted by a constant, with a few edge columns zeroed.
+    fn shifted_2d(&self) -> bool {
+        self.input[0] == 1
+            && self.output[0] == 1
+            && self.kernel[0] == 1
+            && self.pad[0] == 0
+            && self.stride == [1; 3]
+            && self.dilate == [1; 3]
+            && self.output[2] == self.input[2]
+    }
     fn pointwise(&self) -> bool {
         self.kernel == [1; 3] && self.stride == [1; 3] && self.pad == [0; 3]
     }
@@ -269,6 +281,9 @@ pub fn im2col<T: Element>(g: &ConvGeom, x: &[T], col: &mut [T]) {
             }
         });
     }
+    if g.shifted_2d() {
+        return shifted_rows(g, x, col);
+    }
     for_each_row(g, g.in_channels / g.groups, |row, orow, at, off| {
         let dst = &mut col[row * n + orow * ow..][..ow];
         match at {
@@ -276,6 +291,42 @@ pub fn im2col<T: Element>(g: &ConvGeom, x: &[T], col: &mut [T]) {
             None => dst.fill(T::ZERO),
         }
     });
+}
+
+/// [`im2col`] under [`ConvGeom::shifted_2d`]: output position `j = yo·w + xo` of kernel
+/// offset (b, e) reads plane element `j + (b − ph)·w + (e − pw)`, so each row is one copy
+/// of the plane shifted, zero where that runs off the top or bottom, and the `|e − pw|`
+/// columns on one side of each output row zeroed (they would wrap into the next row).
+/// One copy per row instead of one gather per output row (ResNet-50's 7×7 stage: 7
+/// elements per gather).
+fn shifted_rows<T: Element>(g: &ConvGeom, x: &[T], col: &mut [T]) {
+    let [_, ih, w] = g.input;
+    let [_, oh, _] = g.output;
+    let [_, kh, kw] = g.kernel;
+    let (plane, n) = (ih * w, oh * w);
+    for c in 0..g.in_channels / g.groups {
+        let src = &x[c * plane..][..plane];
+        for b in 0..kh {
+            for e in 0..kw {
+                let dst = &mut col[((c * kh + b) * kw + e) * n..][..n];
+                let shift = (b * w + e) as isize - (g.pad[1] * w + g.pad[2]) as isize;
+                let lo = ((-shift).max(0) as usize).min(n);
+                let hi = (plane as isize - shift).clamp(lo as isize, n as isize) as usize;
+                dst[..lo].fill(T::ZERO);
+                dst[hi..].fill(T::ZERO);
+                let start = (lo as isize + shift) as usize;
+                dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                let dx = e as isize - g.pad[2] as isize;
+                let edge = dx.unsigned_abs().min(w);
+                if edge > 0 {
+                    for row in dst.chunks_exact_mut(w) {
+                        let zeros = if dx < 0 { &mut row[..edge] } else { &mut row[w - edge..] };
+                        zeros.fill(T::ZERO);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Add a column matrix (K × N) back onto one group of one image `x` (the adjoint of
@@ -635,6 +686,34 @@ mod tests {
             let mut dw = vec![f64::NAN; g.weight_len()];
             conv_backward_weight(&g, &dy, &x, &mut dw);
             assert!((lhs - dot(&w, &dw)).abs() < 1e-6 * lhs.abs().max(1.0), "{g:?} weight");
+        }
+    }
+
+    /// The shifted-plane path equals the general gather path, at paddings smaller than,
+    /// equal to and larger than the kernel's half width.
+    #[test]
+    fn shifted_rows_match_gather() {
+        for (h, w, kh, kw, ph, pw) in
+            [(6, 7, 3, 3, 1, 1), (5, 4, 1, 3, 0, 1), (4, 5, 5, 5, 2, 2), (3, 4, 3, 3, 2, 1)]
+        {
+            let oh = h + 2 * ph - kh + 1;
+            if w + 2 * pw - kw + 1 != w {
+                continue;
+            }
+            let g = geom(1, 1, 2, 1, [1, h, w], [1, kh, kw], [1; 3], [0, ph, pw], [1; 3]);
+            assert!(g.shifted_2d() && g.output[1] == oh, "{g:?}");
+            let x = data(g.input_len(), 1);
+            let (k, n) = (g.col_rows(), g.out_spatial());
+            let (mut fast, mut slow) = (vec![f64::NAN; k * n], vec![f64::NAN; k * n]);
+            im2col(&g, &x, &mut fast);
+            for_each_row(&g, 2, |row, orow, at, off| {
+                let dst = &mut slow[row * n + orow * w..][..w];
+                match at {
+                    Some(at) => gather_row(dst, &x[at..at + w], off, 1),
+                    None => dst.fill(0.0),
+                }
+            });
+            assert_eq!(fast, slow, "{g:?}");
         }
     }
 
