@@ -178,25 +178,42 @@ unsafe fn transpose16(v: &mut [__m512; 16]) {
 /// As for [`Kernel::tile`].
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_rows<const PACKED: bool>(rows: usize, t: &Tile) {
-    match rows {
-        8 => tile::<8, PACKED>(t),
-        7 => tile::<7, PACKED>(t),
-        6 => tile::<6, PACKED>(t),
-        5 => tile::<5, PACKED>(t),
-        4 => tile::<4, PACKED>(t),
-        3 => tile::<3, PACKED>(t),
-        2 => tile::<2, PACKED>(t),
-        _ => tile::<1, PACKED>(t),
+    // A last sliver of at most 16 columns multiplies one vector per row, not two (n = 196,
+    // ResNet-50's 14×14 stage, ends in a sliver of 4).
+    if t.nr <= 16 {
+        tile_rows_of::<PACKED, 1>(rows, t)
+    } else {
+        tile_rows_of::<PACKED, 2>(rows, t)
     }
 }
 
-/// [`Kernel::tile`] for `R` rows: `c[R×nr] (+)= a[R×k] · b[k×nr]`, columns masked to `nr`.
+/// [`tile_rows`] with `V` vectors per row.
 ///
 /// # Safety
-/// As for [`Kernel::tile`]; masked-off lanes are never accessed (AVX-512 masked loads and
-/// stores suppress them), so their addresses are formed with wrapping arithmetic only.
+/// As for [`Kernel::tile`], and `nr <= 16` when `V` is 1.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const R: usize, const PACKED: bool>(t: &Tile) {
+unsafe fn tile_rows_of<const PACKED: bool, const V: usize>(rows: usize, t: &Tile) {
+    match rows {
+        8 => tile::<8, PACKED, V>(t),
+        7 => tile::<7, PACKED, V>(t),
+        6 => tile::<6, PACKED, V>(t),
+        5 => tile::<5, PACKED, V>(t),
+        4 => tile::<4, PACKED, V>(t),
+        3 => tile::<3, PACKED, V>(t),
+        2 => tile::<2, PACKED, V>(t),
+        _ => tile::<1, PACKED, V>(t),
+    }
+}
+
+/// [`Kernel::tile`] for `R` rows of `V` vectors: `c[R×nr] (+)= a[R×k] · b[k×nr]`, columns
+/// masked to `nr`.
+///
+/// # Safety
+/// As for [`Kernel::tile`], and `nr <= 16` when `V` is 1; masked-off lanes are never
+/// accessed (AVX-512 masked loads and stores suppress them), so their addresses are
+/// formed with wrapping arithmetic only.
+#[target_feature(enable = "avx512f")]
+unsafe fn tile<const R: usize, const PACKED: bool, const V: usize>(t: &Tile) {
     let (m0, m1) = masks(t.nr);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     let (mut a, mut b) = (t.a, t.b);
@@ -206,15 +223,18 @@ unsafe fn tile<const R: usize, const PACKED: bool>(t: &Tile) {
     for _ in 0..t.k {
         // A packed sliver is zero-padded to whole, aligned rows; one read in place ends
         // where `b` does, so its loads are masked (slower here: packed ones stay plain).
-        let (b0, b1) = if PACKED {
-            (_mm512_load_ps(b), _mm512_load_ps(b.add(16)))
-        } else {
-            (_mm512_maskz_loadu_ps(m0, b), _mm512_maskz_loadu_ps(m1, b.wrapping_add(16)))
+        let (b0, b1) = match (PACKED, V) {
+            (true, 2) => (_mm512_load_ps(b), _mm512_load_ps(b.add(16))),
+            (true, _) => (_mm512_load_ps(b), _mm512_setzero_ps()),
+            (false, 2) => (_mm512_maskz_loadu_ps(m0, b), _mm512_maskz_loadu_ps(m1, b.wrapping_add(16))),
+            (false, _) => (_mm512_maskz_loadu_ps(m0, b), _mm512_setzero_ps()),
         };
         for (acc, &row) in acc.iter_mut().zip(&rows) {
             let x = _mm512_set1_ps(*a.add(row));
             acc[0] = _mm512_fmadd_ps(x, b0, acc[0]);
-            acc[1] = _mm512_fmadd_ps(x, b1, acc[1]);
+            if V == 2 {
+                acc[1] = _mm512_fmadd_ps(x, b1, acc[1]);
+            }
         }
         a = a.wrapping_add(t.acs);
         b = b.wrapping_add(t.ldb);
@@ -234,7 +254,9 @@ unsafe fn tile<const R: usize, const PACKED: bool>(t: &Tile) {
             x1 = _mm512_add_ps(x1, b1);
         }
         _mm512_mask_storeu_ps(c, m0, x0);
-        _mm512_mask_storeu_ps(c1, m1, x1);
+        if V == 2 {
+            _mm512_mask_storeu_ps(c1, m1, x1);
+        }
     }
 }
 
