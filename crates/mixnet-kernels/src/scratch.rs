@@ -53,6 +53,9 @@ pub struct Buffer<T> {
 
 impl<T: Pod> Buffer<T> {
     /// `len` zeros.
+    ///
+    /// # Panics
+    /// If `len` elements exceed the address space (as `vec!` would).
     pub fn zeroed(len: usize) -> Self {
         let mut b = Self::take(len);
         b.fill(T::zeroed());

@@ -55,7 +55,8 @@ pub(super) unsafe trait Kernel {
     ///
     /// # Safety
     /// Rows `0..rows` of `a` and `c`, `k` rows of `b` and columns `0..nr` of each are in
-    /// bounds (all NR columns of a packed `b`); nothing else accesses that part of `c`;
+    /// bounds (all NR columns of a packed `b`), and `nr` values of a non-null `bias`
+    /// (NR when `nr == NR`); nothing else accesses that part of `c`;
     /// [`Kernel::available`]. An in-place `b` has `nr == NR` unless `MASKED`.
     unsafe fn tile(rows: usize, packed: bool, t: &Tile);
 }
@@ -288,8 +289,9 @@ thread_local! {
 /// One task's block: `c (m×n) (+)= a (m×k) · b (k×n)`.
 ///
 /// # Safety
-/// Every element the views address for these m, n, k is in bounds; nothing else writes
-/// this block of `c` meanwhile, and `c` does not overlap `a` or `b`; [`Kernel::available`].
+/// Every element the views address for these m, n, k is in bounds (`bias`: null, or n
+/// values); nothing else writes this block of `c` meanwhile, and `c` does not overlap `a`
+/// or `b`; [`Kernel::available`].
 #[allow(clippy::too_many_arguments)]
 unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: View, c: Out, acc: bool, bias: View) {
     let (mr, nr_max) = (K::MR, K::NR);
