@@ -81,9 +81,10 @@ pub struct Saved<T> {
     traces: Vec<Trace<T>>,
 }
 
-/// `c (m×n) = a (m×k) · bᵀ` with `b` stored `n×k`, or `+=` when `acc`.
-fn gemm_nt<T: GemmElement>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], acc: bool) {
-    MatMul { m, n, k, trans_a: false, trans_b: true }.run_with(a, b, c, acc, true);
+/// `c (m×n) = a (m×k) · bᵀ + bias` with `b` stored `n×k` and `bias` added to every row
+/// (as the kernel stores each tile).
+fn gemm_nt_bias<T: GemmElement>(m: usize, n: usize, k: usize, a: &[T], b: &[T], bias: &[T], c: &mut [T]) {
+    MatMul { m, n, k, trans_a: false, trans_b: true }.run_with_bias(a, b, c, bias, true);
 }
 
 /// `c (m×n) += aᵀ · b` with `a` stored `k×m`, `b` stored `k×n`.
@@ -109,16 +110,6 @@ fn sum_into<T: GemmElement>(out: &mut [T], a: &[T], b: &[T]) {
 fn act<T: GemmElement>(v: &mut [T], f: impl Fn(f64) -> f64) {
     for x in v {
         *x = T::from_f64(f(x.to_f64()));
-    }
-}
-
-/// Add `bias` (length `cols`) to every row of `m`.
-#[inline(always)]
-fn add_rows<T: GemmElement>(m: &mut [T], bias: &[T]) {
-    for row in m.chunks_exact_mut(bias.len()) {
-        for (v, b) in row.iter_mut().zip(bias) {
-            *v = v.add(*b);
-        }
     }
 }
 
@@ -188,10 +179,9 @@ impl Rnn {
         let wi = &p[slot.w_i..slot.w_i + gh * slot.input];
         let wh = &p[slot.w_h..slot.w_h + gh * hs];
         let (bi, bh) = (&p[slot.b_i..slot.b_i + gh], &p[slot.b_h..slot.b_h + gh]);
-        // The input projection of every step at once.
-        let mut xw = Buffer::zeroed(t_len * n * gh);
-        gemm_nt(t_len * n, gh, slot.input, layer_in, wi, &mut xw, false);
-        add_rows(&mut xw, bi);
+        // The input projection of every step at once (written whole, so not zeroed first).
+        let mut xw = Buffer::unset(t_len * n * gh);
+        gemm_nt_bias(t_len * n, gh, slot.input, layer_in, wi, bi, &mut xw);
         let mut trace = keep.then(|| Trace {
             gates: Buffer::zeroed(t_len * n * gh),
             h_prev: Buffer::zeroed(t_len * nh),
@@ -209,8 +199,7 @@ impl Rnn {
             #[inline(always)]
             || {
                 for s in 0..t_len {
-                    gemm_nt(n, gh, hs, h, wh, &mut hh, false);
-                    add_rows(&mut hh, bh);
+                    gemm_nt_bias(n, gh, hs, h, wh, bh, &mut hh);
                     for r in 0..n {
                         let states = r * hs..(r + 1) * hs;
                         let Some(t) = self.time_of(d, s, lens[r]) else {
@@ -435,9 +424,10 @@ impl Rnn {
         let mut dp = Buffer::zeroed(p.len());
         let (mut dh0, mut dc0) = (Buffer::zeroed(state_len), Buffer::zeroed(state_len));
         let mut d_above = Buffer::from_slice(dout);
-        let mut dgi_all = Buffer::zeroed(t_len * n * gh);
+        // Both are zeroed per (layer, direction) below.
+        let mut dgi_all = Buffer::unset(t_len * n * gh);
         // Only GRU's recurrent gate gradients differ from the input ones.
-        let mut dgh_all = Buffer::zeroed(if self.mode == Mode::Gru { t_len * n * gh } else { 0 });
+        let mut dgh_all = Buffer::unset(if self.mode == Mode::Gru { t_len * n * gh } else { 0 });
         let mut dgh_step = vec![T::ZERO; n * gh];
         for l in (0..self.layers).rev() {
             let input = slots[l * dirs].input;

@@ -62,6 +62,15 @@ impl<T: Pod> Buffer<T> {
         b
     }
 
+    /// `len` elements of unspecified (but initialized) values: for a buffer written whole
+    /// before it is read, which then skips [`Buffer::zeroed`]'s pass over it.
+    ///
+    /// # Panics
+    /// As [`Buffer::zeroed`].
+    pub fn unset(len: usize) -> Self {
+        Self::take(len)
+    }
+
     /// A copy of `values`.
     pub fn from_slice(values: &[T]) -> Self {
         let mut b = Self::take(values.len());
@@ -69,9 +78,10 @@ impl<T: Pod> Buffer<T> {
         b
     }
 
-    /// `len` elements of unspecified (but initialized) values.
     fn take(len: usize) -> Self {
         const { assert!(std::mem::align_of::<T>() <= 8 && std::mem::size_of::<T>() > 0) };
+        // Unreachable from user input: callers size buffers from arrays already allocated
+        // (the storage pool refuses sizes past memory with an `Err` first).
         let bytes = len.checked_mul(std::mem::size_of::<T>()).expect("scratch buffer size overflows usize");
         let words = bytes.div_ceil(8);
         let words = match (bytes >= MIN_BYTES).then(|| take_block(words)).flatten() {
@@ -127,13 +137,20 @@ mod tests {
 
     #[test]
     fn blocks_are_reused_and_rezeroed() {
+        // No other test of this crate's binary uses the bin (the RNN kernel's tests are
+        // in `mixnet`), so the block given back is the one taken next.
         let n = MIN_BYTES; // f32: 4x the minimum, so it goes through the bin
         let mut a = Buffer::<f32>::zeroed(n);
         a.fill(7.0);
+        let at = a.as_ptr() as usize;
         drop(a);
-        // Another thread's test may take the block first; only the contents are certain.
         let b = Buffer::<f32>::zeroed(n - 3);
+        assert_eq!(b.as_ptr() as usize, at, "the kept block is reused");
         assert!(b.iter().all(|&v| v == 0.0) && b.len() == n - 3);
+        // Too small a request for that block (under half its size) gets a fresh one.
+        drop(b);
+        let small = Buffer::<f32>::unset(n / 3);
+        assert_ne!(small.as_ptr() as usize, at);
         let c = Buffer::<f64>::from_slice(&[1.0, 2.0]);
         assert_eq!(&*c, &[1.0, 2.0]);
         assert!(Buffer::<u8>::zeroed(0).is_empty());

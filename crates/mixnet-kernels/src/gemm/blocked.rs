@@ -196,10 +196,12 @@ pub(super) fn product<K: Kernel>(
     }
 }
 
-/// Rows `first..first + c.len() / n` of `p` into `c` (see [`super::GemmElement::native`]).
+/// Rows `first..first + c.len() / n` of `p` into `c`, from `bias` when given (see
+/// [`super::GemmElement::native`]).
 ///
 /// # Panics
 /// As [`product`].
+#[allow(clippy::too_many_arguments)]
 pub(super) fn rows_of<K: Kernel>(
     p: &super::MatMul,
     a: &[f32],
@@ -207,36 +209,12 @@ pub(super) fn rows_of<K: Kernel>(
     c: &mut [f32],
     first: usize,
     acc: bool,
+    bias: Option<&[f32]>,
     threads: usize,
 ) {
     let ((a_rs, a_cs), b_strides) = p.strides();
-    product::<K>(
-        (c.len() / p.n, p.n, p.k),
-        &a[first * a_rs..],
-        (a_rs, a_cs),
-        b,
-        b_strides,
-        c,
-        acc,
-        None,
-        threads,
-    );
-}
-
-/// All of `p` into `c`, each row starting from `bias` (see [`super::GemmElement::native_bias`]).
-///
-/// # Panics
-/// As [`product`].
-pub(super) fn with_bias<K: Kernel>(
-    p: &super::MatMul,
-    a: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-    bias: &[f32],
-    threads: usize,
-) {
-    let (a_strides, b_strides) = p.strides();
-    product::<K>((p.m, p.n, p.k), a, a_strides, b, b_strides, c, false, Some(bias), threads);
+    let dims = (c.len() / p.n, p.n, p.k);
+    product::<K>(dims, &a[first * a_rs..], (a_rs, a_cs), b, b_strides, c, acc, bias, threads);
 }
 
 fn shift_rows(a: View, i0: usize) -> View {

@@ -35,7 +35,9 @@ mod sealed {
 pub trait GemmElement: Element + sealed::Sealed {
     /// Runs rows `first..` of `p` into `c` on this crate's own kernel when the element type
     /// and the CPU have one (f32 on AVX-512, or on AVX2 with FMA), and says whether it did.
+    /// `bias` (n values, with `acc` false) starts every row of `c`.
     #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
     fn native(
         _p: &MatMul,
         _a: &[Self],
@@ -43,43 +45,14 @@ pub trait GemmElement: Element + sealed::Sealed {
         _c: &mut [Self],
         _first: usize,
         _acc: bool,
-        _threads: usize,
-    ) -> bool {
-        false
-    }
-
-    /// [`MatMul::run_with_bias`] on this crate's own kernel, when there is one, and says
-    /// whether it did.
-    #[doc(hidden)]
-    fn native_bias(
-        _p: &MatMul,
-        _a: &[Self],
-        _b: &[Self],
-        _c: &mut [Self],
-        _bias: &[Self],
+        _bias: Option<&[Self]>,
         _threads: usize,
     ) -> bool {
         false
     }
 }
 impl GemmElement for f32 {
-    fn native_bias(p: &MatMul, a: &[f32], b: &[f32], c: &mut [f32], bias: &[f32], threads: usize) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use blocked::Kernel;
-            if avx512::Avx512::available() {
-                blocked::with_bias::<avx512::Avx512>(p, a, b, c, bias, threads);
-                return true;
-            }
-            if avx2::Avx2::available() {
-                blocked::with_bias::<avx2::Avx2>(p, a, b, c, bias, threads);
-                return true;
-            }
-        }
-        let _ = (p, a, b, c, bias, threads);
-        false
-    }
-
+    #[allow(clippy::too_many_arguments)]
     fn native(
         p: &MatMul,
         a: &[f32],
@@ -87,21 +60,22 @@ impl GemmElement for f32 {
         c: &mut [f32],
         first: usize,
         acc: bool,
+        bias: Option<&[f32]>,
         threads: usize,
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
             use blocked::Kernel;
             if avx512::Avx512::available() {
-                blocked::rows_of::<avx512::Avx512>(p, a, b, c, first, acc, threads);
+                blocked::rows_of::<avx512::Avx512>(p, a, b, c, first, acc, bias, threads);
                 return true;
             }
             if avx2::Avx2::available() {
-                blocked::rows_of::<avx2::Avx2>(p, a, b, c, first, acc, threads);
+                blocked::rows_of::<avx2::Avx2>(p, a, b, c, first, acc, bias, threads);
                 return true;
             }
         }
-        let _ = (p, a, b, c, first, acc, threads);
+        let _ = (p, a, b, c, first, acc, bias, threads);
         false
     }
 }
@@ -185,7 +159,7 @@ impl MatMul {
         }
         let threads = crate::parallel::threads();
         let threads = if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS { threads } else { 1 };
-        if self.k > 0 && T::native_bias(self, a, b, c, bias, threads) {
+        if self.k > 0 && T::native(self, a, b, c, 0, false, Some(bias), threads) {
             return;
         }
         let fill = |_: usize, part: &mut [T]| {
@@ -237,7 +211,7 @@ impl MatMul {
     /// 2-core VM (a preempted thread stalls every barrier); and the calling thread works
     /// a share instead of sleeping while the pool runs the product.
     fn split<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], threads: usize, acc: bool) {
-        if T::native(self, a, b, c, 0, acc, threads) {
+        if T::native(self, a, b, c, 0, acc, None, threads) {
             return;
         }
         let (m, n) = (self.m, self.n);
@@ -270,7 +244,7 @@ impl MatMul {
         let MatMul { m, n, k, .. } = *self;
         let rows = c.len() / n;
         assert!(a.len() == m * k && b.len() == k * n && c.len() == rows * n && first + rows <= m);
-        if rows == 0 || T::native(self, a, b, c, first, acc, 1) {
+        if rows == 0 || T::native(self, a, b, c, first, acc, None, 1) {
             return;
         }
         // SAFETY: `c` is exclusively borrowed and holds exactly rows x n elements, which
