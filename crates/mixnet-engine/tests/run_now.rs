@@ -173,3 +173,113 @@ fn created_outputs_count_writes_and_take_poison() {
         assert!(e.wait_all().is_ok(), "{label}");
     }
 }
+
+/// Holders of one var as seen from inside the ops: readers count up, a writer sets -1.
+/// Any overlap of a write with another access is a violation.
+#[derive(Default)]
+struct Exclusion {
+    holders: std::sync::atomic::AtomicIsize,
+    violations: AtomicUsize,
+    writes: AtomicUsize,
+}
+
+impl Exclusion {
+    fn enter(&self, write: bool) {
+        let ok = if write {
+            self.holders.compare_exchange(0, -1, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+        } else {
+            self.holders.fetch_add(1, Ordering::SeqCst) >= 0
+        };
+        if !ok {
+            self.violations.fetch_add(1, Ordering::SeqCst);
+        }
+        std::hint::spin_loop();
+    }
+    fn leave(&self, write: bool) {
+        if write {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            let _ = self.holders.compare_exchange(-1, 0, Ordering::SeqCst, Ordering::SeqCst);
+        } else {
+            self.holders.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn inline_runs_and_pushes_from_several_threads_keep_reads_and_writes_apart() {
+    for (workers, label) in [(1, "threaded-1"), (4, "threaded-4")] {
+        let e: Arc<dyn Engine> = Arc::new(common::threaded(workers, true));
+        let vars: Arc<Vec<Var>> = Arc::new((0..3).map(|_| Var::new()).collect());
+        let guards: Arc<Vec<Exclusion>> = Arc::new((0..3).map(|_| Exclusion::default()).collect());
+        let threads: Vec<_> = (0..3u64)
+            .map(|t| {
+                let (e, vars, guards) = (e.clone(), vars.clone(), guards.clone());
+                std::thread::spawn(move || {
+                    let mut seed = 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(t + 1);
+                    let mut pushed_writes = [0usize; 3];
+                    for _ in 0..3000 {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Each op reads one var and writes another (or only reads).
+                        let r = (seed % 3) as usize;
+                        let w = ((seed >> 8) % 4) as usize;
+                        let w = (w < 3 && w != r).then_some(w);
+                        let light = (seed >> 16).is_multiple_of(2);
+                        let inline_first = !(seed >> 17).is_multiple_of(4);
+                        if let Some(w) = w {
+                            pushed_writes[w] += 1;
+                        }
+                        let body = {
+                            let guards = guards.clone();
+                            move || {
+                                guards[r].enter(false);
+                                if let Some(w) = w {
+                                    guards[w].enter(true);
+                                    guards[w].leave(true);
+                                }
+                                guards[r].leave(false);
+                            }
+                        };
+                        let reads = [vars[r].clone()];
+                        let writes: Vec<Var> = w.map(|w| vars[w].clone()).into_iter().collect();
+                        let ran = inline_first && {
+                            let mut f = || {
+                                body();
+                                Ok(())
+                            };
+                            let write_refs: Vec<&Var> = writes.iter().collect();
+                            e.try_run_now(&mut f, &[&reads[0]], &write_refs, "inline")
+                        };
+                        if !ran {
+                            e.push_fn(
+                                move || {
+                                    body();
+                                    Ok::<(), String>(())
+                                },
+                                &reads,
+                                &writes,
+                                OpProps::new("pushed").light(light),
+                            );
+                        }
+                    }
+                    pushed_writes
+                })
+            })
+            .collect();
+        let mut expected = [0usize; 3];
+        for t in threads {
+            let w = t.join().unwrap();
+            for i in 0..3 {
+                expected[i] += w[i];
+            }
+        }
+        e.wait_all().unwrap();
+        for i in 0..3 {
+            assert_eq!(guards[i].violations.load(Ordering::SeqCst), 0, "{label}: var {i}");
+            assert_eq!(guards[i].writes.load(Ordering::SeqCst), expected[i], "{label}: var {i}");
+            assert_eq!(vars[i].version(), expected[i] as u64, "{label}: var {i}");
+            assert_eq!(vars[i].pushed_writes(), expected[i] as u64, "{label}: var {i}");
+        }
+    }
+}
