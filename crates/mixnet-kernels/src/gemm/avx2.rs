@@ -163,23 +163,38 @@ unsafe fn transpose8(v: &mut [__m256; 8]) {
 /// As for [`Kernel::tile`].
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_rows<const PACKED: bool>(rows: usize, t: &Tile) {
-    match rows {
-        6 => tile::<6, PACKED>(t),
-        5 => tile::<5, PACKED>(t),
-        4 => tile::<4, PACKED>(t),
-        3 => tile::<3, PACKED>(t),
-        2 => tile::<2, PACKED>(t),
-        _ => tile::<1, PACKED>(t),
+    // A last sliver of at most 8 columns multiplies one vector per row, not two (n = 49,
+    // ResNet-50's 7×7 stage, ends in a sliver of 1). Such a sliver is always packed.
+    if PACKED && t.nr <= 8 {
+        tile_rows_of::<true, 1>(rows, t)
+    } else {
+        tile_rows_of::<PACKED, 2>(rows, t)
     }
 }
 
-/// [`Kernel::tile`] for `R` rows: `c[R×nr] (+)= a[R×k] · b[k×16]`; a partial tile's
-/// columns are spilled to the stack and copied.
+/// [`tile_rows`] with `V` vectors per row.
 ///
 /// # Safety
-/// As for [`Kernel::tile`].
+/// As for [`Kernel::tile`], and `nr <= 8` when `V` is 1.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile<const R: usize, const PACKED: bool>(t: &Tile) {
+unsafe fn tile_rows_of<const PACKED: bool, const V: usize>(rows: usize, t: &Tile) {
+    match rows {
+        6 => tile::<6, PACKED, V>(t),
+        5 => tile::<5, PACKED, V>(t),
+        4 => tile::<4, PACKED, V>(t),
+        3 => tile::<3, PACKED, V>(t),
+        2 => tile::<2, PACKED, V>(t),
+        _ => tile::<1, PACKED, V>(t),
+    }
+}
+
+/// [`Kernel::tile`] for `R` rows of `V` vectors: `c[R×nr] (+)= a[R×k] · b[k×8V]`; a
+/// partial tile's columns are spilled to the stack and copied.
+///
+/// # Safety
+/// As for [`Kernel::tile`], and `nr <= 8` when `V` is 1.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile<const R: usize, const PACKED: bool, const V: usize>(t: &Tile) {
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     let (mut a, mut b) = (t.a, t.b);
     // Row offsets held apart from the moving base: deriving each row's address from the
@@ -192,15 +207,17 @@ unsafe fn tile<const R: usize, const PACKED: bool>(t: &Tile) {
         _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(NR - 1).cast());
     }
     for _ in 0..t.k {
-        let (b0, b1) = if PACKED {
-            (_mm256_load_ps(b), _mm256_load_ps(b.add(8)))
-        } else {
-            (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8)))
+        let (b0, b1) = match (PACKED, V) {
+            (true, 2) => (_mm256_load_ps(b), _mm256_load_ps(b.add(8))),
+            (true, _) => (_mm256_load_ps(b), _mm256_setzero_ps()),
+            _ => (_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8))),
         };
         for (acc, &row) in acc.iter_mut().zip(&rows) {
             let x = _mm256_broadcast_ss(&*a.add(row));
             acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
-            acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+            if V == 2 {
+                acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+            }
         }
         a = a.wrapping_add(t.acs);
         b = b.wrapping_add(t.ldb);
