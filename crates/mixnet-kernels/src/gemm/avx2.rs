@@ -178,14 +178,7 @@ unsafe fn tile_rows<const PACKED: bool>(rows: usize, t: &Tile) {
 /// As for [`Kernel::tile`], and `nr <= 8` when `V` is 1.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_rows_of<const PACKED: bool, const V: usize>(rows: usize, t: &Tile) {
-    match rows {
-        6 => tile::<6, PACKED, V>(t),
-        5 => tile::<5, PACKED, V>(t),
-        4 => tile::<4, PACKED, V>(t),
-        3 => tile::<3, PACKED, V>(t),
-        2 => tile::<2, PACKED, V>(t),
-        _ => tile::<1, PACKED, V>(t),
-    }
+    tile_by_rows!(rows, tile::<[6, 5, 4, 3, 2], PACKED, V>(t))
 }
 
 /// [`Kernel::tile`] for `R` rows of `V` vectors: `c[R×nr] (+)= a[R×k] · b[k×8V]`; a

@@ -193,16 +193,7 @@ unsafe fn tile_rows<const PACKED: bool>(rows: usize, t: &Tile) {
 /// As for [`Kernel::tile`], and `nr <= 16` when `V` is 1.
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_rows_of<const PACKED: bool, const V: usize>(rows: usize, t: &Tile) {
-    match rows {
-        8 => tile::<8, PACKED, V>(t),
-        7 => tile::<7, PACKED, V>(t),
-        6 => tile::<6, PACKED, V>(t),
-        5 => tile::<5, PACKED, V>(t),
-        4 => tile::<4, PACKED, V>(t),
-        3 => tile::<3, PACKED, V>(t),
-        2 => tile::<2, PACKED, V>(t),
-        _ => tile::<1, PACKED, V>(t),
-    }
+    tile_by_rows!(rows, tile::<[8, 7, 6, 5, 4, 3, 2], PACKED, V>(t))
 }
 
 /// [`Kernel::tile`] for `R` rows of `V` vectors: `c[R×nr] (+)= a[R×k] · b[k×nr]`, columns

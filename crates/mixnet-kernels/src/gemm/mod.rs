@@ -7,6 +7,18 @@ use ::gemm::Parallelism;
 
 use crate::Element;
 
+/// `$tile::<R, ...>($t)` for a tile of `$rows` rows: const-generic tiles need one call per
+/// row count, listed from the kernel's MR down to 2 (anything else runs 1 row).
+#[cfg(target_arch = "x86_64")]
+macro_rules! tile_by_rows {
+    ($rows:expr, $tile:ident::<[$($r:literal),+], $p:tt, $v:tt>($t:expr)) => {
+        match $rows {
+            $($r => $tile::<$r, $p, $v>($t),)+
+            _ => $tile::<1, $p, $v>($t),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
