@@ -2,6 +2,7 @@
 //! operation is a closure so each (op, type) pair compiles to a tight loop; large arrays
 //! are split across both cores.
 
+use crate::fastmath::wide256;
 use crate::parallel::{chunks, split};
 
 /// Below this many elements a loop stays on one thread (a rayon split costs ~µs).
@@ -22,7 +23,7 @@ pub fn copy(src: &[u8], dst: &mut [u8]) {
 /// `out[i] = f(x[i])`.
 pub fn map<A: Copy + Sync, B: Copy + Send, F: Fn(A) -> B + Sync>(x: &[A], out: &mut [B], f: F) {
     debug_assert_eq!(x.len(), out.len());
-    let run = |x: &[A], o: &mut [B]| wide(|| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x)));
+    let run = |x: &[A], o: &mut [B]| wide256(|| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x)));
     if out.len() >= PARALLEL_MIN {
         split(out, 1, &|off, o| run(&x[off..off + o.len()], o));
     } else {
@@ -39,7 +40,7 @@ pub fn zip<A: Copy + Sync, B: Copy + Sync, C: Copy + Send, F: Fn(A, B) -> C + Sy
 ) {
     debug_assert!(a.len() == out.len() && b.len() == out.len());
     let run = |a: &[A], b: &[B], o: &mut [C]| {
-        wide(|| {
+        wide256(|| {
             for i in 0..o.len() {
                 o[i] = f(a[i], b[i]);
             }
@@ -50,24 +51,6 @@ pub fn zip<A: Copy + Sync, B: Copy + Sync, C: Copy + Send, F: Fn(A, B) -> C + Sy
     } else {
         run(a, b, out);
     }
-}
-
-/// Runs a loop compiled for AVX2 when the CPU has it. The workspace targets baseline
-/// x86-64 (SSE2: four f32 lanes), and a loop the compiler vectorizes runs twice as wide
-/// (1M-element `a + b` on Zen 4: 75 -> 67 µs, PyTorch 70). The loop is inlined into the
-/// AVX2 function, so each operation still compiles to one tight loop per CPU kind.
-#[inline(always)]
-fn wide(body: impl FnOnce()) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(body: impl FnOnce()) {
-            body()
-        }
-        // SAFETY: the CPU has AVX2, the one feature `avx2` is compiled for.
-        return unsafe { avx2(body) };
-    }
-    body()
 }
 
 /// Strides of `shape` (row-major, in elements) laid against `out_shape` (right-aligned,

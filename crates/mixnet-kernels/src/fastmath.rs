@@ -26,6 +26,20 @@ pub fn wide<F: FnOnce()>(f: F) {
     f()
 }
 
+/// [`wide`] without AVX-512: for loops bound by memory rather than arithmetic, where
+/// 512-bit vectors gain nothing and on Zen 4, which runs them as two halves, lose
+/// (1M-element `a + b`: 75 µs baseline, 66 with AVX2, 69 with AVX-512; PyTorch 70).
+#[inline]
+pub fn wide256<F: FnOnce()>(f: F) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement for
+        // calling a function compiled with `target_feature(enable = "avx2")`.
+        return unsafe { avx2(f) };
+    }
+    f()
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq")]
 unsafe fn avx512<F: FnOnce()>(f: F) {
