@@ -69,6 +69,32 @@ pub(super) struct View {
     pub cs: usize,
 }
 
+/// `b` as a caller hands it over: a strided matrix (see [`product`]), or gathered.
+pub(super) enum BSource<'a> {
+    /// op(b) element (p, j) at `b[p*rs + j*cs]`.
+    Strided(&'a [f32], (usize, usize)),
+    /// Element (p, j) at `base[rows[p] + cols[j]]`: a convolution's column matrix read
+    /// straight from its (padded) image (see [`super::MatMul::run_gather`]).
+    Gather { base: &'a [f32], rows: &'a [usize], cols: &'a [usize] },
+}
+
+/// `b` as a task reads it.
+#[derive(Clone, Copy)]
+enum BView {
+    Strided(View),
+    Gather(Gather),
+}
+
+/// [`BSource::Gather`] as raw parts; `cols` moves with a column band.
+#[derive(Clone, Copy)]
+struct Gather {
+    base: *const f32,
+    /// Elements at `base`.
+    len: usize,
+    rows: *const usize,
+    cols: *const usize,
+}
+
 /// The output block: element (i, j) at `ptr + i*ld + j`.
 #[derive(Clone, Copy)]
 struct Out {
@@ -81,6 +107,8 @@ struct Out {
 // task before it returns.
 unsafe impl Send for View {}
 unsafe impl Sync for View {}
+unsafe impl Send for BView {}
+unsafe impl Sync for BView {}
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
@@ -125,8 +153,8 @@ const WIDE_B: usize = 1 << 17;
 const WIDE_B_BAND: usize = 96;
 
 /// `c (m×n, row-major, dense) = a·b` (or `+=` with `acc`), where op(a) element (i, p) is
-/// `a[i*ars + p*acs]` and op(b) element (p, j) is `b[p*brs + j*bcs]`; split over up to
-/// `threads` tasks. m, n, k > 0.
+/// `a[i*ars + p*acs]` and op(b) is read as `b` says; split over up to `threads` tasks.
+/// m, n, k > 0.
 ///
 /// # Panics
 /// If the kernel is not available on this CPU, or an operand slice is shorter than its
@@ -136,8 +164,7 @@ pub(super) fn product<K: Kernel>(
     (m, n, k): (usize, usize, usize),
     a: &[f32],
     (ars, acs): (usize, usize),
-    b: &[f32],
-    (brs, bcs): (usize, usize),
+    b: BSource<'_>,
     c: &mut [f32],
     acc: bool,
     bias: Option<&[f32]>,
@@ -146,12 +173,27 @@ pub(super) fn product<K: Kernel>(
     assert!(K::available(), "gemm: SIMD kernel called on a CPU without its features");
     assert!(m > 0 && n > 0 && k > 0 && c.len() == m * n);
     assert!((m - 1) * ars + (k - 1) * acs < a.len(), "gemm: a too short for its strides");
-    assert!((k - 1) * brs + (n - 1) * bcs < b.len(), "gemm: b too short for its strides");
+    let b = match b {
+        BSource::Strided(b, (rs, cs)) => {
+            assert!((k - 1) * rs + (n - 1) * cs < b.len(), "gemm: b too short for its strides");
+            BView::Strided(View { ptr: b.as_ptr(), rs, cs })
+        }
+        BSource::Gather { base, rows, cols } => {
+            assert!(rows.len() == k && cols.len() == n, "gemm: gather tables do not fit k, n");
+            let last = rows.iter().max().zip(cols.iter().max()).map(|(r, c)| r + c);
+            assert!(last.is_some_and(|i| i < base.len()), "gemm: gathered b out of bounds");
+            BView::Gather(Gather {
+                base: base.as_ptr(),
+                len: base.len(),
+                rows: rows.as_ptr(),
+                cols: cols.as_ptr(),
+            })
+        }
+    };
     assert!(bias.is_none_or(|v| v.len() == n && !acc), "gemm: a bias has n values and starts c");
     // A 1×n matrix, null when there is none.
     let bias = View { ptr: bias.map_or(std::ptr::null(), <[f32]>::as_ptr), rs: 0, cs: 1 };
     let a = View { ptr: a.as_ptr(), rs: ars, cs: acs };
-    let b = View { ptr: b.as_ptr(), rs: brs, cs: bcs };
     let c = Out { ptr: c.as_mut_ptr(), ld: n };
     let panels = n.div_ceil(K::NR);
     let rows_fit = m >= threads * SPLIT_ROWS || (panels < threads && m >= threads * K::MR);
@@ -188,7 +230,7 @@ pub(super) fn product<K: Kernel>(
             // SAFETY: columns j0..j0+cols of every operand are in bounds (asserted above)
             // and each band is claimed once, so each task writes only its own columns.
             let bias = if bias.ptr.is_null() { bias } else { shift_cols(bias, j0) };
-            unsafe { block::<K>(m, per.min(n - j0), k, a, shift_cols(b, j0), shift_out(c, 0, j0), acc, bias) }
+            unsafe { block::<K>(m, per.min(n - j0), k, a, shift_b(b, j0), shift_out(c, 0, j0), acc, bias) }
         });
     } else {
         // SAFETY: the whole product, bounds asserted above; the kernel is available.
@@ -214,7 +256,8 @@ pub(super) fn rows_of<K: Kernel>(
 ) {
     let ((a_rs, a_cs), b_strides) = p.strides();
     let dims = (c.len() / p.n, p.n, p.k);
-    product::<K>(dims, &a[first * a_rs..], (a_rs, a_cs), b, b_strides, c, acc, bias, threads);
+    let b = BSource::Strided(b, b_strides);
+    product::<K>(dims, &a[first * a_rs..], (a_rs, a_cs), b, c, acc, bias, threads);
 }
 
 fn shift_rows(a: View, i0: usize) -> View {
@@ -223,6 +266,14 @@ fn shift_rows(a: View, i0: usize) -> View {
 
 fn shift_cols(b: View, j0: usize) -> View {
     View { ptr: b.ptr.wrapping_add(j0 * b.cs), ..b }
+}
+
+/// `b` from column `j0` on.
+fn shift_b(b: BView, j0: usize) -> BView {
+    match b {
+        BView::Strided(v) => BView::Strided(shift_cols(v, j0)),
+        BView::Gather(g) => BView::Gather(Gather { cols: g.cols.wrapping_add(j0), ..g }),
+    }
 }
 
 fn shift_out(c: Out, i0: usize, j0: usize) -> Out {
@@ -271,7 +322,7 @@ thread_local! {
 /// values); nothing else writes this block of `c` meanwhile, and `c` does not overlap `a`
 /// or `b`; [`Kernel::available`].
 #[allow(clippy::too_many_arguments)]
-unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: View, c: Out, acc: bool, bias: View) {
+unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: BView, c: Out, acc: bool, bias: View) {
     let (mr, nr_max) = (K::MR, K::NR);
     // Rows of `a` that are not contiguous (a transposed `a`) put every step of a tile on
     // a new cache line and, for long columns, a new page; contiguous rows a power-of-two
@@ -280,7 +331,7 @@ unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: View, c: Ou
     // reuse the packing: two for a transposed `a`, eight otherwise (the MLP's 64×128×784
     // blocks ran no faster packed).
     let pack_a = m > 1 && if a.cs != 1 { n > nr_max } else { n >= 8 * nr_max };
-    let in_place_b = m <= IN_PLACE_ROWS && b.cs == 1 && b.rs != nr_max;
+    let in_place_b = matches!(b, BView::Strided(v) if m <= IN_PLACE_ROWS && v.cs == 1 && v.rs != nr_max);
     BUFFERS.with(|buffers| {
         let mut buffers = buffers.borrow_mut();
         let panel_len = if pack_a { K::MC * K::KC } else { 0 };
@@ -297,11 +348,18 @@ unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: View, c: Ou
                 for j0 in (0..n).step_by(nr_max) {
                     let nr = nr_max.min(n - j0);
                     // (A `b` exactly NR wide would read as packed: it is packed.)
-                    let (bp, ldb) = if in_place_b && (K::MASKED || nr == nr_max) {
-                        (b.ptr.add(p0 * b.rs + j0), b.rs)
-                    } else {
-                        K::pack_b(&mut sliver[..kc * nr_max], b, p0, j0, nr);
-                        (sliver.as_ptr(), nr_max)
+                    let (bp, ldb) = match b {
+                        BView::Gather(g) => {
+                            pack_gather(&mut sliver[..kc * nr_max], g, p0, j0, nr, nr_max);
+                            (sliver.as_ptr(), nr_max)
+                        }
+                        BView::Strided(b) if in_place_b && (K::MASKED || nr == nr_max) => {
+                            (b.ptr.add(p0 * b.rs + j0), b.rs)
+                        }
+                        BView::Strided(b) => {
+                            K::pack_b(&mut sliver[..kc * nr_max], b, p0, j0, nr);
+                            (sliver.as_ptr(), nr_max)
+                        }
                     };
                     for ir in (0..mc).step_by(mr) {
                         // A packed panel holds MR rows p-major: row r of step p at p*MR + r.
@@ -332,6 +390,63 @@ unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: View, c: Ou
                     }
                 }
             }
+        }
+    });
+}
+
+/// [`Kernel::pack_b`] for a gathered `b`: `sliver[p*w + jj] = b(p0 + p, j0 + jj)` for jj <
+/// nr, zero up to `w` (NR, at most 32). The columns fall in runs that are contiguous in
+/// `base` (one output row of a convolution each). Each run is moved as a fixed 8, 16 or
+/// 32 floats where that fits in the row, later runs overwriting what an earlier one moved
+/// past its end: fixed sizes compile to plain vector moves, where copies of a run's own
+/// length (7 to 32 floats) cost a loop each. (Staging the row in a buffer instead stalled
+/// on store forwarding: its vector reads spanned several of the moves' stores.)
+///
+/// # Safety
+/// `g`'s tables hold rows `p0..p0 + sliver.len()/w` and columns `j0..j0 + nr`, and every
+/// element they address is in bounds.
+unsafe fn pack_gather(sliver: &mut [f32], g: Gather, p0: usize, j0: usize, nr: usize, w: usize) {
+    debug_assert!(w <= 32 && nr <= w);
+    // Runs of columns: (first column in the sliver, length, offset in `base`).
+    let mut runs = [(0usize, 0usize, 0usize); 32];
+    let mut count = 0;
+    for jj in 0..nr {
+        let off = *g.cols.add(j0 + jj);
+        if count > 0 {
+            let (start, len, at) = &mut runs[count - 1];
+            if *at + *len == off && *start + *len == jj {
+                *len += 1;
+                continue;
+            }
+        }
+        runs[count] = (jj, 1, off);
+        count += 1;
+    }
+    let runs = &runs[..count];
+    /// `dst[..N] = src[..N]` as one fixed-size move.
+    #[inline(always)]
+    fn moved<const N: usize>(dst: &mut [f32], src: &[f32]) {
+        let (d, s): (&mut [f32; N], &[f32; N]) =
+            ((&mut dst[..N]).try_into().expect("N floats"), (&src[..N]).try_into().expect("N floats"));
+        *d = *s;
+    }
+    crate::fastmath::wide256(|| {
+        for (p, dst) in sliver.chunks_exact_mut(w).enumerate() {
+            let first = *g.rows.add(p0 + p);
+            // SAFETY (of the reads): the caller's bounds hold for every addressed element;
+            // a fixed-size move reads past a run only while that stays below `len`.
+            let row = std::slice::from_raw_parts(g.base.add(first), g.len - first);
+            for &(start, len, at) in runs {
+                let (d, s) = (&mut dst[start..], &row[at..]);
+                let room = d.len().min(s.len());
+                match len {
+                    _ if len <= 8 && room >= 8 => moved::<8>(d, s),
+                    _ if len <= 16 && room >= 16 => moved::<16>(d, s),
+                    _ if room >= 32 => moved::<32>(d, s),
+                    _ => d[..len].iter_mut().zip(&s[..len]).for_each(|(d, s)| *d = *s),
+                }
+            }
+            dst[nr..].fill(0.0);
         }
     });
 }
@@ -377,7 +492,8 @@ pub(super) fn check_kernel<K: Kernel>() {
                 let init = data(m * n, 3);
                 let bias = data(n, 4);
                 let mut c = if acc { init.clone() } else { vec![f32::NAN; m * n] };
-                product::<K>((m, n, k), &a, sa, &b, sb, &mut c, acc, with_bias.then_some(&bias[..]), threads);
+                let bs = BSource::Strided(&b, sb);
+                product::<K>((m, n, k), &a, sa, bs, &mut c, acc, with_bias.then_some(&bias[..]), threads);
                 for i in 0..m {
                     for j in 0..n {
                         let mut want: f64 = (0..k)

@@ -62,9 +62,81 @@ pub trait GemmElement: Element + sealed::Sealed {
     ) -> bool {
         false
     }
-}
-impl GemmElement for f32 {
+
+    /// Whether [`MatMul::run_gather`] runs here (a native kernel for this type and CPU).
+    fn gathers() -> bool {
+        false
+    }
+
+    /// [`MatMul::run_gather`] on the native kernel, when this type and CPU have one.
+    #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
+    fn native_gather(
+        _p: &MatMul,
+        _a: &[Self],
+        _base: &[Self],
+        _rows: &[usize],
+        _cols: &[usize],
+        _c: &mut [Self],
+        _acc: bool,
+        _threads: usize,
+    ) -> bool {
+        false
+    }
+}
+/// `$call` with `$k` naming the native f32 kernel for this CPU (AVX-512, else AVX2 with
+/// FMA), evaluating to whether there was one.
+macro_rules! on_native_kernel {
+    ($k:ident => $call:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            use blocked::Kernel;
+            if avx512::Avx512::available() {
+                type $k = avx512::Avx512;
+                $call;
+                true
+            } else if avx2::Avx2::available() {
+                type $k = avx2::Avx2;
+                $call;
+                true
+            } else {
+                false
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }};
+}
+
+impl GemmElement for f32 {
+    fn gathers() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use blocked::Kernel;
+            avx512::Avx512::available() || avx2::Avx2::available()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    fn native_gather(
+        p: &MatMul,
+        a: &[f32],
+        base: &[f32],
+        rows: &[usize],
+        cols: &[usize],
+        c: &mut [f32],
+        acc: bool,
+        threads: usize,
+    ) -> bool {
+        let b = blocked::BSource::Gather { base, rows, cols };
+        on_native_kernel!(K => blocked::product::<K>((p.m, p.n, p.k), a, p.strides().0, b, c, acc, None, threads))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn native(
         p: &MatMul,
         a: &[f32],
@@ -75,20 +147,7 @@ impl GemmElement for f32 {
         bias: Option<&[f32]>,
         threads: usize,
     ) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use blocked::Kernel;
-            if avx512::Avx512::available() {
-                blocked::rows_of::<avx512::Avx512>(p, a, b, c, first, acc, bias, threads);
-                return true;
-            }
-            if avx2::Avx2::available() {
-                blocked::rows_of::<avx2::Avx2>(p, a, b, c, first, acc, bias, threads);
-                return true;
-            }
-        }
-        let _ = (p, a, b, c, first, acc, bias, threads);
-        false
+        on_native_kernel!(K => blocked::rows_of::<K>(p, a, b, c, first, acc, bias, threads))
     }
 }
 impl GemmElement for f64 {}
@@ -155,6 +214,39 @@ impl MatMul {
         } else {
             self.rows(a, b, c, 0, accumulate);
         }
+    }
+
+    /// `c = op(a) · b` (or `c +=` with `accumulate`) where `b` (k × n) is gathered:
+    /// element (p, j) is `base[rows[p] + cols[j]]`. A convolution's column matrix is such
+    /// a `b` over its image, so the product packs it straight from the image instead of
+    /// from a copy. Runs only on a native kernel; returns false (doing nothing) where the
+    /// element type or CPU has none. `trans_b` is ignored. Split across cores as
+    /// [`MatMul::run_with`] does.
+    ///
+    /// # Panics
+    /// If `a` or `c` is not its operand size, the tables are not k and n long, or an
+    /// element they address is outside `base`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_gather<T: GemmElement>(
+        &self,
+        a: &[T],
+        base: &[T],
+        rows: &[usize],
+        cols: &[usize],
+        c: &mut [T],
+        accumulate: bool,
+        parallel: bool,
+    ) -> bool {
+        assert!(
+            a.len() == self.m * self.k && c.len() == self.m * self.n,
+            "gemm: operands do not fit {self:?}"
+        );
+        if c.is_empty() || self.k == 0 {
+            return false;
+        }
+        let threads = crate::parallel::threads();
+        let threads = if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS { threads } else { 1 };
+        T::native_gather(self, a, base, rows, cols, c, accumulate, threads)
     }
 
     /// `c = op(a) · op(b) + bias`, `bias` (n values) added to every row: a dense layer's
@@ -355,6 +447,46 @@ mod tests {
 
     fn data(len: usize, seed: usize) -> Vec<f64> {
         (0..len).map(|i| ((i * 7 + seed * 13) % 17) as f64 / 4.0 - 2.0).collect()
+    }
+
+    #[test]
+    fn gathered_b_matches_explicit_b() {
+        if !f32::gathers() {
+            eprintln!("no native f32 kernel here: run_gather not exercised");
+            return;
+        }
+        // Columns in runs of 1 to 40 (a sliver cut anywhere), rows at scattered offsets,
+        // the last elements of `base` read (the fixed-size moves fall back at its end);
+        // one and two threads, overwrite and accumulate.
+        let base: Vec<f32> = (0..5000).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+        for (m, k, runs) in
+            [(5, 7, vec![40, 1, 3, 17]), (70, 300, vec![9; 30]), (200, 90, vec![33, 2, 64, 5, 70])]
+        {
+            let mut cols = Vec::new();
+            for (r, &len) in runs.iter().enumerate() {
+                cols.extend((0..len).map(|j| r * 150 + j));
+            }
+            let n = cols.len();
+            let span = cols.iter().max().unwrap();
+            let rows: Vec<usize> = (0..k).map(|p| (p * 7919) % (base.len() - span)).collect();
+            let rows = [&rows[..k - 1], &[base.len() - 1 - span]].concat();
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 13) % 29) as f32 / 14.0 - 1.0).collect();
+            let (base, cols_ref) = (&base, &cols);
+            let b: Vec<f32> = rows.iter().flat_map(|&r| cols_ref.iter().map(move |&c| base[r + c])).collect();
+            let p = MatMul { m, n, k, trans_a: false, trans_b: false };
+            for (acc, parallel) in [(false, false), (true, false), (false, true), (true, true)] {
+                let init: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
+                let (mut want, mut got) = (init.clone(), init);
+                p.run_with(&a, &b, &mut want, acc, parallel);
+                assert!(p.run_gather(&a, base, &rows, &cols, &mut got, acc, parallel));
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                        "{m}x{n}x{k} acc={acc} at {i}: {g} vs {w}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
