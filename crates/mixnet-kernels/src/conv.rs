@@ -16,7 +16,7 @@
 //! image by image with products split across cores instead. Pointwise convolutions
 //! (1×1 kernel, unit stride, no padding) skip im2col: the image is its own column matrix.
 //! On the native f32 kernels, undilated 2-D forward convolutions skip it too: the product
-//! gathers the column matrix from the padded image (see [`forward_gathered`]).
+//! gathers the column matrix from the padded image (`forward_gathered`).
 //! Scratch memory is kept per thread between calls (see [`with_scratch`]).
 
 use std::cell::RefCell;
