@@ -775,7 +775,7 @@ mod tests {
 
     /// f32 convolutions against the f64 reference. Where the CPU has a native kernel, the
     /// undilated ones with outputs 14+ wide gather `b` from the padded image
-    /// (`forward_gathered`): padded and not, strided, grouped, non-square kernels, a
+    /// (`forward_gathered`): padded and not, strided, grouped, non-square kernels, 1-D, a
     /// batch, and single images whose products split by rows and by columns. The dilated
     /// and the narrow one take im2col.
     #[test]
@@ -797,6 +797,8 @@ mod tests {
             geom(2, 1, 8, 6, [1, 30, 29], [1, 1, 3], [1, 2, 2], [0, 0, 1], [1; 3]),
             geom(1, 1, 4, 5, [1, 20, 50], [1, 2, 2], [1, 3, 3], [0; 3], [1; 3]),
             geom(2, 1, 8, 6, [1, 30, 29], [1; 3], [1, 2, 2], [0; 3], [1; 3]),
+            // 1-D, strided and padded.
+            geom(2, 1, 3, 4, [1, 1, 40], [1, 1, 5], [1, 1, 2], [0, 0, 2], [1; 3]),
         ];
         for g in cases {
             let (x, w, bias) = (data(g.input_len(), 1), data(g.weight_len(), 2), data(g.out_channels, 5));
