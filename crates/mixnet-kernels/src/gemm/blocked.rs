@@ -453,7 +453,7 @@ unsafe fn pack_gather(sliver: &mut [f32], g: Gather, p0: usize, j0: usize, nr: u
 
 /// Checks a kernel against an f64 reference: every tile remainder, several depth passes
 /// (k > KC), row passes (m > MC), both layouts of each operand, `a` packed and read in
-/// place, `b` packed and read in place, accumulation, and every split rule.
+/// place, `b` packed, read in place and gathered, accumulation, and every split rule.
 #[cfg(test)]
 pub(super) fn check_kernel<K: Kernel>() {
     if !K::available() {
@@ -491,25 +491,42 @@ pub(super) fn check_kernel<K: Kernel>() {
                 let sb = if tb { (1, k) } else { (n, 1) };
                 let init = data(m * n, 3);
                 let bias = data(n, 4);
-                let mut c = if acc { init.clone() } else { vec![f32::NAN; m * n] };
-                let bs = BSource::Strided(&b, sb);
-                product::<K>((m, n, k), &a, sa, bs, &mut c, acc, with_bias.then_some(&bias[..]), threads);
-                for i in 0..m {
+                // `b` gathered too (with `b` not transposed): rows of a wider buffer, the
+                // columns in runs of 5 with gaps of NaN between (moves that run past a run
+                // must be overwritten or zeroed).
+                let stride = n + 2 * (n / 5) + 1;
+                let cols: Vec<usize> = (0..n).map(|j| j + 2 * (j / 5)).collect();
+                let rows: Vec<usize> = (0..k).map(|p| p * stride).collect();
+                let mut base = vec![f32::NAN; k * stride];
+                for p in 0..k {
                     for j in 0..n {
-                        let mut want: f64 = (0..k)
-                            .map(|p| a[i * sa.0 + p * sa.1] as f64 * b[p * sb.0 + j * sb.1] as f64)
-                            .sum();
-                        if acc {
-                            want += init[i * n + j] as f64;
-                        }
-                        if with_bias {
-                            want += bias[j] as f64;
-                        }
-                        let got = c[i * n + j] as f64;
-                        assert!(
+                        base[rows[p] + cols[j]] = b[p * sb.0 + j * sb.1];
+                    }
+                }
+                let mut sources = vec![BSource::Strided(&b, sb)];
+                if !tb {
+                    sources.push(BSource::Gather { base: &base, rows: &rows, cols: &cols });
+                }
+                for bs in sources {
+                    let mut c = if acc { init.clone() } else { vec![f32::NAN; m * n] };
+                    product::<K>((m, n, k), &a, sa, bs, &mut c, acc, with_bias.then_some(&bias[..]), threads);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mut want: f64 = (0..k)
+                                .map(|p| a[i * sa.0 + p * sa.1] as f64 * b[p * sb.0 + j * sb.1] as f64)
+                                .sum();
+                            if acc {
+                                want += init[i * n + j] as f64;
+                            }
+                            if with_bias {
+                                want += bias[j] as f64;
+                            }
+                            let got = c[i * n + j] as f64;
+                            assert!(
                             (got - want).abs() <= 1e-4 * want.abs().max(1.0),
                             "{m}x{n}x{k} ta={ta} tb={tb} acc={acc} bias={with_bias} threads={threads} at ({i},{j}): {got} vs {want}"
                         );
+                        }
                     }
                 }
             }
