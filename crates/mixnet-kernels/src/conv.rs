@@ -454,9 +454,7 @@ fn forward_gathered<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T],
     let run = |planes: &[T], y: &mut [T]| {
         for grp in 0..g.groups {
             let base = &planes[grp * cg * plane..][..cg * plane];
-            let done =
-                p.run_gather(&w[grp * wg..][..wg], base, &rows, &cols, &mut y[grp * gy..][..gy], acc, par);
-            assert!(done, "conv: gathering product unavailable after `gathers`");
+            p.run_gather(&w[grp * wg..][..wg], base, &rows, &cols, &mut y[grp * gy..][..gy], acc, par);
         }
     };
     if ph == 0 && pw == 0 && sh == 1 && sw == 1 {
@@ -799,6 +797,8 @@ mod tests {
             geom(2, 1, 8, 6, [1, 30, 29], [1; 3], [1, 2, 2], [0; 3], [1; 3]),
             // 1-D, strided and padded.
             geom(2, 1, 3, 4, [1, 1, 40], [1, 1, 5], [1, 1, 2], [0, 0, 2], [1; 3]),
+            // No input channels: bias only (an empty product, no panic).
+            geom(1, 1, 0, 4, [1, 6, 16], [1, 3, 3], [1; 3], [0, 1, 1], [1; 3]),
         ];
         for g in cases {
             let (x, w, bias) = (data(g.input_len(), 1), data(g.weight_len(), 2), data(g.out_channels, 5));

@@ -423,12 +423,10 @@ unsafe fn pack_gather(sliver: &mut [f32], g: Gather, p0: usize, j0: usize, nr: u
         count += 1;
     }
     let runs = &runs[..count];
-    /// `dst[..N] = src[..N]` as one fixed-size move.
+    /// `dst[..N] = src[..N]`: a copy of constant length, which compiles to vector moves.
     #[inline(always)]
     fn moved<const N: usize>(dst: &mut [f32], src: &[f32]) {
-        let (d, s): (&mut [f32; N], &[f32; N]) =
-            ((&mut dst[..N]).try_into().expect("N floats"), (&src[..N]).try_into().expect("N floats"));
-        *d = *s;
+        dst[..N].copy_from_slice(&src[..N]);
     }
     crate::fastmath::wide256(|| {
         for (p, dst) in sliver.chunks_exact_mut(w).enumerate() {

@@ -63,7 +63,8 @@ pub trait GemmElement: Element + sealed::Sealed {
         false
     }
 
-    /// Whether [`MatMul::run_gather`] runs here (a native kernel for this type and CPU).
+    /// Whether [`MatMul::run_gather`] packs straight from its `base` here (a native kernel
+    /// for this type and CPU) rather than building `b` first.
     fn gathers() -> bool {
         false
     }
@@ -218,10 +219,10 @@ impl MatMul {
 
     /// `c = op(a) · b` (or `c +=` with `accumulate`) where `b` (k × n) is gathered:
     /// element (p, j) is `base[rows[p] + cols[j]]`. A convolution's column matrix is such
-    /// a `b` over its image, so the product packs it straight from the image instead of
-    /// from a copy. Runs only on a native kernel; returns false (doing nothing) where the
-    /// element type or CPU has none. `trans_b` is ignored. Split across cores as
-    /// [`MatMul::run_with`] does.
+    /// a `b` over its image, so on a native kernel (see [`GemmElement::gathers`]) the
+    /// product packs it straight from the image instead of from a copy; elsewhere `b` is
+    /// built and multiplied as [`MatMul::run_with`] does. `trans_b` is ignored. Split
+    /// across cores as [`MatMul::run_with`] does.
     ///
     /// # Panics
     /// If `a` or `c` is not its operand size, the tables are not k and n long, or an
@@ -236,17 +237,16 @@ impl MatMul {
         c: &mut [T],
         accumulate: bool,
         parallel: bool,
-    ) -> bool {
-        assert!(
-            a.len() == self.m * self.k && c.len() == self.m * self.n,
-            "gemm: operands do not fit {self:?}"
-        );
-        if c.is_empty() || self.k == 0 {
-            return false;
-        }
+    ) {
+        assert!(rows.len() == self.k && cols.len() == self.n, "gemm: gather tables do not fit {self:?}");
         let threads = crate::parallel::threads();
         let threads = if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS { threads } else { 1 };
-        T::native_gather(self, a, base, rows, cols, c, accumulate, threads)
+        let native = self.macs() > 0 && T::native_gather(self, a, base, rows, cols, c, accumulate, threads);
+        if !native {
+            let b: Vec<T> = rows.iter().flat_map(|&r| cols.iter().map(move |&j| base[r + j])).collect();
+            let plain = MatMul { trans_b: false, ..*self };
+            plain.run_with(a, &b, c, accumulate, parallel);
+        }
     }
 
     /// `c = op(a) · op(b) + bias`, `bias` (n values) added to every row: a dense layer's
@@ -451,11 +451,26 @@ mod tests {
 
     #[test]
     fn gathered_b_matches_explicit_b() {
-        if !f32::gathers() {
-            eprintln!("no native f32 kernel here: run_gather not exercised");
-            return;
-        }
-        // Columns in runs of 1 to 40 (a sliver cut anywhere), rows at scattered offsets,
+        // Where no native kernel gathers (f64 always; f32 on CPUs without AVX2), `b` is
+        // built first; with k = 0, c is cleared or kept.
+        let (base, rows, cols) = ([1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], [0, 3], [0, 2]);
+        let mut c = [1.0f64; 4];
+        MatMul { m: 2, n: 2, k: 2, trans_a: false, trans_b: false }.run_gather(
+            &[1.0, 0.0, 0.0, 1.0],
+            &base,
+            &rows,
+            &cols,
+            &mut c,
+            true,
+            false,
+        );
+        assert_eq!(c, [2.0, 4.0, 5.0, 7.0]);
+        let empty = MatMul { m: 2, n: 2, k: 0, trans_a: false, trans_b: false };
+        empty.run_gather(&[], &base, &[], &cols, &mut c, true, false);
+        assert_eq!(c, [2.0, 4.0, 5.0, 7.0]);
+        empty.run_gather(&[], &base, &[], &cols, &mut c, false, false);
+        assert_eq!(c, [0.0; 4]);
+        // f32 on the native kernels where the CPU has them. Columns in runs of 1 to 40 (a sliver cut anywhere), rows at scattered offsets,
         // the last elements of `base` read (the fixed-size moves fall back at its end);
         // one and two threads, overwrite and accumulate.
         let base: Vec<f32> = (0..5000).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
@@ -478,7 +493,7 @@ mod tests {
                 let init: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
                 let (mut want, mut got) = (init.clone(), init);
                 p.run_with(&a, &b, &mut want, acc, parallel);
-                assert!(p.run_gather(&a, base, &rows, &cols, &mut got, acc, parallel));
+                p.run_gather(&a, base, &rows, &cols, &mut got, acc, parallel);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (g - w).abs() <= 1e-4 * w.abs().max(1.0),
