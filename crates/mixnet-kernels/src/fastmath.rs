@@ -11,19 +11,12 @@
 #[inline]
 pub fn wide<F: FnOnce()>(f: F) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
-            // SAFETY: the CPU supports AVX-512F and DQ (checked just above), the only
-            // requirement for calling a function compiled with those features.
-            return unsafe { avx512(f) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above), the only requirement for
-            // calling a function compiled with `target_feature(enable = "avx2")`.
-            return unsafe { avx2(f) };
-        }
+    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") {
+        // SAFETY: the CPU supports AVX-512F and DQ (checked just above), the only
+        // requirement for calling a function compiled with those features.
+        return unsafe { avx512(f) };
     }
-    f()
+    wide256(f)
 }
 
 /// [`wide`] without AVX-512: for loops bound by memory rather than arithmetic, where
