@@ -21,7 +21,7 @@
 
 use std::cell::RefCell;
 
-use crate::gemm::{GemmElement, MatMul, PARALLEL_MIN_MACS};
+use crate::gemm::{GemmElement, MatMul, RowAffine, PARALLEL_MIN_MACS};
 use crate::Element;
 
 /// Geometry of one convolution, spatial dimensions as (d, h, w) (1-D and 2-D ones padded
@@ -389,7 +389,17 @@ fn sizes(g: &ConvGeom) -> (usize, usize, usize, usize, usize, usize, usize) {
     (g.in_channels * isp, g.out_channels * osp, cg * isp, fg * osp, g.col_rows(), osp, fg)
 }
 
-fn forward_image<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T], par: bool) {
+/// One image's forward: `y = conv(x, w) + bias`, then `post` on each channel (the bias
+/// is folded into `post` by the caller when both are given).
+fn forward_image<T: GemmElement>(
+    g: &ConvGeom,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    post: Option<&RowAffine<'_, T>>,
+    y: &mut [T],
+    par: bool,
+) {
     let (_, _, gx, gy, k, n, fg) = sizes(g);
     let p = MatMul { m: fg, n, k, trans_a: false, trans_b: false };
     if let Some(bias) = bias {
@@ -399,9 +409,17 @@ fn forward_image<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[
     }
     let acc = bias.is_some();
     let wg = fg * k;
+    // The map of group `grp`'s channels.
+    let post_of = |grp: usize| {
+        post.map(|p| RowAffine { scale: &p.scale[grp * fg..][..fg], shift: &p.shift[grp * fg..][..fg], ..*p })
+    };
     if g.pointwise() {
         for grp in 0..g.groups {
-            p.run_with(&w[grp * wg..][..wg], &x[grp * gx..][..gx], &mut y[grp * gy..][..gy], acc, par);
+            let (w, x, y) = (&w[grp * wg..][..wg], &x[grp * gx..][..gx], &mut y[grp * gy..][..gy]);
+            match post_of(grp) {
+                Some(post) => p.run_mapped(w, x, y, &post, par),
+                None => p.run_with(w, x, y, acc, par),
+            }
         }
         return;
     }
@@ -409,12 +427,16 @@ fn forward_image<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[
     // it faster than the gathering does: 256×56² to 128 at stride 2, batch 8, 2.9 -> 4.8 ms.)
     let strided_1x1 = g.kernel_volume() == 1;
     if g.planar_2d() && !strided_1x1 && g.output[2] >= GATHER_MIN_WIDTH && T::gathers() {
-        return forward_gathered(g, x, w, y, acc, par);
+        return forward_gathered(g, x, w, y, acc, &post_of, par);
     }
     with_scratch(k * n, |col: &mut [T]| {
         for grp in 0..g.groups {
             im2col_maybe_par(g, &x[grp * gx..][..gx], col, par);
-            p.run_with(&w[grp * wg..][..wg], col, &mut y[grp * gy..][..gy], acc, par);
+            let (w, y) = (&w[grp * wg..][..wg], &mut y[grp * gy..][..gy]);
+            match post_of(grp) {
+                Some(post) => p.run_mapped(w, col, y, &post, par),
+                None => p.run_with(w, col, y, acc, par),
+            }
         }
     });
 }
@@ -434,7 +456,15 @@ const GATHER_MIN_WIDTH: usize = 14;
 /// per (c, b, e), column offset `yo·wq + xo`; see [`MatMul::run_gather`]), runs of `ow`
 /// contiguous columns. The copy is the image's size, where im2col's is the kernel's
 /// area times the output's (9x for a 3×3, 12x for ResNet's 7×7 stride-2 stem).
-fn forward_gathered<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T], acc: bool, par: bool) {
+fn forward_gathered<'a, T: GemmElement>(
+    g: &ConvGeom,
+    x: &[T],
+    w: &[T],
+    y: &mut [T],
+    acc: bool,
+    post_of: &dyn Fn(usize) -> Option<RowAffine<'a, T>>,
+    par: bool,
+) {
     let (_, _, _, gy, k, n, fg) = sizes(g);
     let p = MatMul { m: fg, n, k, trans_a: false, trans_b: false };
     let ([_, ih, iw], [_, oh, ow], [_, kh, kw]) = (g.input, g.output, g.kernel);
@@ -454,7 +484,8 @@ fn forward_gathered<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], y: &mut [T],
     let run = |planes: &[T], y: &mut [T]| {
         for grp in 0..g.groups {
             let base = &planes[grp * cg * plane..][..cg * plane];
-            p.run_gather(&w[grp * wg..][..wg], base, &rows, &cols, &mut y[grp * gy..][..gy], acc, par);
+            let (w, y, post) = (&w[grp * wg..][..wg], &mut y[grp * gy..][..gy], post_of(grp));
+            p.run_gather(w, base, &rows, &cols, y, acc, post.as_ref(), par);
         }
     };
     if ph == 0 && pw == 0 && sh == 1 && sw == 1 {
@@ -538,6 +569,40 @@ fn assert_lens(g: &ConvGeom, x: usize, w: usize, y: usize) {
 
 /// `y = conv(x, w) + bias`, overwriting `y` (N, F, out spatial).
 pub fn conv_forward<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
+    forward_batch(g, x, w, bias, None, y)
+}
+
+/// `y = post(conv(x, w) + bias)`, `post` mapping each output channel (a BatchNorm with
+/// fixed statistics, and ReLU, folded into the convolution: see [`RowAffine`]), as the
+/// product stores its tiles, with no pass of its own on the native kernels.
+pub fn conv_forward_mapped<T: GemmElement>(
+    g: &ConvGeom,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    post: &RowAffine<'_, T>,
+    y: &mut [T],
+) {
+    let f = g.out_channels;
+    assert!(post.scale.len() == f && post.shift.len() == f, "conv: a channel map has {f} values");
+    match bias {
+        // (y + b)·s + h = y·s + (b·s + h)
+        Some(bias) => {
+            let shift: Vec<T> = (0..f).map(|c| bias[c].mul(post.scale[c]).add(post.shift[c])).collect();
+            forward_batch(g, x, w, None, Some(&RowAffine { shift: &shift, ..*post }), y)
+        }
+        None => forward_batch(g, x, w, None, Some(post), y),
+    }
+}
+
+fn forward_batch<T: GemmElement>(
+    g: &ConvGeom,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    post: Option<&RowAffine<'_, T>>,
+    y: &mut [T],
+) {
     assert_lens(g, x.len(), w.len(), y.len());
     assert!(bias.is_none_or(|b| b.len() == g.out_channels));
     let (sx, sy, ..) = sizes(g);
@@ -548,12 +613,12 @@ pub fn conv_forward<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], bias: Option
         Some(per) => crate::parallel::chunks(y, per * sy, &|t, ys| {
             for (i, y) in ys.chunks_exact_mut(sy).enumerate() {
                 let b = t * per + i;
-                forward_image(g, &x[b * sx..][..sx], w, bias, y, false);
+                forward_image(g, &x[b * sx..][..sx], w, bias, post, y, false);
             }
         }),
         None => {
             for (b, y) in y.chunks_exact_mut(sy).enumerate() {
-                forward_image(g, &x[b * sx..][..sx], w, bias, y, true);
+                forward_image(g, &x[b * sx..][..sx], w, bias, post, y, true);
             }
         }
     }
@@ -625,6 +690,14 @@ pub fn conv_backward_weight<T: GemmElement>(g: &ConvGeom, dy: &[T], x: &[T], dw:
 /// Convolutions of one element type, compiled once here (see `reduce::Reduce`).
 pub trait Conv: GemmElement {
     fn conv_forward(g: &ConvGeom, x: &[Self], w: &[Self], bias: Option<&[Self]>, y: &mut [Self]);
+    fn conv_forward_mapped(
+        g: &ConvGeom,
+        x: &[Self],
+        w: &[Self],
+        bias: Option<&[Self]>,
+        post: &RowAffine<'_, Self>,
+        y: &mut [Self],
+    );
     fn conv_backward_data(g: &ConvGeom, dy: &[Self], w: &[Self], dx: &mut [Self]);
     fn conv_backward_weight(g: &ConvGeom, dy: &[Self], x: &[Self], dw: &mut [Self]);
 }
@@ -634,6 +707,9 @@ macro_rules! impl_conv {
         impl Conv for $t {
             fn conv_forward(g: &ConvGeom, x: &[$t], w: &[$t], bias: Option<&[$t]>, y: &mut [$t]) {
                 conv_forward(g, x, w, bias, y)
+            }
+            fn conv_forward_mapped(g: &ConvGeom, x: &[$t], w: &[$t], bias: Option<&[$t]>, post: &RowAffine<'_, $t>, y: &mut [$t]) {
+                conv_forward_mapped(g, x, w, bias, post, y)
             }
             fn conv_backward_data(g: &ConvGeom, dy: &[$t], w: &[$t], dx: &mut [$t]) {
                 conv_backward_data(g, dy, w, dx)
@@ -775,7 +851,8 @@ mod tests {
     /// undilated ones with outputs 14+ wide gather `b` from the padded image
     /// (`forward_gathered`): padded and not, strided, grouped, non-square kernels, 1-D, a
     /// batch, and single images whose products split by rows and by columns. The dilated
-    /// and the narrow one take im2col.
+    /// and the narrow one take im2col. Each also with a channel map stored with the output
+    /// (`conv_forward_mapped`, also in f64, where the map is a pass of its own).
     #[test]
     fn f32_forward_matches_naive() {
         let cases = [
@@ -802,15 +879,46 @@ mod tests {
         ];
         for g in cases {
             let (x, w, bias) = (data(g.input_len(), 1), data(g.weight_len(), 2), data(g.out_channels, 5));
+            let (scale, shift) = (data(g.out_channels, 6), data(g.out_channels, 7));
             let want = naive(&g, &x, &w);
             let f = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
-            for with_bias in [false, true] {
+            // `map`: a channel map (with ReLU or not) stored with the output, in f32 and f64.
+            for (with_bias, map) in
+                [(false, None), (true, None), (false, Some(true)), (true, Some(false)), (true, Some(true))]
+            {
                 let mut y = vec![f32::NAN; g.output_len()];
-                conv_forward(&g, &f(&x), &f(&w), with_bias.then(|| f(&bias)).as_deref(), &mut y);
+                let mut y64 = vec![f64::NAN; g.output_len()];
+                let (x32, w32, bias32) = (f(&x), f(&w), with_bias.then(|| f(&bias)));
+                match map {
+                    None => conv_forward(&g, &x32, &w32, bias32.as_deref(), &mut y),
+                    Some(relu) => {
+                        let (scale32, shift32) = (f(&scale), f(&shift));
+                        let map32 = RowAffine { scale: &scale32, shift: &shift32, relu };
+                        conv_forward_mapped(&g, &x32, &w32, bias32.as_deref(), &map32, &mut y);
+                        let map64 = RowAffine { scale: &scale, shift: &shift, relu };
+                        conv_forward_mapped(&g, &x, &w, with_bias.then_some(&bias[..]), &map64, &mut y64);
+                    }
+                }
                 let sp = g.out_spatial();
                 for (i, (&a, &b)) in y.iter().zip(&want).enumerate() {
-                    let b = if with_bias { b + bias[(i / sp) % g.out_channels] } else { b };
-                    assert!((a as f64 - b).abs() <= 1e-4 * b.abs().max(1.0), "{g:?} at {i}: {a} vs {b}");
+                    let ch = (i / sp) % g.out_channels;
+                    let b = if with_bias { b + bias[ch] } else { b };
+                    let b = match map {
+                        None => b,
+                        Some(relu) if relu => (b * scale[ch] + shift[ch]).max(0.0),
+                        Some(_) => b * scale[ch] + shift[ch],
+                    };
+                    assert!(
+                        (a as f64 - b).abs() <= 1e-4 * b.abs().max(1.0),
+                        "{g:?} {map:?} at {i}: {a} vs {b}"
+                    );
+                    if map.is_some() {
+                        let a = y64[i];
+                        assert!(
+                            (a - b).abs() <= 1e-9 * b.abs().max(1.0),
+                            "f64 {g:?} {map:?} at {i}: {a} vs {b}"
+                        );
+                    }
                 }
             }
         }

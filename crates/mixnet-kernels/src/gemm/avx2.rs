@@ -227,6 +227,16 @@ unsafe fn tile<const R: usize, const PACKED: bool, const V: usize>(t: &Tile) {
                 x0 = _mm256_add_ps(x0, _mm256_loadu_ps(t.bias));
                 x1 = _mm256_add_ps(x1, _mm256_loadu_ps(t.bias.add(8)));
             }
+            if !t.post.scale.is_null() {
+                let (s, h) = (_mm256_set1_ps(*t.post.scale.add(r)), _mm256_set1_ps(*t.post.shift.add(r)));
+                x0 = _mm256_fmadd_ps(x0, s, h);
+                x1 = _mm256_fmadd_ps(x1, s, h);
+                if t.post.relu {
+                    // `max` returns its second operand for a NaN: 0, as `relu` gives.
+                    x0 = _mm256_max_ps(x0, _mm256_setzero_ps());
+                    x1 = _mm256_max_ps(x1, _mm256_setzero_ps());
+                }
+            }
             _mm256_storeu_ps(c, x0);
             _mm256_storeu_ps(c.add(8), x1);
         } else {
@@ -236,7 +246,8 @@ unsafe fn tile<const R: usize, const PACKED: bool, const V: usize>(t: &Tile) {
             for (j, &x) in spill.iter().enumerate().take(t.nr) {
                 let c = c.add(j);
                 let x = if t.load_c { *c + x } else { x };
-                *c = if t.bias.is_null() { x } else { x + *t.bias.add(j) };
+                let x = if t.bias.is_null() { x } else { x + *t.bias.add(j) };
+                *c = if t.post.scale.is_null() { x } else { t.post.apply(x, r) };
             }
         }
     }

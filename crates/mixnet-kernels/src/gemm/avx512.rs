@@ -244,6 +244,16 @@ unsafe fn tile<const R: usize, const PACKED: bool, const V: usize>(t: &Tile) {
             x0 = _mm512_add_ps(x0, b0);
             x1 = _mm512_add_ps(x1, b1);
         }
+        if !t.post.scale.is_null() {
+            let (s, h) = (_mm512_set1_ps(*t.post.scale.add(r)), _mm512_set1_ps(*t.post.shift.add(r)));
+            x0 = _mm512_fmadd_ps(x0, s, h);
+            x1 = _mm512_fmadd_ps(x1, s, h);
+            if t.post.relu {
+                // `max` returns its second operand for a NaN: 0, as `relu` gives.
+                x0 = _mm512_max_ps(x0, _mm512_setzero_ps());
+                x1 = _mm512_max_ps(x1, _mm512_setzero_ps());
+            }
+        }
         _mm512_mask_storeu_ps(c, m0, x0);
         if V == 2 {
             _mm512_mask_storeu_ps(c1, m1, x1);

@@ -111,6 +111,8 @@ unsafe impl Send for BView {}
 unsafe impl Sync for BView {}
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
+unsafe impl Send for Post {}
+unsafe impl Sync for Post {}
 
 /// Operands of one register tile: `a` element (r, p) at `a + r*ars + p*acs`, `b` element
 /// (p, j) at `b + p*ldb + j`, `c` element (r, j) at `c + r*ldc + j`.
@@ -130,6 +132,44 @@ pub(super) struct Tile {
     /// A row of `nr` values added to every row of the result (a dense layer's bias, per
     /// column), or null.
     pub bias: *const f32,
+    /// Per-row affine map applied to the finished result as it is stored (the last depth
+    /// pass only): row r becomes `c * scale[r] + shift[r]`, then `max(c, 0)` with `relu`.
+    /// Null `scale` when none.
+    pub post: Post,
+}
+
+/// [`super::RowAffine`] as raw parts; `scale` and `shift` hold a value per row of the
+/// block they are handed with, and move with a row band.
+#[derive(Clone, Copy)]
+pub(super) struct Post {
+    pub scale: *const f32,
+    pub shift: *const f32,
+    pub relu: bool,
+}
+
+impl Post {
+    const NONE: Post = Post { scale: std::ptr::null(), shift: std::ptr::null(), relu: false };
+
+    /// The map for row `r` on one value (remainder columns without vector masks).
+    ///
+    /// # Safety
+    /// `scale` and `shift` hold at least `r + 1` values.
+    pub unsafe fn apply(&self, x: f32, r: usize) -> f32 {
+        let y = x.mul_add(*self.scale.add(r), *self.shift.add(r));
+        match self.relu {
+            true if y > 0.0 => y,
+            true => 0.0,
+            false => y,
+        }
+    }
+
+    /// The map from row `i0` on (none stays none).
+    fn rows_from(self, i0: usize) -> Post {
+        if self.scale.is_null() {
+            return self;
+        }
+        Post { scale: self.scale.wrapping_add(i0), shift: self.shift.wrapping_add(i0), ..self }
+    }
 }
 
 /// Rows per task from which a product is split by rows (balanced to a tile) rather than
@@ -153,8 +193,8 @@ const WIDE_B: usize = 1 << 17;
 const WIDE_B_BAND: usize = 96;
 
 /// `c (m×n, row-major, dense) = a·b` (or `+=` with `acc`), where op(a) element (i, p) is
-/// `a[i*ars + p*acs]` and op(b) is read as `b` says; split over up to `threads` tasks.
-/// m, n, k > 0.
+/// `a[i*ars + p*acs]` and op(b) is read as `b` says, then `post` applied to each row;
+/// split over up to `threads` tasks. m, n, k > 0.
 ///
 /// # Panics
 /// If the kernel is not available on this CPU, or an operand slice is shorter than its
@@ -168,6 +208,7 @@ pub(super) fn product<K: Kernel>(
     c: &mut [f32],
     acc: bool,
     bias: Option<&[f32]>,
+    post: Option<&super::RowAffine<'_, f32>>,
     threads: usize,
 ) {
     assert!(K::available(), "gemm: SIMD kernel called on a CPU without its features");
@@ -191,6 +232,9 @@ pub(super) fn product<K: Kernel>(
         }
     };
     assert!(bias.is_none_or(|v| v.len() == n && !acc), "gemm: a bias has n values and starts c");
+    assert!(post.is_none_or(|p| p.scale.len() == m && p.shift.len() == m), "gemm: a row map has m values");
+    let post =
+        post.map_or(Post::NONE, |p| Post { scale: p.scale.as_ptr(), shift: p.shift.as_ptr(), relu: p.relu });
     // A 1×n matrix, null when there is none.
     let bias = View { ptr: bias.map_or(std::ptr::null(), <[f32]>::as_ptr), rs: 0, cs: 1 };
     let a = View { ptr: a.as_ptr(), rs: ars, cs: acs };
@@ -219,7 +263,8 @@ pub(super) fn product<K: Kernel>(
             let i0 = u * per;
             // SAFETY: rows i0..i0+rows are in bounds (asserted above); each band is
             // claimed once, so each task writes only its own rows; the kernel is available.
-            unsafe { block::<K>(per.min(m - i0), n, k, shift_rows(a, i0), b, shift_out(c, i0, 0), acc, bias) }
+            let (a, c, post) = (shift_rows(a, i0), shift_out(c, i0, 0), post.rows_from(i0));
+            unsafe { block::<K>(per.min(m - i0), n, k, a, b, c, acc, bias, post) }
         });
     } else if threads > 1 && panels >= threads {
         // Columns: bands of whole panels, each packing only the slivers of `b` it
@@ -230,11 +275,13 @@ pub(super) fn product<K: Kernel>(
             // SAFETY: columns j0..j0+cols of every operand are in bounds (asserted above)
             // and each band is claimed once, so each task writes only its own columns.
             let bias = if bias.ptr.is_null() { bias } else { shift_cols(bias, j0) };
-            unsafe { block::<K>(m, per.min(n - j0), k, a, shift_b(b, j0), shift_out(c, 0, j0), acc, bias) }
+            unsafe {
+                block::<K>(m, per.min(n - j0), k, a, shift_b(b, j0), shift_out(c, 0, j0), acc, bias, post)
+            }
         });
     } else {
         // SAFETY: the whole product, bounds asserted above; the kernel is available.
-        unsafe { block::<K>(m, n, k, a, b, c, acc, bias) };
+        unsafe { block::<K>(m, n, k, a, b, c, acc, bias, post) };
     }
 }
 
@@ -252,12 +299,13 @@ pub(super) fn rows_of<K: Kernel>(
     first: usize,
     acc: bool,
     bias: Option<&[f32]>,
+    post: Option<&super::RowAffine<'_, f32>>,
     threads: usize,
 ) {
     let ((a_rs, a_cs), b_strides) = p.strides();
     let dims = (c.len() / p.n, p.n, p.k);
     let b = BSource::Strided(b, b_strides);
-    product::<K>(dims, &a[first * a_rs..], (a_rs, a_cs), b, c, acc, bias, threads);
+    product::<K>(dims, &a[first * a_rs..], (a_rs, a_cs), b, c, acc, bias, post, threads);
 }
 
 fn shift_rows(a: View, i0: usize) -> View {
@@ -319,10 +367,20 @@ thread_local! {
 ///
 /// # Safety
 /// Every element the views address for these m, n, k is in bounds (`bias`: null, or n
-/// values); nothing else writes this block of `c` meanwhile, and `c` does not overlap `a`
-/// or `b`; [`Kernel::available`].
+/// values; `post`: null, or m values each); nothing else writes this block of `c`
+/// meanwhile, and `c` does not overlap `a` or `b`; [`Kernel::available`].
 #[allow(clippy::too_many_arguments)]
-unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: BView, c: Out, acc: bool, bias: View) {
+unsafe fn block<K: Kernel>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View,
+    b: BView,
+    c: Out,
+    acc: bool,
+    bias: View,
+    post: Post,
+) {
     let (mr, nr_max) = (K::MR, K::NR);
     // Rows of `a` that are not contiguous (a transposed `a`) put every step of a tile on
     // a new cache line and, for long columns, a new page; contiguous rows a power-of-two
@@ -345,6 +403,7 @@ unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: BView, c: O
                     K::pack_a(&mut panel[..mc.next_multiple_of(mr) * kc], a_blk, mc, kc);
                 }
                 let load_c = acc || p0 > 0;
+                let last = p0 + kc == k && !post.scale.is_null();
                 for j0 in (0..n).step_by(nr_max) {
                     let nr = nr_max.min(n - j0);
                     // (A `b` exactly NR wide would read as packed: it is packed.)
@@ -385,6 +444,7 @@ unsafe fn block<K: Kernel>(m: usize, n: usize, k: usize, a: View, b: BView, c: O
                             } else {
                                 std::ptr::null()
                             },
+                            post: if last { post.rows_from(i0 + ir) } else { Post::NONE },
                         };
                         K::tile(mr.min(mc - ir), ldb == nr_max, &t);
                     }
@@ -476,19 +536,25 @@ pub(super) fn check_kernel<K: Kernel>() {
     ];
     for &(m, n, k) in &shapes {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            for (acc, threads, with_bias) in [
-                (false, 1, false),
-                (true, 1, false),
-                (false, 2, false),
-                (true, 2, false),
-                (false, 1, true),
-                (false, 2, true),
+            // `post`: a row map (with ReLU or not) on the stored result.
+            for (acc, threads, with_bias, post) in [
+                (false, 1, false, None),
+                (true, 1, false, None),
+                (false, 2, false, None),
+                (true, 2, false, None),
+                (false, 1, true, None),
+                (false, 2, true, None),
+                (false, 1, false, Some(true)),
+                (true, 2, false, Some(false)),
+                (false, 2, true, Some(true)),
             ] {
                 let (a, b) = (data(m * k, 1), data(k * n, 2));
                 let sa = if ta { (1, m) } else { (k, 1) };
                 let sb = if tb { (1, k) } else { (n, 1) };
                 let init = data(m * n, 3);
                 let bias = data(n, 4);
+                let (scale, shift) = (data(m, 5), data(m, 6));
+                let map = post.map(|relu| super::RowAffine { scale: &scale, shift: &shift, relu });
                 // `b` gathered too (with `b` not transposed): rows of a wider buffer, the
                 // columns in runs of 5 with gaps of NaN between (moves that run past a run
                 // must be overwritten or zeroed).
@@ -507,7 +573,8 @@ pub(super) fn check_kernel<K: Kernel>() {
                 }
                 for bs in sources {
                     let mut c = if acc { init.clone() } else { vec![f32::NAN; m * n] };
-                    product::<K>((m, n, k), &a, sa, bs, &mut c, acc, with_bias.then_some(&bias[..]), threads);
+                    let bias_row = with_bias.then_some(&bias[..]);
+                    product::<K>((m, n, k), &a, sa, bs, &mut c, acc, bias_row, map.as_ref(), threads);
                     for i in 0..m {
                         for j in 0..n {
                             let mut want: f64 = (0..k)
@@ -519,10 +586,16 @@ pub(super) fn check_kernel<K: Kernel>() {
                             if with_bias {
                                 want += bias[j] as f64;
                             }
+                            if let Some(relu) = post {
+                                want = want * scale[i] as f64 + shift[i] as f64;
+                                if relu {
+                                    want = want.max(0.0);
+                                }
+                            }
                             let got = c[i * n + j] as f64;
                             assert!(
                             (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                            "{m}x{n}x{k} ta={ta} tb={tb} acc={acc} bias={with_bias} threads={threads} at ({i},{j}): {got} vs {want}"
+                            "{m}x{n}x{k} ta={ta} tb={tb} acc={acc} bias={with_bias} post={post:?} threads={threads} at ({i},{j}): {got} vs {want}"
                         );
                         }
                     }

@@ -47,7 +47,8 @@ mod sealed {
 pub trait GemmElement: Element + sealed::Sealed {
     /// Runs rows `first..` of `p` into `c` on this crate's own kernel when the element type
     /// and the CPU have one (f32 on AVX-512, or on AVX2 with FMA), and says whether it did.
-    /// `bias` (n values, with `acc` false) starts every row of `c`.
+    /// `bias` (n values, with `acc` false) starts every row of `c`; `post` (rows `first..`)
+    /// maps each finished row.
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
     fn native(
@@ -58,6 +59,7 @@ pub trait GemmElement: Element + sealed::Sealed {
         _first: usize,
         _acc: bool,
         _bias: Option<&[Self]>,
+        _post: Option<&RowAffine<'_, Self>>,
         _threads: usize,
     ) -> bool {
         false
@@ -80,6 +82,7 @@ pub trait GemmElement: Element + sealed::Sealed {
         _cols: &[usize],
         _c: &mut [Self],
         _acc: bool,
+        _post: Option<&RowAffine<'_, Self>>,
         _threads: usize,
     ) -> bool {
         false
@@ -130,10 +133,12 @@ impl GemmElement for f32 {
         cols: &[usize],
         c: &mut [f32],
         acc: bool,
+        post: Option<&RowAffine<'_, f32>>,
         threads: usize,
     ) -> bool {
         let b = blocked::BSource::Gather { base, rows, cols };
-        on_native_kernel!(K => blocked::product::<K>((p.m, p.n, p.k), a, p.strides().0, b, c, acc, None, threads))
+        let dims = (p.m, p.n, p.k);
+        on_native_kernel!(K => blocked::product::<K>(dims, a, p.strides().0, b, c, acc, None, post, threads))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -146,13 +151,53 @@ impl GemmElement for f32 {
         first: usize,
         acc: bool,
         bias: Option<&[f32]>,
+        post: Option<&RowAffine<'_, f32>>,
         threads: usize,
     ) -> bool {
-        on_native_kernel!(K => blocked::rows_of::<K>(p, a, b, c, first, acc, bias, threads))
+        on_native_kernel!(K => blocked::rows_of::<K>(p, a, b, c, first, acc, bias, post, threads))
     }
 }
 impl GemmElement for f64 {}
 impl GemmElement for half::f16 {}
+
+/// A map of each row of a product's result, applied as the result is stored: row i
+/// becomes `c * scale[i] + shift[i]`, then `max(c, 0)` with `relu` (NaN gives 0, as the
+/// `relu` activation does). A convolution's output rows are its channels, so an inference
+/// BatchNorm (and ReLU) after it is this map: fused, they cost no passes of their own.
+#[derive(Clone, Copy, Debug)]
+pub struct RowAffine<'a, T> {
+    pub scale: &'a [T],
+    pub shift: &'a [T],
+    pub relu: bool,
+}
+
+impl<T: Element> RowAffine<'_, T> {
+    /// The map for rows `first..` on `c` (rows of `n`), as a pass of its own: for products
+    /// that did not run on a native kernel.
+    fn apply(&self, c: &mut [T], n: usize, first: usize, parallel: bool) {
+        let map = |off: usize, part: &mut [T]| {
+            for (i, row) in part.chunks_exact_mut(n).enumerate() {
+                let (s, h) = (self.scale[first + off / n + i], self.shift[first + off / n + i]);
+                for v in row {
+                    let y = v.mul(s).add(h);
+                    *v = match self.relu {
+                        true if y > T::ZERO => y,
+                        true => T::ZERO,
+                        false => y,
+                    };
+                }
+            }
+        };
+        if n == 0 {
+            return;
+        }
+        if parallel && c.len() >= 1 << 16 {
+            crate::parallel::split(c, n, &map);
+        } else {
+            map(0, c);
+        }
+    }
+}
 
 /// Shape of one product `c (m×n) = op(a) (m×k) · op(b) (k×n)`, all row-major. With
 /// `trans_a`, `a` is stored as k×m; with `trans_b`, `b` is stored as n×k.
@@ -199,7 +244,41 @@ impl MatMul {
     /// # Panics
     /// If a slice length is not the product's operand size.
     pub fn run_with<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], accumulate: bool, parallel: bool) {
+        self.run_post(a, b, c, accumulate, None, parallel)
+    }
+
+    /// `c = post(op(a) · op(b))`: the product with each row mapped as it is stored (see
+    /// [`RowAffine`]), split across cores as [`MatMul::run`] does (unless `parallel` is
+    /// false).
+    ///
+    /// # Panics
+    /// If a slice length is not the product's operand size, or `post` does not hold m
+    /// values of each.
+    pub fn run_mapped<T: GemmElement>(
+        &self,
+        a: &[T],
+        b: &[T],
+        c: &mut [T],
+        post: &RowAffine<'_, T>,
+        parallel: bool,
+    ) {
+        self.run_post(a, b, c, false, Some(post), parallel)
+    }
+
+    fn run_post<T: GemmElement>(
+        &self,
+        a: &[T],
+        b: &[T],
+        c: &mut [T],
+        accumulate: bool,
+        post: Option<&RowAffine<'_, T>>,
+        parallel: bool,
+    ) {
         let (_, _, sc) = self.operand_sizes(1, a.len(), b.len(), c.len());
+        assert!(
+            post.is_none_or(|p| p.scale.len() == self.m && p.shift.len() == self.m),
+            "gemm: a row map has m values"
+        );
         if sc == 0 {
             return;
         }
@@ -207,17 +286,20 @@ impl MatMul {
             if !accumulate {
                 c.fill(T::ZERO);
             }
+            if let Some(post) = post {
+                post.apply(c, self.n, 0, parallel);
+            }
             return;
         }
         let threads = crate::parallel::threads();
         if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS {
-            self.split(a, b, c, threads, accumulate);
+            self.split(a, b, c, threads, accumulate, post);
         } else {
-            self.rows(a, b, c, 0, accumulate);
+            self.rows(a, b, c, 0, accumulate, post);
         }
     }
 
-    /// `c = op(a) · b` (or `c +=` with `accumulate`) where `b` (k × n) is gathered:
+    /// `c = op(a) · b` (or `c +=` with `accumulate`), then `post`, where `b` (k × n) is gathered:
     /// element (p, j) is `base[rows[p] + cols[j]]`. A convolution's column matrix is such
     /// a `b` over its image, so on a native kernel (see [`GemmElement::gathers`]) the
     /// product packs it straight from the image instead of from a copy; elsewhere `b` is
@@ -236,16 +318,18 @@ impl MatMul {
         cols: &[usize],
         c: &mut [T],
         accumulate: bool,
+        post: Option<&RowAffine<'_, T>>,
         parallel: bool,
     ) {
         assert!(rows.len() == self.k && cols.len() == self.n, "gemm: gather tables do not fit {self:?}");
         let threads = crate::parallel::threads();
         let threads = if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS { threads } else { 1 };
-        let native = self.macs() > 0 && T::native_gather(self, a, base, rows, cols, c, accumulate, threads);
+        let native =
+            self.macs() > 0 && T::native_gather(self, a, base, rows, cols, c, accumulate, post, threads);
         if !native {
             let b: Vec<T> = rows.iter().flat_map(|&r| cols.iter().map(move |&j| base[r + j])).collect();
             let plain = MatMul { trans_b: false, ..*self };
-            plain.run_with(a, &b, c, accumulate, parallel);
+            plain.run_post(a, &b, c, accumulate, post, parallel);
         }
     }
 
@@ -263,7 +347,7 @@ impl MatMul {
         }
         let threads = crate::parallel::threads();
         let threads = if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS { threads } else { 1 };
-        if self.k > 0 && T::native(self, a, b, c, 0, false, Some(bias), threads) {
+        if self.k > 0 && T::native(self, a, b, c, 0, false, Some(bias), None, threads) {
             return;
         }
         let fill = |_: usize, part: &mut [T]| {
@@ -295,15 +379,15 @@ impl MatMul {
         if !split_each && threads > 1 && self.macs().saturating_mul(batch) >= PARALLEL_MIN_MACS {
             // Many small products: one per task, each single-threaded.
             crate::parallel::chunks(c, sc, &|i, c| {
-                self.rows(&a[i * sa..][..sa], &b[i * sb..][..sb], c, 0, false)
+                self.rows(&a[i * sa..][..sa], &b[i * sb..][..sb], c, 0, false, None)
             });
             return;
         }
         for (c, (a, b)) in c.chunks_exact_mut(sc).zip(a.chunks_exact(sa).zip(b.chunks_exact(sb))) {
             if split_each {
-                self.split(a, b, c, threads, false);
+                self.split(a, b, c, threads, false, None);
             } else {
-                self.rows(a, b, c, 0, false);
+                self.rows(a, b, c, 0, false, None);
             }
         }
     }
@@ -314,13 +398,25 @@ impl MatMul {
     /// rayon split does, which is worth 10-15% of median throughput at n = 1024 on this
     /// 2-core VM (a preempted thread stalls every barrier); and the calling thread works
     /// a share instead of sleeping while the pool runs the product.
-    fn split<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], threads: usize, acc: bool) {
-        if T::native(self, a, b, c, 0, acc, None, threads) {
+    fn split<T: GemmElement>(
+        &self,
+        a: &[T],
+        b: &[T],
+        c: &mut [T],
+        threads: usize,
+        acc: bool,
+        post: Option<&RowAffine<'_, T>>,
+    ) {
+        if T::native(self, a, b, c, 0, acc, None, post, threads) {
             return;
+        }
+        if let Some(post) = post {
+            self.split(a, b, c, threads, acc, None);
+            return post.apply(c, self.n, 0, true);
         }
         let (m, n) = (self.m, self.n);
         if m.div_ceil(threads) >= MIN_SPLIT_ROWS {
-            crate::parallel::split(c, n, &|off, c| self.rows(a, b, c, off / n, acc));
+            crate::parallel::split(c, n, &|off, c| self.rows(a, b, c, off / n, acc, None));
         } else {
             let per = n.div_ceil(threads).next_multiple_of(COL_BAND);
             let out = OutPtr(c.as_mut_ptr());
@@ -344,16 +440,32 @@ impl MatMul {
     /// Output rows `first..first + c.len() / n` of one product into `c` on this thread,
     /// from operand slices of exactly the operand sizes; m, n, k > 0. With `acc`, adds to
     /// `c`.
-    fn rows<T: GemmElement>(&self, a: &[T], b: &[T], c: &mut [T], first: usize, acc: bool) {
+    fn rows<T: GemmElement>(
+        &self,
+        a: &[T],
+        b: &[T],
+        c: &mut [T],
+        first: usize,
+        acc: bool,
+        post: Option<&RowAffine<'_, T>>,
+    ) {
         let MatMul { m, n, k, .. } = *self;
         let rows = c.len() / n;
         assert!(a.len() == m * k && b.len() == k * n && c.len() == rows * n && first + rows <= m);
-        if rows == 0 || T::native(self, a, b, c, first, acc, None, 1) {
+        let post_rows = post.map(|p| RowAffine {
+            scale: &p.scale[first..first + rows],
+            shift: &p.shift[first..first + rows],
+            ..*p
+        });
+        if rows == 0 || T::native(self, a, b, c, first, acc, None, post_rows.as_ref(), 1) {
             return;
         }
         // SAFETY: `c` is exclusively borrowed and holds exactly rows x n elements, which
         // is what `raw` writes for rows first..first+rows, columns 0..n.
         unsafe { self.raw(a, b, OutPtr(c.as_mut_ptr()), first, rows, 0, n, acc) }
+        if let Some(post) = post {
+            post.apply(c, n, first, false);
+        }
     }
 
     /// Rows `first..first + rows`, columns `j0..j0 + cols` of one product, written at
@@ -462,13 +574,14 @@ mod tests {
             &cols,
             &mut c,
             true,
+            None,
             false,
         );
         assert_eq!(c, [2.0, 4.0, 5.0, 7.0]);
         let empty = MatMul { m: 2, n: 2, k: 0, trans_a: false, trans_b: false };
-        empty.run_gather(&[], &base, &[], &cols, &mut c, true, false);
+        empty.run_gather(&[], &base, &[], &cols, &mut c, true, None, false);
         assert_eq!(c, [2.0, 4.0, 5.0, 7.0]);
-        empty.run_gather(&[], &base, &[], &cols, &mut c, false, false);
+        empty.run_gather(&[], &base, &[], &cols, &mut c, false, None, false);
         assert_eq!(c, [0.0; 4]);
         // f32 on the native kernels where the CPU has them. Columns in runs of 1 to 40 (a sliver cut anywhere), rows at scattered offsets,
         // the last elements of `base` read (the fixed-size moves fall back at its end);
@@ -493,12 +606,60 @@ mod tests {
                 let init: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
                 let (mut want, mut got) = (init.clone(), init);
                 p.run_with(&a, &b, &mut want, acc, parallel);
-                p.run_gather(&a, base, &rows, &cols, &mut got, acc, parallel);
+                p.run_gather(&a, base, &rows, &cols, &mut got, acc, None, parallel);
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert!(
                         (g - w).abs() <= 1e-4 * w.abs().max(1.0),
                         "{m}x{n}x{k} acc={acc} at {i}: {g} vs {w}"
                     );
+                }
+            }
+        }
+    }
+
+    /// A row map applied as tiles are stored (f32 native kernels, plain and gathered `b`)
+    /// or as a pass of its own (f64, and k = 0) gives the mapped product; single-threaded,
+    /// and split by rows and by columns.
+    #[test]
+    fn row_maps() {
+        for &(m, n, k) in &[(5, 37, 9), (300, 70, 260), (40, 300, 300), (3, 4, 0), (1, 1, 1)] {
+            let p = MatMul { m, n, k, trans_a: false, trans_b: false };
+            let (a, b) = (data(m * k, 1), data(k * n, 2));
+            let (scale, shift) = (data(m, 3), data(m, 4));
+            let product = reference(&p, &a, &b);
+            let f32s = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
+            let (a32, b32, scale32, shift32) = (f32s(&a), f32s(&b), f32s(&scale), f32s(&shift));
+            let rows: Vec<usize> = (0..k).map(|q| q * n).collect();
+            let cols: Vec<usize> = (0..n).collect();
+            for (relu, parallel) in [(false, false), (true, false), (true, true), (false, true)] {
+                let want: Vec<f64> = product
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &x)| {
+                        let y = x * scale[i / n] + shift[i / n];
+                        if relu {
+                            y.max(0.0)
+                        } else {
+                            y
+                        }
+                    })
+                    .collect();
+                let mut c = vec![f64::NAN; m * n];
+                p.run_mapped(&a, &b, &mut c, &RowAffine { scale: &scale, shift: &shift, relu }, parallel);
+                assert_eq!(c, want, "{p:?} relu={relu}");
+                let map = RowAffine { scale: &scale32, shift: &shift32, relu };
+                let mut plain = vec![f32::NAN; m * n];
+                p.run_mapped(&a32, &b32, &mut plain, &map, parallel);
+                let mut gathered = vec![f32::NAN; m * n];
+                p.run_gather(&a32, &b32, &rows, &cols, &mut gathered, false, Some(&map), parallel);
+                for (i, w) in want.iter().enumerate() {
+                    for (how, got) in [("plain", plain[i]), ("gathered", gathered[i])] {
+                        let err = (got as f64 - w).abs();
+                        assert!(
+                            err <= 1e-4 * w.abs().max(1.0),
+                            "{p:?} {how} relu={relu} at {i}: {got} vs {w}"
+                        );
+                    }
                 }
             }
         }
