@@ -4,7 +4,11 @@
 //! line with the median (and min) milliseconds per forward pass.
 //! `benches/peers/resnet.sh` runs it beside MXNet 1.9.1 and PyTorch.
 //!
-//! `cargo bench -p mixnet --bench resnet50_infer [-- --batch N --iters N --warmup N]`
+//! `--mode hybrid` (the default) hybridizes the network, as the peer script's MXNet modes
+//! do: each Convolution → BatchNorm (→ ReLU) runs as one fused `_sg_conv`, as MXNet's
+//! `--mode fused` does with oneDNN. `--mode imperative` runs every layer on its own.
+//!
+//! `cargo bench -p mixnet --bench resnet50_infer [-- --batch N --iters N --warmup N --mode M]`
 
 #[path = "common/args.rs"]
 mod args;
@@ -89,9 +93,11 @@ fn resnet50() -> HybridSequential {
 
 fn main() -> Result<()> {
     let (batch, warmup, iters) = (arg("--batch", 1), arg("--warmup", 3), arg("--iters", 20));
+    let mode = arg("--mode", "hybrid".to_string());
     mixnet::random::seed(0)?;
     let net = resnet50();
     net.initialize(None, mixnet::cpu(0), false)?;
+    net.hybridize(mode == "hybrid");
     let x: Vec<f32> = (0..batch * 3 * 224 * 224).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
     let x = NDArray::from_vec(x, vec![batch, 3, 224, 224])?;
     let mut times = Vec::with_capacity(iters);
@@ -105,7 +111,7 @@ fn main() -> Result<()> {
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "{{\"workload\": \"resnet_infer\", \"model\": \"resnet50_v1\", \"framework\": \"mixnet\", \"batch\": {batch}, \"iters\": {iters}, \"median_ms\": {:.2}, \"min_ms\": {:.2}}}",
+        "{{\"workload\": \"resnet_infer\", \"model\": \"resnet50_v1\", \"framework\": \"mixnet\", \"mode\": \"{mode}\", \"batch\": {batch}, \"iters\": {iters}, \"median_ms\": {:.2}, \"min_ms\": {:.2}}}",
         times[times.len() / 2],
         times[0]
     );

@@ -325,3 +325,61 @@ fn softmax_cross_entropy_loss_values() {
     }
     let _ = Zero.dumps();
 }
+
+/// A hybridized `HybridSequential` runs each Conv → BatchNorm (→ ReLU) as one `_sg_conv`
+/// when predicting: the output matches the layers run one by one (and differs in rounding,
+/// which shows the fused operator ran). A convolution with its own activation is not
+/// fused. Recording for training, it runs the layers themselves (BatchNorm on batch
+/// statistics), so outputs and gradients equal those without hybridize.
+#[test]
+fn hybridized_conv_batch_norm_fuses_when_predicting() {
+    let mut net = HybridSequential::new();
+    net.add(Conv2D::new(8, 3).padding(1));
+    net.add(BatchNorm::new());
+    net.add(Activation::new("relu"));
+    net.add(Conv2D::new(6, 1).use_bias(false));
+    net.add(BatchNorm::new().scale(false));
+    net.add(MaxPool2D::new(2));
+    net.add(Conv2D::new(4, 3).activation("relu"));
+    net.add(BatchNorm::new());
+    net.add(Conv2D::new(5, 1));
+    net.add(BatchNorm::new());
+    mixnet::random::seed(3).unwrap();
+    net.initialize(None, cpu(0), false).unwrap();
+    let x = NDArray::from_vec(
+        (0..2 * 3 * 10 * 10).map(|i| ((i * 37) % 23) as f32 / 11.0 - 1.0).collect(),
+        [2, 3, 10, 10],
+    )
+    .unwrap();
+    net.call(&x).unwrap();
+    // Moving statistics and affine parameters away from their 0/1 initial values.
+    for (name, p) in net.collect_params().unwrap().iter() {
+        if name.contains("batchnorm") {
+            let n = p.shape()[0];
+            let offset = if name.ends_with("var") || name.ends_with("gamma") { 1.5 } else { 0.0 };
+            let v: Vec<f32> = (0..n).map(|i| offset + ((i * 5) % 7) as f32 / 10.0 - 0.3).collect();
+            p.set_data(&NDArray::from_vec(v, [n]).unwrap()).unwrap();
+        }
+    }
+    let values = |y: &NDArray| y.to_vec::<f32>().unwrap();
+    let layers = values(&net.call(&x).unwrap());
+    net.hybridize(true);
+    let fused = values(&net.call(&x).unwrap());
+    assert_eq!(fused.len(), layers.len());
+    for (i, (a, b)) in fused.iter().zip(&layers).enumerate() {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "at {i}: {a} vs {b}");
+    }
+    assert_ne!(fused, layers, "the fused operator rounds differently");
+    // Training: the same operators as without hybridize, gradients included.
+    let train = |hybrid: bool| {
+        net.hybridize(hybrid);
+        let y = {
+            let _rec = autograd::record(true);
+            net.call(&x).unwrap()
+        };
+        autograd::backward(&[y.clone()], &[]).unwrap();
+        let w = net.collect_params().unwrap().iter().next().unwrap().1.grad().unwrap();
+        (values(&y), values(&w))
+    };
+    assert_eq!(train(true), train(false));
+}

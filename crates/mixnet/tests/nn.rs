@@ -299,3 +299,93 @@ fn embedding_clips_and_sums() {
     autograd::backward(&[y], &[]).unwrap();
     assert_eq!(f32s(&w.grad().unwrap()), [1.0, 1.0, 2.0, 2.0, 1.0, 1.0]);
 }
+
+/// Values in [-1, 1) from a seed, deterministic.
+fn wave(len: usize, seed: usize) -> Vec<f64> {
+    (0..len).map(|i| ((i * 7919 + seed * 104_729) % 2000) as f64 / 1000.0 - 1.0).collect()
+}
+
+/// `_sg_conv` (what a hybridized network runs for Convolution → BatchNorm → ReLU when
+/// predicting) gives what the three operators give one after another: with and without a
+/// bias and the ReLU, with gamma fixed and learned, grouped and strided, f32 and f64, on
+/// the gathering, pointwise and im2col paths of the convolution.
+#[test]
+fn fused_conv_batch_norm_matches_the_layers() {
+    /// (batch, in, filters, spatial, kernel, stride, pad, groups)
+    type Case = (usize, usize, usize, [usize; 2], &'static str, &'static str, &'static str, usize);
+    let cases: [Case; 5] = [
+        (1, 8, 16, [16, 20], "(3,3)", "(1,1)", "(1,1)", 1),
+        (2, 6, 12, [9, 15], "(3,3)", "(2,2)", "(1,1)", 3),
+        (1, 32, 40, [7, 7], "(1,1)", "(1,1)", "(0,0)", 1),
+        (1, 4, 8, [5, 5], "(3,3)", "(1,1)", "(1,1)", 1),
+        (3, 5, 7, [20, 36], "(7,7)", "(2,2)", "(3,3)", 1),
+    ];
+    for (batch, c, f, [h, w], kernel, stride, pad, groups) in cases {
+        let ks: usize = if kernel == "(1,1)" {
+            1
+        } else if kernel == "(3,3)" {
+            9
+        } else {
+            49
+        };
+        for dtype in [DType::F32, DType::F64] {
+            let nd = |v: Vec<f64>, shape: &[usize]| arr(&v, shape).astype(dtype).unwrap();
+            let x = nd(wave(batch * c * h * w, 1), &[batch, c, h, w]);
+            let wt = nd(
+                wave(f * (c / groups) * ks, 2).iter().map(|v| v * 0.3).collect(),
+                &[f, c / groups, ks.isqrt(), ks.isqrt()],
+            );
+            let bias = nd(wave(f, 3), &[f]);
+            let gamma = nd(wave(f, 4).iter().map(|v| v + 1.5).collect(), &[f]);
+            let beta = nd(wave(f, 5), &[f]);
+            let mean = nd(wave(f, 6).iter().map(|v| v * 0.5).collect(), &[f]);
+            let var = nd(wave(f, 7).iter().map(|v| v + 1.2).collect(), &[f]);
+            let (nf, ng) = (f.to_string(), groups.to_string());
+            for (no_bias, fix_gamma, relu) in
+                [("True", "False", "True"), ("False", "True", "False"), ("False", "False", "True")]
+            {
+                let conv_attrs = [
+                    ("kernel", kernel),
+                    ("stride", stride),
+                    ("pad", pad),
+                    ("num_filter", nf.as_str()),
+                    ("num_group", ng.as_str()),
+                    ("no_bias", no_bias),
+                ];
+                let mut ins = vec![x.clone(), wt.clone()];
+                if no_bias == "False" {
+                    ins.push(bias.clone());
+                }
+                let y = run("Convolution", &ins, &conv_attrs).remove(0);
+                let bn_attrs = [("eps", "0.001"), ("fix_gamma", fix_gamma)];
+                let bn_ins = [y, gamma.clone(), beta.clone(), mean.clone(), var.clone()];
+                let mut want = run("BatchNorm", &bn_ins, &bn_attrs).remove(0);
+                if relu == "True" {
+                    want = run("Activation", &[want], &[("act_type", "relu")]).remove(0);
+                }
+                ins.extend([gamma.clone(), beta.clone(), mean.clone(), var.clone()]);
+                let mut attrs = conv_attrs.to_vec();
+                attrs.extend([("eps", "0.001"), ("fix_gamma", fix_gamma), ("with_act", relu)]);
+                let got = run("_sg_conv", &ins, &attrs).remove(0);
+                assert_eq!(got.shape(), want.shape());
+                assert_eq!(got.dtype(), dtype);
+                let f64s = |a: &NDArray| a.astype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+                let (g, wv) = (f64s(&got), f64s(&want));
+                let tol = if dtype == DType::F32 { 1e-4 } else { 1e-10 };
+                for (i, (a, b)) in g.iter().zip(&wv).enumerate() {
+                    assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{dtype} {kernel} groups={groups} no_bias={no_bias} fix_gamma={fix_gamma} relu={relu} at {i}: {a} vs {b}");
+                }
+                if relu == "True" {
+                    assert!(g.contains(&0.0) && g.iter().any(|&v| v > 0.0));
+                }
+            }
+        }
+    }
+    // A BatchNorm parameter of the wrong length is an error naming the operator and shapes.
+    let x = arr(&[0.5f32; 2 * 4 * 4], &[1, 2, 4, 4]);
+    let wt = arr(&[0.1f32; 3 * 2 * 9], &[3, 2, 3, 3]);
+    let s = arr(&[1.0f32; 2], &[2]);
+    let attrs = [("kernel", "(3,3)"), ("num_filter", "3"), ("no_bias", "True")];
+    let e = err("_sg_conv", &[x, wt, s.clone(), s.clone(), s.clone(), s], &attrs);
+    assert!(e.contains("_sg_conv") && e.contains("gamma") && e.contains("(2,)") && e.contains("(3,)"), "{e}");
+}

@@ -130,8 +130,18 @@ pub trait Block: Send + Sync {
         self.name().to_string()
     }
 
+    /// What this layer is to the fusion a hybridized container makes of
+    /// Convolution → BatchNorm → ReLU when no gradient is recorded (see
+    /// [`HybridSequential`]); `None` for every other block.
+    #[doc(hidden)]
+    fn fusion_part(&self) -> Option<FusionPart<'_>> {
+        None
+    }
+
     /// Turn the graph mode on or off for hybrid blocks and their children. Eager for
-    /// now: the call is accepted and recorded, execution stays imperative.
+    /// now: the call is accepted and recorded, execution stays imperative, except that a
+    /// hybridized [`HybridSequential`] fuses convolutions with the inference BatchNorm and
+    /// ReLU after them.
     fn hybridize(&self, active: bool) {
         for (_, c) in self.children() {
             c.hybridize(active);
@@ -367,6 +377,40 @@ impl Block for Sequential {
     crate::impl_as_dyn!();
 }
 
+/// A layer's part in a fused Convolution → BatchNorm (→ ReLU), as MXNet's oneDNN subgraph
+/// pass fuses them when a network is hybridized.
+#[doc(hidden)]
+pub enum FusionPart<'a> {
+    /// A convolution that can take a BatchNorm into its output (channel-first, no
+    /// activation of its own).
+    Conv(&'a crate::gluon::nn::Conv),
+    BatchNorm(&'a crate::gluon::nn::BatchNorm),
+    Relu,
+}
+
+/// `layers` in order, each run of Convolution → BatchNorm (→ ReLU) as one `_sg_conv` when
+/// the BatchNorm normalizes with its moving statistics (predict mode, or
+/// `use_global_stats`) and no gradient is recorded: what a hybridized network runs.
+fn run_fused(layers: &[Box<dyn Block>], x: &NDArray) -> Result<NDArray> {
+    let part = |i: usize| layers.get(i).and_then(|l| l.fusion_part());
+    let training = crate::autograd::is_training();
+    let mut x = x.clone();
+    let mut i = 0;
+    while i < layers.len() {
+        if let (Some(FusionPart::Conv(conv)), Some(FusionPart::BatchNorm(bn))) = (part(i), part(i + 1)) {
+            if bn.normalizes_channels() && (!training || bn.uses_global_stats()) {
+                let relu = matches!(part(i + 2), Some(FusionPart::Relu));
+                x = conv.forward_with_batch_norm(&x, bn, relu)?;
+                i += 2 + usize::from(relu);
+                continue;
+            }
+        }
+        x = layers[i].call(&x)?;
+        i += 1;
+    }
+    Ok(x)
+}
+
 /// Hybrid blocks run one after another (MXNet's `nn.HybridSequential`).
 pub struct HybridSequential {
     base: BlockBase,
@@ -414,6 +458,9 @@ impl Block for HybridSequential {
         &self.base
     }
     fn forward(&self, x: &NDArray) -> Result<NDArray> {
+        if self.is_hybridized() && !crate::autograd::is_recording() {
+            return run_fused(&self.layers, x);
+        }
         run_all(&self.layers, x)
     }
     fn children(&self) -> Vec<(String, &dyn Block)> {

@@ -31,6 +31,9 @@ impl Block for Activation {
     fn describe(&self) -> String {
         format!("Activation({})", self.act_type)
     }
+    fn fusion_part(&self) -> Option<crate::gluon::block::FusionPart<'_>> {
+        (self.act_type == "relu").then_some(crate::gluon::block::FusionPart::Relu)
+    }
     crate::impl_as_dyn!();
 }
 impl HybridBlock for Activation {}

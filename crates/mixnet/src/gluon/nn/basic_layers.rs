@@ -250,6 +250,26 @@ impl BatchNorm {
     pub fn running_var(&self) -> &Parameter {
         &self.running_var
     }
+
+    /// Whether it normalizes axis 1, the channels of a channel-first convolution's output.
+    pub(crate) fn normalizes_channels(&self) -> bool {
+        self.axis == 1
+    }
+
+    pub(crate) fn uses_global_stats(&self) -> bool {
+        self.use_global_stats
+    }
+
+    /// The inputs (gamma, beta, moving mean and variance, shaped for `channels`) and the
+    /// attributes (`eps`, `fix_gamma`) of a `_sg_conv` that takes this layer in.
+    pub(crate) fn fused_inputs(&self, channels: usize) -> Result<(Vec<NDArray>, String, bool)> {
+        let params = [&self.gamma, &self.beta, &self.running_mean, &self.running_var];
+        for p in params {
+            p.infer_shape(self.name(), &[channels])?;
+        }
+        let inputs = params.iter().map(|p| p.data()).collect::<Result<Vec<_>>>()?;
+        Ok((inputs, self.epsilon.to_string(), !self.scale))
+    }
 }
 
 impl Default for BatchNorm {
@@ -273,6 +293,9 @@ fn norm_axis(layer: &str, axis: i64, x: &NDArray) -> Result<usize> {
 impl Block for BatchNorm {
     fn base(&self) -> &BlockBase {
         &self.base
+    }
+    fn fusion_part(&self) -> Option<crate::gluon::block::FusionPart<'_>> {
+        Some(crate::gluon::block::FusionPart::BatchNorm(self))
     }
     fn forward(&self, x: &NDArray) -> Result<NDArray> {
         let c = x.shape()[norm_axis(self.name(), self.axis, x)?];

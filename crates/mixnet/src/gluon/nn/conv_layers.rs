@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::gluon::block::{Block, BlockBase, HybridBlock};
+use crate::gluon::nn::BatchNorm;
 use crate::gluon::{bool_attr, op, tuple_attr, Parameter};
 use crate::initializer::{Initializer, Zero};
 use crate::{Error, NDArray, Result};
@@ -191,13 +192,15 @@ impl Conv {
     pub fn bias(&self) -> Option<&Parameter> {
         self.bias.as_ref()
     }
-}
-
-impl Block for Conv {
-    fn base(&self) -> &BlockBase {
-        &self.base
+    /// This convolution, the BatchNorm after it (moving statistics) and, with `relu`, a
+    /// ReLU, as one operator (see [`crate::gluon::HybridSequential`]).
+    pub(crate) fn forward_with_batch_norm(&self, x: &NDArray, bn: &BatchNorm, relu: bool) -> Result<NDArray> {
+        self.run(x, Some((bn, relu)))
     }
-    fn forward(&self, x: &NDArray) -> Result<NDArray> {
+
+    /// The layer's forward; with `bn`, as one `_sg_conv` that takes in that BatchNorm (and
+    /// a ReLU after it when the flag is set).
+    fn run(&self, x: &NDArray, bn: Option<(&BatchNorm, bool)>) -> Result<NDArray> {
         let name = self.name();
         for (what, v) in [
             ("kernel_size", &self.kernel),
@@ -246,11 +249,34 @@ impl Block for Conv {
         } else {
             "Convolution"
         };
-        let y = op(op_name, &inputs, &attrs)?;
-        match &self.act {
-            Some(a) => op("Activation", &[y], &[("act_type", a)]),
-            None => Ok(y),
-        }
+        let Some((bn, relu)) = bn else {
+            let y = op(op_name, &inputs, &attrs)?;
+            return match &self.act {
+                Some(a) => op("Activation", &[y], &[("act_type", a)]),
+                None => Ok(y),
+            };
+        };
+        let (stats, eps, fix_gamma) = bn.fused_inputs(self.channels)?;
+        inputs.extend(stats);
+        attrs.extend([
+            ("eps", eps.as_str()),
+            ("fix_gamma", bool_attr(fix_gamma)),
+            ("with_act", bool_attr(relu)),
+        ]);
+        op("_sg_conv", &inputs, &attrs)
+    }
+}
+
+impl Block for Conv {
+    fn base(&self) -> &BlockBase {
+        &self.base
+    }
+    fn forward(&self, x: &NDArray) -> Result<NDArray> {
+        self.run(x, None)
+    }
+    fn fusion_part(&self) -> Option<crate::gluon::block::FusionPart<'_>> {
+        let fusable = !self.transposed && self.act.is_none() && !self.channel_last();
+        fusable.then_some(crate::gluon::block::FusionPart::Conv(self))
     }
     fn params(&self) -> Vec<(String, Parameter)> {
         let mut v = vec![("weight".to_string(), self.weight.clone())];

@@ -56,7 +56,7 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
 }
 
 /// `1 / sqrt(var + eps)` as MXNet's `VARIANCE_TO_INVSTD`.
-fn invstd<R: Compute>(var: R, eps: f64) -> R {
+pub(crate) fn invstd<R: Compute>(var: R, eps: f64) -> R {
     R::from_f64(1.0 / (var.to_f64() + R::from_f64(eps).to_f64()).sqrt())
 }
 

@@ -209,8 +209,17 @@ fn build(name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>>
 }
 
 impl Convolution {
+    /// A `Convolution` of these attributes, reporting errors as operator `name`.
+    pub(crate) fn from_param(param: ConvParam, name: &'static str) -> Self {
+        Convolution { param, name }
+    }
+
+    pub(crate) fn param(&self) -> &ConvParam {
+        &self.param
+    }
+
     /// Geometry and output shape for `data`, checking it.
-    fn plan(&self, op: &str, data: &Shape) -> Result<(ConvGeom, Shape)> {
+    pub(crate) fn plan(&self, op: &str, data: &Shape) -> Result<(ConvGeom, Shape)> {
         let p = &self.param;
         let n = p.spatial();
         if data.ndim() != n + 2 {

@@ -14,6 +14,7 @@ pub mod deconvolution;
 pub mod dropout;
 pub mod embedding;
 pub mod fully_connected;
+pub mod fused_conv;
 pub mod im2col;
 pub(crate) mod kernel;
 pub mod leaky_relu;
@@ -40,6 +41,7 @@ pub(crate) fn register(r: &mut Registry) {
     convolution::register(r);
     correlation::register(r);
     deconvolution::register(r);
+    fused_conv::register(r);
     pooling::register(r);
     pooling_v1::register(r);
     softmax::register(r);

@@ -1,0 +1,121 @@
+//! `_sg_conv`: a `Convolution` followed by an inference `BatchNorm` (moving statistics)
+//! and, with `with_act`, a ReLU, as one operator. It is what a hybridized Gluon network
+//! runs for such a run of layers when no gradient is recorded (MXNet's oneDNN subgraph
+//! pass makes `_sg_mkldnn_conv` of the same pattern). The normalization becomes a scale
+//! and shift per output channel, applied as the convolution stores its output, so the two
+//! passes over the output that BatchNorm and the activation would make are gone.
+//!
+//! Inputs: data, weight, [bias], gamma, beta, moving_mean, moving_var. Attributes: those
+//! of `Convolution`, BatchNorm's `eps` and `fix_gamma` (same defaults), and `with_act`.
+//! No gradient: training runs the layers one by one.
+
+use std::sync::Arc;
+
+use mixnet_kernels::conv::Conv;
+use mixnet_kernels::gemm::RowAffine;
+
+use super::batch_norm::invstd;
+use super::convolution::{check_dtype, expect_shape, ConvParam, Convolution};
+use super::kernel::Compute;
+use crate::op::{Attrs, Blob, OpContext, Operator, Registry, TensorInfo};
+use crate::{DType, Error, Result};
+
+const NAME: &str = "_sg_conv";
+
+/// A configured `_sg_conv`.
+pub struct ConvBatchNorm {
+    conv: Convolution,
+    eps: f64,
+    fix_gamma: bool,
+    relu: bool,
+}
+
+fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
+    let conv = Convolution::from_param(ConvParam::parse(attrs, false)?, NAME);
+    Ok(Arc::new(ConvBatchNorm {
+        conv,
+        eps: attrs.float("eps", 1e-3f32 as f64)?,
+        fix_gamma: attrs.bool("fix_gamma", true)?,
+        relu: attrs.bool("with_act", false)?,
+    }))
+}
+
+impl ConvBatchNorm {
+    /// Index of gamma among the inputs (after data, weight and a bias).
+    fn stats(&self) -> usize {
+        if self.conv.param().no_bias {
+            2
+        } else {
+            3
+        }
+    }
+
+    /// The BatchNorm as a per-channel `x * scale + shift`.
+    fn channel_map<T: Compute>(&self, inputs: &[Blob<'_>]) -> Result<(Vec<T>, Vec<T>)> {
+        let s = self.stats();
+        let (gamma, beta) = (inputs[s].slice::<T>()?, inputs[s + 1].slice::<T>()?);
+        let (mean, var) = (inputs[s + 2].slice::<T>()?, inputs[s + 3].slice::<T>()?);
+        let scale: Vec<T> = (0..gamma.len())
+            .map(|c| {
+                let is = invstd(var[c], self.eps);
+                if self.fix_gamma {
+                    is
+                } else {
+                    is * gamma[c]
+                }
+            })
+            .collect();
+        let shift = (0..gamma.len()).map(|c| beta[c] - mean[c] * scale[c]).collect();
+        Ok((scale, shift))
+    }
+}
+
+impl Operator for ConvBatchNorm {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn num_inputs(&self) -> usize {
+        self.stats() + 4
+    }
+
+    fn input_names(&self) -> Vec<String> {
+        let mut names = self.conv.param().input_names();
+        names.extend(["gamma", "beta", "moving_mean", "moving_var"].map(String::from));
+        names
+    }
+
+    fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
+        let dtype = check_dtype(NAME, inputs)?;
+        let s = self.stats();
+        let out = self.conv.infer(&inputs[..s])?;
+        let f = self.conv.param().num_filter;
+        for (name, p) in ["gamma", "beta", "moving_mean", "moving_var"].iter().zip(&inputs[s..]) {
+            expect_shape(NAME, name, &p.shape, &[f])?;
+        }
+        Ok(vec![TensorInfo { shape: out[0].shape.clone(), dtype }])
+    }
+
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
+        let (g, _) = self.conv.plan(NAME, inputs[0].shape())?;
+        macro_rules! run {
+            ($T:ty) => {{
+                let (scale, shift) = self.channel_map::<$T>(inputs)?;
+                let post = RowAffine { scale: &scale, shift: &shift, relu: self.relu };
+                let bias = if self.conv.param().no_bias { None } else { Some(inputs[2].slice::<$T>()?) };
+                let (x, w) = (inputs[0].slice::<$T>()?, inputs[1].slice::<$T>()?);
+                <$T>::conv_forward_mapped(&g, x, w, bias, &post, outputs[0].slice_mut::<$T>()?)
+            }};
+        }
+        match outputs[0].dtype() {
+            DType::F32 => run!(f32),
+            DType::F64 => run!(f64),
+            other => return Err(Error::op(NAME, format!("dtype {other} is not supported"))),
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn register(r: &mut Registry) {
+    r.register_family(build, &[(NAME, &[])]);
+}
