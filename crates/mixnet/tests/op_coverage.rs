@@ -7,7 +7,13 @@
 use mixnet::op::coverage;
 
 /// Registered operators that are not in MXNet's legacy list, with why they exist.
-const OWN: &[(&str, &str)] = &[("_copy", "MXNet's `identity`; listed under its canonical name")];
+const OWN: &[(&str, &str)] = &[
+    ("_copy", "MXNet's `identity`; listed under its canonical name"),
+    (
+        "_sg_conv",
+        "the Convolution + BatchNorm (+ ReLU) fusion of hybridized networks, as MXNet's `_sg_mkldnn_conv`",
+    ),
+];
 
 #[test]
 fn legacy_coverage_table() {
