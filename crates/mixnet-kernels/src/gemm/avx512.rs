@@ -178,34 +178,53 @@ unsafe fn transpose16(v: &mut [__m512; 16]) {
 /// As for [`Kernel::tile`].
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_rows<const PACKED: bool>(rows: usize, t: &Tile) {
-    // A last sliver of at most 16 columns multiplies one vector per row, not two (n = 196,
-    // ResNet-50's 14×14 stage, ends in a sliver of 4).
-    if t.nr <= 16 {
-        tile_rows_of::<PACKED, 1>(rows, t)
-    } else {
-        tile_rows_of::<PACKED, 2>(rows, t)
+    // A last sliver narrower than NR multiplies only the 8-lane quarters its columns reach
+    // (n = 49, ResNet-50's 7×7 stage, ends in a sliver of 17; n = 196 in one of 4).
+    match t.nr.div_ceil(8) {
+        1 => tile_rows_of::<PACKED, 1>(rows, t),
+        2 => tile_rows_of::<PACKED, 2>(rows, t),
+        3 => tile_rows_of::<PACKED, 3>(rows, t),
+        _ => tile_rows_of::<PACKED, 4>(rows, t),
     }
 }
 
-/// [`tile_rows`] with `V` vectors per row.
+/// [`tile_rows`] `W` quarters (8 lanes each) wide.
 ///
 /// # Safety
-/// As for [`Kernel::tile`], and `nr <= 16` when `V` is 1.
+/// As for [`Kernel::tile`], and `nr <= 8 * W`.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_rows_of<const PACKED: bool, const V: usize>(rows: usize, t: &Tile) {
-    tile_by_rows!(rows, tile::<[8, 7, 6, 5, 4, 3, 2], PACKED, V>(t))
+unsafe fn tile_rows_of<const PACKED: bool, const W: usize>(rows: usize, t: &Tile) {
+    tile_by_rows!(rows, tile::<[8, 7, 6, 5, 4, 3, 2], PACKED, W>(t))
 }
 
-/// [`Kernel::tile`] for `R` rows of `V` vectors: `c[R×nr] (+)= a[R×k] · b[k×nr]`, columns
-/// masked to `nr`.
+/// `acc + x · b` over all 16 lanes, or (`half`) over the low 8 only, leaving the high
+/// lanes undefined: CPUs that run a 512-bit operation as two 256-bit halves (AMD Zen 4)
+/// then spend one half, not two, on a vector whose columns end within its low 8 lanes.
+macro_rules! fma_lanes {
+    ($half:expr, $x:expr, $b:expr, $acc:expr) => {
+        if $half {
+            let (x, b, acc) =
+                (_mm512_castps512_ps256($x), _mm512_castps512_ps256($b), _mm512_castps512_ps256($acc));
+            _mm512_castps256_ps512(_mm256_fmadd_ps(x, b, acc))
+        } else {
+            _mm512_fmadd_ps($x, $b, $acc)
+        }
+    };
+}
+
+/// [`Kernel::tile`] for `R` rows, `W` quarters wide (one vector per row up to 16 columns,
+/// two beyond; a vector's last 8 lanes skipped when no column reaches them):
+/// `c[R×nr] (+)= a[R×k] · b[k×nr]`, columns masked to `nr`.
 ///
 /// # Safety
-/// As for [`Kernel::tile`], and `nr <= 16` when `V` is 1; masked-off lanes are never
-/// accessed (AVX-512 masked loads and stores suppress them), so their addresses are
-/// formed with wrapping arithmetic only.
+/// As for [`Kernel::tile`], and `nr <= 8 * W`; masked-off lanes are never accessed
+/// (AVX-512 masked loads and stores suppress them), so their addresses are formed with
+/// wrapping arithmetic only. Lanes past `nr` may hold anything and are never stored.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const R: usize, const PACKED: bool, const V: usize>(t: &Tile) {
+unsafe fn tile<const R: usize, const PACKED: bool, const W: usize>(t: &Tile) {
     let (m0, m1) = masks(t.nr);
+    // Whether there is a second vector, and which vectors end in their low half.
+    let (two, half0, half1) = (W > 2, W == 1, W == 3);
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     let (mut a, mut b) = (t.a, t.b);
     // Row offsets held apart from the moving base: deriving each row's address from the
@@ -214,17 +233,17 @@ unsafe fn tile<const R: usize, const PACKED: bool, const V: usize>(t: &Tile) {
     for _ in 0..t.k {
         // A packed sliver is zero-padded to whole, aligned rows; one read in place ends
         // where `b` does, so its loads are masked (slower here: packed ones stay plain).
-        let (b0, b1) = match (PACKED, V) {
-            (true, 2) => (_mm512_load_ps(b), _mm512_load_ps(b.add(16))),
-            (true, _) => (_mm512_load_ps(b), _mm512_setzero_ps()),
-            (false, 2) => (_mm512_maskz_loadu_ps(m0, b), _mm512_maskz_loadu_ps(m1, b.wrapping_add(16))),
-            (false, _) => (_mm512_maskz_loadu_ps(m0, b), _mm512_setzero_ps()),
+        let b0 = if PACKED { _mm512_load_ps(b) } else { _mm512_maskz_loadu_ps(m0, b) };
+        let b1 = match (two, PACKED) {
+            (false, _) => _mm512_setzero_ps(),
+            (true, true) => _mm512_load_ps(b.add(16)),
+            (true, false) => _mm512_maskz_loadu_ps(m1, b.wrapping_add(16)),
         };
         for (acc, &row) in acc.iter_mut().zip(&rows) {
             let x = _mm512_set1_ps(*a.add(row));
-            acc[0] = _mm512_fmadd_ps(x, b0, acc[0]);
-            if V == 2 {
-                acc[1] = _mm512_fmadd_ps(x, b1, acc[1]);
+            acc[0] = fma_lanes!(half0, x, b0, acc[0]);
+            if two {
+                acc[1] = fma_lanes!(half1, x, b1, acc[1]);
             }
         }
         a = a.wrapping_add(t.acs);
@@ -255,7 +274,7 @@ unsafe fn tile<const R: usize, const PACKED: bool, const V: usize>(t: &Tile) {
             }
         }
         _mm512_mask_storeu_ps(c, m0, x0);
-        if V == 2 {
+        if two {
             _mm512_mask_storeu_ps(c1, m1, x1);
         }
     }
