@@ -232,9 +232,11 @@ unsafe fn tile<const R: usize, const PACKED: bool, const V: usize>(t: &Tile) {
                 x0 = _mm256_fmadd_ps(x0, s, h);
                 x1 = _mm256_fmadd_ps(x1, s, h);
                 if t.post.relu {
-                    // `max` returns its second operand for a NaN: 0, as `relu` gives.
-                    x0 = _mm256_max_ps(x0, _mm256_setzero_ps());
-                    x1 = _mm256_max_ps(x1, _mm256_setzero_ps());
+                    // MXNet's relu: x > 0 or NaN gives x, else +0. `max` returns its second
+                    // operand for a NaN, and -0 for (0, -0), which adding +0 makes +0.
+                    let zero = _mm256_setzero_ps();
+                    x0 = _mm256_add_ps(_mm256_max_ps(zero, x0), zero);
+                    x1 = _mm256_add_ps(_mm256_max_ps(zero, x1), zero);
                 }
             }
             _mm256_storeu_ps(c, x0);

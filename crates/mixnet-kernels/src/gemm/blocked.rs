@@ -133,7 +133,7 @@ pub(super) struct Tile {
     /// column), or null.
     pub bias: *const f32,
     /// Per-row affine map applied to the finished result as it is stored (the last depth
-    /// pass only): row r becomes `c * scale[r] + shift[r]`, then `max(c, 0)` with `relu`.
+    /// pass only): row r becomes `c * scale[r] + shift[r]`, then MXNet's relu with `relu`.
     /// Null `scale` when none.
     pub post: Post,
 }
@@ -157,7 +157,7 @@ impl Post {
     pub unsafe fn apply(&self, x: f32, r: usize) -> f32 {
         let y = x.mul_add(*self.scale.add(r), *self.shift.add(r));
         match self.relu {
-            true if y > 0.0 => y,
+            true if y > 0.0 || y.is_nan() => y,
             true => 0.0,
             false => y,
         }

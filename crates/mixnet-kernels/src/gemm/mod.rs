@@ -161,8 +161,8 @@ impl GemmElement for f64 {}
 impl GemmElement for half::f16 {}
 
 /// A map of each row of a product's result, applied as the result is stored: row i
-/// becomes `c * scale[i] + shift[i]`, then `max(c, 0)` with `relu` (NaN gives 0, as the
-/// `relu` activation does). A convolution's output rows are its channels, so an inference
+/// becomes `c * scale[i] + shift[i]`, then, with `relu`, 0 unless above 0 or NaN (MXNet's
+/// `relu`, which passes NaN). A convolution's output rows are its channels, so an inference
 /// BatchNorm (and ReLU) after it is this map: fused, they cost no passes of their own.
 #[derive(Clone, Copy, Debug)]
 pub struct RowAffine<'a, T> {
@@ -181,7 +181,7 @@ impl<T: Element> RowAffine<'_, T> {
                 for v in row {
                     let y = v.mul(s).add(h);
                     *v = match self.relu {
-                        true if y > T::ZERO => y,
+                        true if y > T::ZERO || y.is_nan() => y,
                         true => T::ZERO,
                         false => y,
                     };
@@ -662,6 +662,36 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The map's ReLU is MXNet's: NaN passes, and -0 becomes +0; in the tiles (f32, full
+    /// and remainder columns) as in the pass of its own (f64).
+    #[test]
+    fn row_map_relu_is_mxnets() {
+        let (m, n, k) = (3, 37, 5);
+        let p = MatMul { m, n, k, trans_a: false, trans_b: false };
+        let (scale, shift) = ([1.0, 0.0, 1.0], [f64::NAN, -0.0, -2.0]);
+        let (a, b) = (data(m * k, 1), data(k * n, 2));
+        let mut c = vec![0.0; m * n];
+        p.run_mapped(&a, &b, &mut c, &RowAffine { scale: &scale, shift: &shift, relu: true }, false);
+        let f32s = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
+        let (scale32, shift32) = (f32s(&scale), f32s(&shift));
+        let mut c32 = vec![0.0f32; m * n];
+        let map = RowAffine { scale: &scale32, shift: &shift32, relu: true };
+        p.run_mapped(&f32s(&a), &f32s(&b), &mut c32, &map, false);
+        let product = reference(&p, &a, &b);
+        for j in 0..n {
+            assert!(c[j].is_nan() && c32[j].is_nan(), "NaN passes at {j}");
+            assert!(
+                c[n + j].to_bits() == 0 && c32[n + j].to_bits() == 0,
+                "+0 at {j}: {} {}",
+                c[n + j],
+                c32[n + j]
+            );
+            let want = (product[2 * n + j] - 2.0).max(0.0);
+            assert_eq!(c[2 * n + j], want);
+            assert!((c32[2 * n + j] as f64 - want).abs() < 1e-5, "at {j}");
         }
     }
 
