@@ -131,7 +131,7 @@ unsafe fn pack_b(sliver: &mut [f32], b: View, p0: usize, j0: usize, nr: usize) {
 /// Transpose 8 rows of 8 floats in registers: afterwards `v[q]` holds element `q` of
 /// every input row.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn transpose8(v: &mut [__m256; 8]) {
+pub(super) unsafe fn transpose8(v: &mut [__m256; 8]) {
     // t: pairs of rows interleaved; s[4h + c]: columns c and c + 4 of rows 4h..4h+4 (one
     // per 128-bit lane); the last round joins the lanes of the two row halves.
     let t: [__m256; 8] = std::array::from_fn(|i| {

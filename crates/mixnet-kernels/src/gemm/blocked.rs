@@ -533,6 +533,9 @@ pub(super) fn check_kernel<K: Kernel>() {
         (400, 130, 70),
         // A `b` past L2: split by columns when wide, by 96-row bands when tall.
         (300, 200, 700),
+        // Wide enough to pack an untransposed `a` (k-contiguous rows, in 8-step blocks
+        // and a remainder; a last panel of 4 rows).
+        (20, 300, 37),
     ];
     for &(m, n, k) in &shapes {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
