@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::blocked::{Kernel, Tile, View};
+use super::blocked::{Gather, Kernel, Tile, View};
 
 /// The AVX-512F kernel.
 pub(super) struct Avx512;
@@ -39,6 +39,10 @@ unsafe impl Kernel for Avx512 {
 
     unsafe fn pack_b(sliver: &mut [f32], b: View, p0: usize, j0: usize, nr: usize) {
         pack_b(sliver, b, p0, j0, nr)
+    }
+
+    unsafe fn pack_gather(sliver: &mut [f32], g: Gather, p0: usize, j0: usize, nr: usize) {
+        pack_gather(sliver, g, p0, j0, nr)
     }
 
     unsafe fn tile(rows: usize, packed: bool, t: &Tile) {
@@ -147,6 +151,36 @@ unsafe fn pack_b(sliver: &mut [f32], b: View, p0: usize, j0: usize, nr: usize) {
         };
         _mm512_store_ps(dst.add(p * NR), v0);
         _mm512_store_ps(dst.add(p * NR + 16), v1);
+    }
+}
+
+/// [`Kernel::pack_gather`]: each run of a sliver row moved by one or two masked loads and
+/// stores (masked-off lanes are never accessed, so no run reads or writes past its end),
+/// after zeros when the sliver is narrower than NR.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_gather(sliver: &mut [f32], g: Gather, p0: usize, j0: usize, nr: usize) {
+    let (runs, count) = super::blocked::runs(g, j0, nr);
+    let runs = &runs[..count];
+    let zero = _mm512_setzero_ps();
+    for (p, dst) in sliver.chunks_exact_mut(NR).enumerate() {
+        let row = g.base.add(*g.rows.add(p0 + p));
+        let d = dst.as_mut_ptr();
+        if nr < NR {
+            _mm512_store_ps(d, zero);
+            _mm512_store_ps(d.add(16), zero);
+        }
+        for &(start, len, at) in runs {
+            let (m0, m1) = masks(len);
+            let (src, to) = (row.wrapping_add(at), d.add(start));
+            _mm512_mask_storeu_ps(to, m0, _mm512_maskz_loadu_ps(m0, src));
+            if len > 16 {
+                _mm512_mask_storeu_ps(
+                    to.wrapping_add(16),
+                    m1,
+                    _mm512_maskz_loadu_ps(m1, src.wrapping_add(16)),
+                );
+            }
+        }
     }
 }
 

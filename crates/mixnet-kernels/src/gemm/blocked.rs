@@ -50,6 +50,14 @@ pub(super) unsafe trait Kernel {
     /// holds whole rows of NR floats; [`Kernel::available`].
     unsafe fn pack_b(sliver: &mut [f32], b: View, p0: usize, j0: usize, nr: usize);
 
+    /// [`Kernel::pack_b`] for a gathered `b` (see [`pack_gather`]).
+    ///
+    /// # Safety
+    /// As [`pack_gather`] with `w == NR`; [`Kernel::available`].
+    unsafe fn pack_gather(sliver: &mut [f32], g: Gather, p0: usize, j0: usize, nr: usize) {
+        pack_gather(sliver, g, p0, j0, nr, Self::NR)
+    }
+
     /// `c[rows × nr] (+)= a[rows × k] · b[k × nr]` for 1 <= rows <= MR, 1 <= nr <= NR;
     /// `packed`: `b` is a packed sliver (`ldb == NR`, zero-padded, 64-byte aligned rows).
     ///
@@ -87,12 +95,12 @@ enum BView {
 
 /// [`BSource::Gather`] as raw parts; `cols` moves with a column band.
 #[derive(Clone, Copy)]
-struct Gather {
-    base: *const f32,
+pub(super) struct Gather {
+    pub base: *const f32,
     /// Elements at `base`.
-    len: usize,
-    rows: *const usize,
-    cols: *const usize,
+    pub len: usize,
+    pub rows: *const usize,
+    pub cols: *const usize,
 }
 
 /// The output block: element (i, j) at `ptr + i*ld + j`.
@@ -409,7 +417,7 @@ unsafe fn block<K: Kernel>(
                     // (A `b` exactly NR wide would read as packed: it is packed.)
                     let (bp, ldb) = match b {
                         BView::Gather(g) => {
-                            pack_gather(&mut sliver[..kc * nr_max], g, p0, j0, nr, nr_max);
+                            K::pack_gather(&mut sliver[..kc * nr_max], g, p0, j0, nr);
                             (sliver.as_ptr(), nr_max)
                         }
                         BView::Strided(b) if in_place_b && (K::MASKED || nr == nr_max) => {
@@ -454,20 +462,12 @@ unsafe fn block<K: Kernel>(
     });
 }
 
-/// [`Kernel::pack_b`] for a gathered `b`: `sliver[p*w + jj] = b(p0 + p, j0 + jj)` for jj <
-/// nr, zero up to `w` (NR, at most 32). The columns fall in runs that are contiguous in
-/// `base` (one output row of a convolution each). Each run is moved as a fixed 8, 16 or
-/// 32 floats where that fits in the row, later runs overwriting what an earlier one moved
-/// past its end: fixed sizes compile to plain vector moves, where copies of a run's own
-/// length (7 to 32 floats) cost a loop each. (Staging the row in a buffer instead stalled
-/// on store forwarding: its vector reads spanned several of the moves' stores.)
+/// Columns `j0..j0 + nr` (at most 32) of a gathered `b` as runs contiguous in its `base`:
+/// (first column in the sliver, length, offset of the run in a row), and how many.
 ///
 /// # Safety
-/// `g`'s tables hold rows `p0..p0 + sliver.len()/w` and columns `j0..j0 + nr`, and every
-/// element they address is in bounds.
-unsafe fn pack_gather(sliver: &mut [f32], g: Gather, p0: usize, j0: usize, nr: usize, w: usize) {
-    debug_assert!(w <= 32 && nr <= w);
-    // Runs of columns: (first column in the sliver, length, offset in `base`).
+/// `g.cols` holds columns `j0..j0 + nr`.
+pub(super) unsafe fn runs(g: Gather, j0: usize, nr: usize) -> ([(usize, usize, usize); 32], usize) {
     let mut runs = [(0usize, 0usize, 0usize); 32];
     let mut count = 0;
     for jj in 0..nr {
@@ -482,6 +482,23 @@ unsafe fn pack_gather(sliver: &mut [f32], g: Gather, p0: usize, j0: usize, nr: u
         runs[count] = (jj, 1, off);
         count += 1;
     }
+    (runs, count)
+}
+
+/// [`Kernel::pack_b`] for a gathered `b`: `sliver[p*w + jj] = b(p0 + p, j0 + jj)` for jj <
+/// nr, zero up to `w` (NR, at most 32). The columns fall in runs that are contiguous in
+/// `base` (one output row of a convolution each). Each run is moved as a fixed 8, 16 or
+/// 32 floats where that fits in the row, later runs overwriting what an earlier one moved
+/// past its end: fixed sizes compile to plain vector moves, where copies of a run's own
+/// length (7 to 32 floats) cost a loop each. (Staging the row in a buffer instead stalled
+/// on store forwarding: its vector reads spanned several of the moves' stores.)
+///
+/// # Safety
+/// `g`'s tables hold rows `p0..p0 + sliver.len()/w` and columns `j0..j0 + nr`, and every
+/// element they address is in bounds.
+unsafe fn pack_gather(sliver: &mut [f32], g: Gather, p0: usize, j0: usize, nr: usize, w: usize) {
+    debug_assert!(w <= 32 && nr <= w);
+    let (runs, count) = runs(g, j0, nr);
     let runs = &runs[..count];
     /// `dst[..N] = src[..N]`: a copy of constant length, which compiles to vector moves.
     #[inline(always)]
