@@ -186,6 +186,10 @@ const SPLIT_ROWS: usize = 64;
 /// Bands of a split product per thread: enough that a late or slowed thread takes fewer
 /// of them instead of holding up the end, few enough that repacking per band stays cheap.
 const UNITS_PER_THREAD: usize = 4;
+/// Bands of a product split by columns per thread: finer than a row split's, since a
+/// column band repacks only `a`, which is small where products split by columns (few
+/// rows): ResNet-50's 64-filter convolutions at 56×56 ran 4-6% faster than with 4.
+const COLUMN_UNITS_PER_THREAD: usize = 8;
 /// Fewest rows in a band of a row split (each band packs all of `b`).
 const MIN_BAND: usize = 32;
 /// Rows of a block (a band of a split product) at most which a `b` with contiguous rows
@@ -277,7 +281,7 @@ pub(super) fn product<K: Kernel>(
     } else if threads > 1 && panels >= threads {
         // Columns: bands of whole panels, each packing only the slivers of `b` it
         // multiplies.
-        let per = panels.div_ceil(threads * UNITS_PER_THREAD) * K::NR;
+        let per = panels.div_ceil(threads * COLUMN_UNITS_PER_THREAD) * K::NR;
         crate::parallel::claim(n.div_ceil(per), &|u| {
             let j0 = u * per;
             // SAFETY: columns j0..j0+cols of every operand are in bounds (asserted above)
