@@ -294,8 +294,10 @@ fn each<A: Copy, B, F: Fn(A) -> B>(x: &[A], out: &mut [B], f: F) {
     out.iter_mut().zip(x).for_each(|(o, &a)| *o = f(a));
 }
 
+/// MXNet's `relu`: `a` when above 0 or NaN, else 0 (also the ReLU a fused convolution
+/// stores: `gemm::RowAffine`).
 #[inline(always)]
-fn relu<T: Element>(a: T) -> T {
+pub(crate) fn relu<T: Element>(a: T) -> T {
     // NaN passes through, as MXNet's `IsNan(a) || a > 0`.
     #[allow(clippy::eq_op)]
     let nan = a != a;

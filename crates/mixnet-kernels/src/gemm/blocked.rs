@@ -164,10 +164,10 @@ impl Post {
     /// `scale` and `shift` hold at least `r + 1` values.
     pub unsafe fn apply(&self, x: f32, r: usize) -> f32 {
         let y = x.mul_add(*self.scale.add(r), *self.shift.add(r));
-        match self.relu {
-            true if y > 0.0 || y.is_nan() => y,
-            true => 0.0,
-            false => y,
+        if self.relu {
+            crate::unary::relu(y)
+        } else {
+            y
         }
     }
 

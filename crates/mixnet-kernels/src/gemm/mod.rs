@@ -180,11 +180,7 @@ impl<T: Element> RowAffine<'_, T> {
                 let (s, h) = (self.scale[first + off / n + i], self.shift[first + off / n + i]);
                 for v in row {
                     let y = v.mul(s).add(h);
-                    *v = match self.relu {
-                        true if y > T::ZERO || y.is_nan() => y,
-                        true => T::ZERO,
-                        false => y,
-                    };
+                    *v = if self.relu { crate::unary::relu(y) } else { y };
                 }
             }
         };
