@@ -24,6 +24,8 @@ use std::cell::RefCell;
 use crate::gemm::{GemmElement, MatMul, RowAffine, PARALLEL_MIN_MACS};
 use crate::Element;
 
+mod winograd;
+
 /// Geometry of one convolution, spatial dimensions as (d, h, w) (1-D and 2-D ones padded
 /// with leading 1s, kernel 1, stride 1, pad 0, dilate 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -609,6 +611,17 @@ fn forward_batch<T: GemmElement>(
     if sy == 0 {
         return;
     }
+    if winograd::applies(g) {
+        if let (Some(x), Some(w), Some(y)) = (as_f32(x), as_f32(w), as_f32_mut(y)) {
+            let bias = bias.and_then(as_f32);
+            let post = post.map(|p| RowAffine {
+                scale: as_f32(p.scale).unwrap(),
+                shift: as_f32(p.shift).unwrap(),
+                relu: p.relu,
+            });
+            return winograd::forward(g, x, w, bias, post.as_ref(), y);
+        }
+    }
     match g.images_per_task() {
         Some(per) => crate::parallel::chunks(y, per * sy, &|t, ys| {
             for (i, y) in ys.chunks_exact_mut(sy).enumerate() {
@@ -622,6 +635,15 @@ fn forward_batch<T: GemmElement>(
             }
         }
     }
+}
+
+/// `s` as f32 when `T` is f32 (the element type a kernel of its own serves).
+fn as_f32<T: Element>(s: &[T]) -> Option<&[f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| bytemuck::cast_slice(s))
+}
+
+fn as_f32_mut<T: Element>(s: &mut [T]) -> Option<&mut [f32]> {
+    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| bytemuck::cast_slice_mut(s))
 }
 
 /// Gradient of the input: `dx = convᵀ(dy, w)`, overwriting `dx` (N, C, in spatial).
@@ -881,6 +903,8 @@ mod tests {
             let (x, w, bias) = (data(g.input_len(), 1), data(g.weight_len(), 2), data(g.out_channels, 5));
             let (scale, shift) = (data(g.out_channels, 6), data(g.out_channels, 7));
             let want = naive(&g, &x, &w);
+            let abs = |v: &[f64]| v.iter().map(|v| v.abs()).collect::<Vec<f64>>();
+            let sizes = winograd::applies(&g).then(|| naive(&g, &abs(&x), &abs(&w)));
             let f = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
             // `map`: a channel map (with ReLU or not) stored with the output, in f32 and f64.
             for (with_bias, map) in
@@ -908,10 +932,16 @@ mod tests {
                         Some(relu) if relu => (b * scale[ch] + shift[ch]).max(0.0),
                         Some(_) => b * scale[ch] + shift[ch],
                     };
-                    assert!(
-                        (a as f64 - b).abs() <= 1e-4 * b.abs().max(1.0),
-                        "{g:?} {map:?} at {i}: {a} vs {b}"
-                    );
+                    // Winograd's error scales with the size of the terms, not of the sum.
+                    let tol = match &sizes {
+                        Some(size) => {
+                            let size = size[i] + if with_bias { bias[ch].abs() } else { 0.0 };
+                            let s = map.map_or(1.0, |_| scale[ch].abs());
+                            winograd::ERROR_BOUND * size * s + 1e-6 * b.abs()
+                        }
+                        None => 1e-4 * b.abs().max(1.0),
+                    };
+                    assert!((a as f64 - b).abs() <= tol, "{g:?} {map:?} at {i}: {a} vs {b}");
                     if map.is_some() {
                         let a = y64[i];
                         assert!(

@@ -1,0 +1,598 @@
+//! Winograd's minimal filtering F(4×4, 3×3) for unit-step, undilated 3×3 convolutions in
+//! f32 (every 3×3 of ResNet). Each 6×6 input tile and each 3×3 filter are carried to 36
+//! transform points, where the convolution is 36 independent products
+//! `M_ξ (tiles × F) = V_ξ (tiles × C) · U_ξ (C × F)`; each 4×4 output tile comes back from
+//! its 36 points. That is 36 multiply-adds per 16 outputs and input channel instead of
+//! 144, so the products do a quarter of the direct convolution's work (less where 4 does
+//! not divide the output side: 14×14 computes 16×16).
+//!
+//! Transforms (Lavin and Gray, 2016; interpolation points 0, ±1, ±2, ∞):
+//! `U = G g Gᵀ`, `V = Bᵀ d B`, `Y = Aᵀ (U ⊙ V) A`. The points' larger factors (up to 8 in
+//! `Aᵀ`, 1/24 in `G`) cost accuracy: outputs differ from the direct product by about 1e-6
+//! of the largest term, within what the tests allow for f32 but not bit-identical, which
+//! is why only inference-sized shapes (see [`applies`]) take this path.
+//!
+//! In the transform domain data is channel-last, so every transform is a vector loop over
+//! 16 channels: the image is copied once into a zero-padded (rows, cols, C) buffer, the
+//! products read `V` with channels along their depth, and the output transform maps each
+//! channel (bias, BatchNorm's scale and shift, ReLU) before it stores its 4×4 tile back in
+//! the caller's channel-first layout.
+
+use super::{with_scratch, ConvGeom};
+use crate::gemm::{MatMul, RowAffine};
+use crate::parallel;
+
+/// Channels moved together by one vector step of the transforms.
+const LANES: usize = 16;
+type Lanes = [f32; LANES];
+
+/// Output channels whose filter transform, products and output transform run together on
+/// one core, in its cache: 36 × C × 32 transformed filters are 1.2 MB at C = 256.
+const BLOCK: usize = 16;
+
+/// Fewest input and output channels for this path: the products are then deep and wide
+/// enough for the packed kernel, and the golden tests' small convolutions stay direct.
+/// Channel counts must also be whole vectors ([`LANES`]) and output ones whole blocks
+/// ([`BLOCK`]), as every ResNet's are: the transforms then never handle a partial one.
+const MIN_CHANNELS: usize = 32;
+
+/// Most (input, output) channel pairs for this path: the transformed filters are 4x
+/// the filters' size (36 points for 9 taps), and beyond 256×256 (9.4 MB) they no longer
+/// stay in cache between their transform and the products. ResNet-50's 512×512 3×3 at
+/// 7×7, batch 1, ran 1.4 -> 6.9 ms.
+const MAX_FILTER_PAIRS: usize = 256 * 256;
+
+/// Largest error of an output, relative to the sum of its terms' absolute values (the
+/// scale of a product's rounding error), measured over the tests' shapes with room to
+/// spare. The direct product's is about `C·9·2⁻²⁴` at worst and far less in practice.
+#[cfg(test)]
+pub(super) const ERROR_BOUND: f64 = 5e-6;
+
+/// Tiles from which the products of one pass are worth their packing: small images are
+/// taken several at a time.
+const MIN_TILES: usize = 192;
+
+/// Whether Winograd is allowed at all: `MIXNET_CONV_WINOGRAD=0` computes every
+/// convolution directly (outputs then match MXNet's to the last few bits).
+fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("MIXNET_CONV_WINOGRAD").map_or(true, |v| v.trim() != "0"))
+}
+
+/// Whether `g` takes this path (the caller checks that the element type is f32).
+pub(super) fn applies(g: &ConvGeom) -> bool {
+    enabled()
+        && g.groups == 1
+        && g.kernel == [1, 3, 3]
+        && g.stride == [1; 3]
+        && g.dilate == [1; 3]
+        && g.input[0] == 1
+        && g.output[0] == 1
+        && g.pad[0] == 0
+        && g.in_channels >= MIN_CHANNELS
+        && g.out_channels >= MIN_CHANNELS
+        && g.in_channels.is_multiple_of(LANES)
+        && g.out_channels.is_multiple_of(BLOCK)
+        && g.output[1] >= 4
+        && g.output[2] >= 4
+        && g.in_channels * g.out_channels <= MAX_FILTER_PAIRS
+}
+
+/// The per-channel map after the product: `y·scale + shift`, then ReLU.
+#[derive(Clone, Copy)]
+struct ChannelMap<'a> {
+    scale: Option<&'a [f32]>,
+    shift: Option<&'a [f32]>,
+    relu: bool,
+}
+
+impl ChannelMap<'_> {
+    /// The map of channels `k0..`.
+    fn part(&self, k0: usize) -> ChannelMap<'_> {
+        ChannelMap {
+            scale: self.scale.map(|s| &s[k0..]),
+            shift: self.shift.map(|h| &h[k0..]),
+            relu: self.relu,
+        }
+    }
+
+    /// Channels `k0..k0 + LANES` of the map, as (scale, shift) vectors.
+    fn lanes(&self, k0: usize) -> (Lanes, Lanes) {
+        let s = self.scale.map_or([1.0; LANES], |s| lanes(&s[k0..]));
+        let h = self.shift.map_or([0.0; LANES], |h| lanes(&h[k0..]));
+        (s, h)
+    }
+}
+
+/// `fn $name(args) { $body }` that runs `$body` compiled for AVX-512, else AVX2, when the
+/// CPU has it (the workspace targets baseline x86-64: 4-lane SSE). `$body` calls an
+/// `#[inline(always)]` transform, so its loops are compiled inside each copy; a closure
+/// handed to `fastmath::wide` was not always inlined, and its transforms then ran in SSE.
+macro_rules! widest {
+    ($name:ident($($a:ident: $t:ty),*) => $body:expr) => {
+        fn $name($($a: $t),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($a: $t),*) {
+                    $body
+                }
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($a: $t),*) {
+                    $body
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F, all that `avx512` is compiled for.
+                    return unsafe { avx512($($a),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2, all that `avx2` is compiled for.
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            $body
+        }
+    };
+}
+
+widest!(filters_wide(w: &[f32], c: usize, u: &mut [f32]) => transform_filters(w, c, u));
+widest!(input_wide(shape: &Tiles, p: &[f32], c: usize, first: usize, planes: &mut [&mut [f32]]) =>
+    shape.input_part(p, c, first, planes));
+widest!(output_wide(shape: &Tiles, m: &[f32], map: ChannelMap<'_>, outs: &mut [&mut [f32]], at: usize) =>
+    shape.transform_output(m, map, outs, at));
+
+/// `y = post(conv(x, w) + bias)` over the whole batch, for a geometry where [`applies`]
+/// holds. Splits every pass across the cores itself.
+pub(super) fn forward(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    post: Option<&RowAffine<'_, f32>>,
+    y: &mut [f32],
+) {
+    let (c, f) = (g.in_channels, g.out_channels);
+    // (y + b)·s + h = y·s + (b·s + h)
+    let folded: Option<Vec<f32>> = match (bias, post) {
+        (Some(b), Some(p)) => Some((0..f).map(|k| b[k] * p.scale[k] + p.shift[k]).collect()),
+        _ => None,
+    };
+    let map = ChannelMap {
+        scale: post.map(|p| p.scale),
+        shift: folded.as_deref().or(post.map(|p| p.shift)).or(bias),
+        relu: post.is_some_and(|p| p.relu),
+    };
+    let shape = Tiles::of(g);
+    let per_image = shape.th * shape.tw;
+    let group = MIN_TILES.div_ceil(per_image).clamp(1, g.batch);
+    let (sx, sy) = (c * g.in_spatial(), f * g.out_spatial());
+    let padded = shape.hp * shape.wp * c;
+    let tmax = group * per_image;
+    // Per part of the output channels: one block's transformed filters and products.
+    let parts = parallel::threads().clamp(1, f / BLOCK);
+    let own = 36 * (plane_stride(c * BLOCK) + BLOCK * tmax);
+    let lens = [group * padded, 36 * tmax * c, parts * own];
+    with_scratch(lens.iter().sum(), |buf: &mut [f32]| {
+        let (p, rest) = buf.split_at_mut(lens[0]);
+        let (v, own_bufs) = rest.split_at_mut(lens[1]);
+        for first in (0..g.batch).step_by(group) {
+            let imgs = group.min(g.batch - first);
+            let t = imgs * per_image;
+            let (p, v) = (&mut p[..imgs * padded], &mut v[..36 * t * c]);
+            shape.pad_channels_last(g, &x[first * sx..][..imgs * sx], p);
+            shape.transform_input(p, c, v);
+            let y = &mut y[first * sy..][..imgs * sy];
+            let blocks = Bounds((0..=parts).map(|i| i * (f / BLOCK) / parts * BLOCK).collect());
+            let work: Vec<_> =
+                cut(y, imgs, f, g.out_spatial(), &blocks).into_iter().zip(own_bufs.chunks_mut(own)).collect();
+            parallel::each(work, &|((k_first, mut outs), own): ((usize, Vec<&mut [f32]>), &mut [f32])| {
+                let (u, m) = own.split_at_mut(36 * plane_stride(c * BLOCK));
+                let kn = outs[0].len() / g.out_spatial();
+                for k0 in (k_first..k_first + kn).step_by(BLOCK) {
+                    filters_wide(&w[k0 * c * 9..][..BLOCK * c * 9], c, u);
+                    let m = &mut m[..36 * t * BLOCK];
+                    let product = MatMul { m: t, n: BLOCK, k: c, trans_a: false, trans_b: false };
+                    for ((v, u), m) in v
+                        .chunks_exact(t * c)
+                        .zip(u.chunks_exact(plane_stride(c * BLOCK)))
+                        .zip(m.chunks_exact_mut(t * BLOCK))
+                    {
+                        product.run_with(v, &u[..c * BLOCK], m, false, false);
+                    }
+                    output_wide(&shape, m, map.part(k0), &mut outs, k0 - k_first);
+                }
+            });
+        }
+    });
+}
+
+/// Tile grid of one image: `th × tw` output tiles of 4×4 over a zero-padded input of
+/// `hp × wp` (enough for every tile's 6×6 window).
+#[derive(Clone, Copy)]
+struct Tiles {
+    th: usize,
+    tw: usize,
+    hp: usize,
+    wp: usize,
+    ih: usize,
+    iw: usize,
+    oh: usize,
+    ow: usize,
+    ph: usize,
+    pw: usize,
+}
+
+impl Tiles {
+    fn of(g: &ConvGeom) -> Tiles {
+        let ([_, ih, iw], [_, oh, ow], [_, ph, pw]) = (g.input, g.output, g.pad);
+        let (th, tw) = (oh.div_ceil(4), ow.div_ceil(4));
+        Tiles { th, tw, hp: 4 * th + 2, wp: 4 * tw + 2, ih, iw, oh, ow, ph, pw }
+    }
+
+    /// `x` (images, C, ih, iw) into `p` (images, hp, wp, C), padded with zeros.
+    fn pad_channels_last(&self, g: &ConvGeom, x: &[f32], p: &mut [f32]) {
+        let c = g.in_channels;
+        let row = self.wp * c;
+        let fill = |r: usize, dst: &mut [f32]| {
+            let (img, h) = (r / self.hp, (r % self.hp).wrapping_sub(self.ph));
+            if h >= self.ih {
+                return dst.fill(0.0);
+            }
+            let left = self.pw.min(self.wp);
+            let right = (self.pw + self.iw).min(self.wp);
+            dst[..left * c].fill(0.0);
+            dst[right * c..].fill(0.0);
+            let x = &x[img * c * self.ih * self.iw..][..c * self.ih * self.iw];
+            for (ch, plane) in x.chunks_exact(self.ih * self.iw).enumerate() {
+                let src = &plane[h * self.iw..][..right - left];
+                for (j, &v) in src.iter().enumerate() {
+                    dst[(left + j) * c + ch] = v;
+                }
+            }
+        };
+        parallel::chunks(p, row, &fill);
+    }
+
+    /// `V_ξ[t][c]` for every tile `t` of the padded images `p`: `Bᵀ d B` of its 6×6 window.
+    fn transform_input(&self, p: &[f32], c: usize, v: &mut [f32]) {
+        let tiles = v.len() / (36 * c);
+        let parts = cut(v, 36, tiles, c, &bounds(tiles));
+        let run = |(first, mut planes): (usize, Vec<&mut [f32]>)| input_wide(self, p, c, first, &mut planes);
+        parallel::each(parts, &run);
+    }
+
+    /// [`Tiles::transform_input`] of tiles `first..` into `planes` (their rows of each
+    /// `V_ξ`).
+    #[inline(always)]
+    fn input_part(&self, p: &[f32], c: usize, first: usize, planes: &mut [&mut [f32]]) {
+        let per_image = self.th * self.tw;
+        {
+            let count = planes[0].len() / c;
+            let (mut d, mut tmp, mut s) = ([[0.0; LANES]; 36], [[0.0; LANES]; 36], [[0.0; LANES]; 36]);
+            for t in 0..count {
+                let tile = first + t;
+                let (img, ty, tx) = (tile / per_image, tile % per_image / self.tw, tile % self.tw);
+                let corner = (img * self.hp + 4 * ty) * self.wp + 4 * tx;
+                for c0 in (0..c).step_by(LANES) {
+                    for (i, d) in d.iter_mut().enumerate() {
+                        *d = lanes(&p[(corner + (i / 6) * self.wp + i % 6) * c + c0..]);
+                    }
+                    input_2d(&d, &mut tmp, &mut s);
+                    for (plane, s) in planes.iter_mut().zip(&s) {
+                        plane[t * c + c0..][..LANES].copy_from_slice(s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The output tiles of one block of [`BLOCK`] channels from its products `m`
+    /// (`M_ξ[t][k]`): `Aᵀ M A`, mapped per channel, stored into channels `at..` of each
+    /// image's `outs` (channels, oh, ow).
+    #[inline(always)]
+    fn transform_output(&self, m: &[f32], map: ChannelMap<'_>, outs: &mut [&mut [f32]], at: usize) {
+        let per_image = self.th * self.tw;
+        let tiles = m.len() / (36 * BLOCK);
+        let plane = self.oh * self.ow;
+        {
+            let (mut s, mut tmp, mut o) = ([[0.0; LANES]; 36], [[0.0; LANES]; 24], [[0.0; LANES]; 16]);
+            for (img, out) in outs.iter_mut().enumerate() {
+                for k0 in (0..BLOCK).step_by(LANES) {
+                    let (scale, shift) = map.lanes(k0);
+                    for ty in 0..self.th {
+                        for tx in 0..self.tw {
+                            let t = img * per_image + ty * self.tw + tx;
+                            for (xi, s) in s.iter_mut().enumerate() {
+                                *s = lanes(&m[(xi * tiles + t) * BLOCK + k0..]);
+                            }
+                            output_2d(&s, &mut tmp, &mut o);
+                            for o in o.iter_mut() {
+                                for l in 0..LANES {
+                                    let v = o[l] * scale[l] + shift[l];
+                                    o[l] = if map.relu { crate::unary::relu(v) } else { v };
+                                }
+                            }
+                            let (rows, cols) = ((self.oh - 4 * ty).min(4), (self.ow - 4 * tx).min(4));
+                            for l in 0..LANES {
+                                let out = &mut out[(at + k0 + l) * plane..][..plane];
+                                for a in 0..rows {
+                                    let row = &mut out[(4 * ty + a) * self.ow + 4 * tx..][..cols];
+                                    for (b, dst) in row.iter_mut().enumerate() {
+                                        *dst = o[a * 4 + b][l];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `U_ξ[c][k]` of one block of [`BLOCK`] filters `w` (BLOCK, C, 3, 3): `G g Gᵀ` of each
+/// 3×3, into `u` (36, C, BLOCK). Done per block just before its products, so that `u`
+/// stays in the core's cache: all of ResNet-50's at once (9.4 MB for a 256×256) went to
+/// memory and back, and writing it took 16% of the network's time.
+#[inline(always)]
+fn transform_filters(w: &[f32], c: usize, u: &mut [f32]) {
+    {
+        let (mut g, mut tmp, mut s) = ([[0.0; LANES]; 9], [[0.0; LANES]; 18], [[0.0; LANES]; 36]);
+        for k0 in (0..BLOCK).step_by(LANES) {
+            // Each of the LANES filters is read front to back.
+            let rows: [&[f32]; LANES] = std::array::from_fn(|l| &w[(k0 + l) * c * 9..][..c * 9]);
+            for ch in 0..c {
+                for (l, row) in rows.iter().enumerate() {
+                    for (tap, g) in g.iter_mut().enumerate() {
+                        g[l] = row[ch * 9 + tap];
+                    }
+                }
+                filter_2d(&g, &mut tmp, &mut s);
+                for (plane, s) in u.chunks_exact_mut(plane_stride(c * BLOCK)).zip(&s) {
+                    plane[ch * BLOCK + k0..][..LANES].copy_from_slice(s);
+                }
+            }
+        }
+    }
+}
+
+/// Elements from one transform plane to the next for planes of `len`: one cache line more
+/// than `len`. The transforms write (or read) one vector in each of 36 planes in turn;
+/// planes a power of two apart (16 KB for ResNet's 256-channel blocks) share the same
+/// cache sets, and those 36 stores evicted each other.
+fn plane_stride(len: usize) -> usize {
+    len + LANES
+}
+
+/// The first [`LANES`] values of `src`.
+#[inline(always)]
+fn lanes(src: &[f32]) -> Lanes {
+    src[..LANES].try_into().expect("a whole vector")
+}
+
+/// `Bᵀ` on the six points `x[at + i·step]`, into `out[to + i·ostep]`. (The transforms
+/// write into arrays they are given: a large array returned by value is moved with a
+/// `memcpy` call, which cost more than the arithmetic.)
+#[inline(always)]
+fn input_1d(x: &[Lanes], at: usize, step: usize, out: &mut [Lanes], to: usize, ostep: usize) {
+    for l in 0..LANES {
+        let d = |i: usize| x[at + i * step][l];
+        let (d0, d1, d2, d3, d4, d5) = (d(0), d(1), d(2), d(3), d(4), d(5));
+        out[to][l] = 4.0 * d0 - 5.0 * d2 + d4;
+        out[to + ostep][l] = -4.0 * (d1 + d2) + (d3 + d4);
+        out[to + 2 * ostep][l] = 4.0 * (d1 - d2) + (d4 - d3);
+        out[to + 3 * ostep][l] = 2.0 * (d3 - d1) + (d4 - d2);
+        out[to + 4 * ostep][l] = 2.0 * (d1 - d3) + (d4 - d2);
+        out[to + 5 * ostep][l] = 4.0 * d1 - 5.0 * d3 + d5;
+    }
+}
+
+/// `Aᵀ` on six transform points, into four outputs (see [`input_1d`]).
+#[inline(always)]
+fn output_1d(x: &[Lanes], at: usize, step: usize, out: &mut [Lanes], to: usize, ostep: usize) {
+    for l in 0..LANES {
+        let m = |i: usize| x[at + i * step][l];
+        let (s12, d12, s34, d34) = (m(1) + m(2), m(1) - m(2), m(3) + m(4), m(3) - m(4));
+        out[to][l] = m(0) + s12 + s34;
+        out[to + ostep][l] = d12 + 2.0 * d34;
+        out[to + 2 * ostep][l] = s12 + 4.0 * s34;
+        out[to + 3 * ostep][l] = d12 + 8.0 * d34 + m(5);
+    }
+}
+
+/// `G` on three filter taps, into six points (see [`input_1d`]).
+#[inline(always)]
+fn filter_1d(x: &[Lanes], at: usize, step: usize, out: &mut [Lanes], to: usize, ostep: usize) {
+    for l in 0..LANES {
+        let (g0, g1, g2) = (x[at][l], x[at + step][l], x[at + 2 * step][l]);
+        let even = g0 + g2;
+        out[to][l] = g0 * (1.0 / 4.0);
+        out[to + ostep][l] = (even + g1) * (-1.0 / 6.0);
+        out[to + 2 * ostep][l] = (even - g1) * (-1.0 / 6.0);
+        out[to + 3 * ostep][l] = g0 * (1.0 / 24.0) + g1 * (1.0 / 12.0) + g2 * (1.0 / 6.0);
+        out[to + 4 * ostep][l] = g0 * (1.0 / 24.0) - g1 * (1.0 / 12.0) + g2 * (1.0 / 6.0);
+        out[to + 5 * ostep][l] = g2;
+    }
+}
+
+/// `Bᵀ d B` of a 6×6 input tile (row-major) into `out`: down each column, then along
+/// each row.
+#[inline(always)]
+fn input_2d(d: &[Lanes; 36], tmp: &mut [Lanes; 36], out: &mut [Lanes; 36]) {
+    for j in 0..6 {
+        input_1d(d, j, 6, tmp, j, 6);
+    }
+    for i in 0..6 {
+        input_1d(tmp, 6 * i, 1, out, 6 * i, 1);
+    }
+}
+
+/// `Aᵀ m A` of a tile's 36 transform points (row-major) into its 4×4 outputs.
+#[inline(always)]
+fn output_2d(m: &[Lanes; 36], tmp: &mut [Lanes; 24], out: &mut [Lanes; 16]) {
+    for j in 0..6 {
+        output_1d(m, j, 6, tmp, j, 6);
+    }
+    for i in 0..4 {
+        output_1d(tmp, 6 * i, 1, out, 4 * i, 1);
+    }
+}
+
+/// `G g Gᵀ` of a 3×3 filter (row-major) into its 36 transform points.
+#[inline(always)]
+fn filter_2d(g: &[Lanes; 9], tmp: &mut [Lanes; 18], out: &mut [Lanes; 36]) {
+    for j in 0..3 {
+        filter_1d(g, j, 3, tmp, j, 3);
+    }
+    for i in 0..6 {
+        filter_1d(tmp, 3 * i, 1, out, 6 * i, 1);
+    }
+}
+
+/// Split points of `n` rows into one part per thread.
+fn bounds(n: usize) -> Bounds {
+    let parts = parallel::threads().clamp(1, n.max(1));
+    Bounds((0..=parts).map(|p| p * n / parts).collect())
+}
+
+/// Row split points, ascending from 0 to the row count.
+struct Bounds(Vec<usize>);
+
+/// `buf` as `blocks` consecutive blocks of `rows × width`, every block cut at the same
+/// row bounds: one list of `blocks` slices per part, with the part's first row. Lets
+/// each thread write its rows of every block.
+fn cut<'a>(
+    buf: &'a mut [f32],
+    blocks: usize,
+    rows: usize,
+    width: usize,
+    bounds: &Bounds,
+) -> Vec<(usize, Vec<&'a mut [f32]>)> {
+    let b = &bounds.0;
+    let mut parts: Vec<(usize, Vec<&mut [f32]>)> =
+        b.windows(2).map(|w| (w[0], Vec::with_capacity(blocks))).collect();
+    for block in buf.chunks_exact_mut(rows * width).take(blocks) {
+        let mut rest = block;
+        for (part, w) in parts.iter_mut().zip(b.windows(2)) {
+            let (mine, tail) = rest.split_at_mut((w[1] - w[0]) * width);
+            part.1.push(mine);
+            rest = tail;
+        }
+    }
+    parts.retain(|p| p.1.first().is_some_and(|s| !s.is_empty()));
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(batch: usize, c: usize, f: usize, h: usize, w: usize, pad: usize) -> ConvGeom {
+        ConvGeom {
+            batch,
+            groups: 1,
+            in_channels: c,
+            out_channels: f,
+            input: [1, h, w],
+            output: [1, h + 2 * pad - 2, w + 2 * pad - 2],
+            kernel: [1, 3, 3],
+            stride: [1; 3],
+            pad: [0, pad, pad],
+            dilate: [1; 3],
+        }
+    }
+
+    /// Direct 3×3 convolution in f64, and the sum of the absolute values of each output's
+    /// terms (what a rounding error of the products scales with).
+    fn direct(g: &ConvGeom, x: &[f32], w: &[f32], bias: &[f32]) -> (Vec<f64>, Vec<f64>) {
+        let ([_, ih, iw], [_, oh, ow], [_, ph, pw]) = (g.input, g.output, g.pad);
+        let (c, f) = (g.in_channels, g.out_channels);
+        let (mut y, mut size) = (vec![0.0; g.output_len()], vec![0.0; g.output_len()]);
+        for n in 0..g.batch {
+            for k in 0..f {
+                for yo in 0..oh {
+                    for xo in 0..ow {
+                        let (mut s, mut a) = (bias[k] as f64, bias[k].abs() as f64);
+                        for ch in 0..c {
+                            for (i, j) in (0..9).map(|t| (t / 3, t % 3)) {
+                                let (yi, xi) = ((yo + i).wrapping_sub(ph), (xo + j).wrapping_sub(pw));
+                                if yi < ih && xi < iw {
+                                    let t = x[((n * c + ch) * ih + yi) * iw + xi] as f64
+                                        * w[((k * c + ch) * 3 + i) * 3 + j] as f64;
+                                    s += t;
+                                    a += t.abs();
+                                }
+                            }
+                        }
+                        let at = ((n * f + k) * oh + yo) * ow + xo;
+                        (y[at], size[at]) = (s, a);
+                    }
+                }
+            }
+        }
+        (y, size)
+    }
+
+    /// Largest error of `got` against `want`, relative to the size of each output's terms.
+    fn worst(got: &[f32], want: &[f64], size: &[f64]) -> f64 {
+        got.iter()
+            .zip(want)
+            .zip(size)
+            .map(|((&g, &w), &s)| (g as f64 - w).abs() / s.max(1e-30))
+            .fold(0.0, f64::max)
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_direct_convolution() {
+        // Sides that 4 divides and not, batches that fill one pass and several, more
+        // input than output channels and fewer, and pads 0 to 2.
+        for &(n, c, f, h, w, pad) in &[
+            (1, 32, 32, 8, 8, 1),
+            (1, 48, 64, 14, 14, 1),
+            (2, 32, 96, 7, 9, 1),
+            (3, 32, 64, 10, 6, 0),
+            (9, 32, 64, 14, 14, 1),
+            (1, 64, 32, 9, 11, 2),
+        ] {
+            let g = geom(n, c, f, h, w, pad);
+            assert!(applies(&g), "{g:?}");
+            let (x, wt, bias) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(f, 3));
+            let (want, size) = direct(&g, &x, &wt, &bias);
+            let mut y = vec![f32::NAN; g.output_len()];
+            forward(&g, &x, &wt, Some(&bias), None, &mut y);
+            let e = worst(&y, &want, &size);
+            assert!(e <= ERROR_BOUND, "{g:?}: error {e:e} of the terms' size");
+        }
+    }
+
+    #[test]
+    fn applies_the_channel_map() {
+        let g = geom(1, 32, 64, 12, 12, 1);
+        let (x, wt, bias) = (values(g.input_len(), 4), values(g.weight_len(), 5), values(64, 6));
+        let scale = values(64, 7);
+        let shift = values(64, 8);
+        let post = RowAffine { scale: &scale, shift: &shift, relu: true };
+        let mut y = vec![0.0; g.output_len()];
+        forward(&g, &x, &wt, Some(&bias), Some(&post), &mut y);
+        let (want, size) = direct(&g, &x, &wt, &bias);
+        let plane = 144;
+        for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
+            let k = i / plane;
+            let mapped = (want * scale[k] as f64 + shift[k] as f64).max(0.0);
+            let bound = ERROR_BOUND * size[i] * (scale[k].abs() as f64) + 1e-6 * shift[k].abs() as f64;
+            assert!((got as f64 - mapped).abs() <= bound, "output {i}: {got} vs {mapped}");
+        }
+    }
+}
