@@ -571,16 +571,50 @@ fn assert_lens(g: &ConvGeom, x: usize, w: usize, y: usize) {
 
 /// `y = conv(x, w) + bias`, overwriting `y` (N, F, out spatial).
 pub fn conv_forward<T: GemmElement>(g: &ConvGeom, x: &[T], w: &[T], bias: Option<&[T]>, y: &mut [T]) {
-    forward_batch(g, x, w, bias, None, y)
+    forward_batch(g, x, w, None, bias, None, y)
+}
+
+/// Length of [`winograd_filters`]' output for filters (F, C/G, kernel) in `groups` groups,
+/// or None when convolutions with them never take Winograd's path (see `winograd.rs`:
+/// unit-step 3×3s with enough channels, in f32).
+pub fn winograd_filters_len(
+    out_channels: usize,
+    in_channels: usize,
+    kernel: [usize; 3],
+    groups: usize,
+) -> Option<usize> {
+    winograd::filters_apply(out_channels, in_channels, kernel, groups)
+        .then(|| winograd::filters_len(out_channels, in_channels))
+}
+
+/// The filters `w` (F, C, 3, 3) carried to Winograd's transform domain once, for
+/// [`conv_forward_mapped`] to reuse on every call while the weights do not change
+/// (oneDNN keeps reordered weights the same way).
+///
+/// # Panics
+/// If [`winograd_filters_len`] is None for these filters or `out` is not that long.
+pub fn winograd_filters(out_channels: usize, in_channels: usize, w: &[f32], out: &mut [f32]) {
+    let len = winograd_filters_len(out_channels, in_channels, [1, 3, 3], 1);
+    assert!(
+        len == Some(out.len()) && w.len() == out_channels * in_channels * 9,
+        "conv: no Winograd filters of that size"
+    );
+    winograd::transform_all(w, in_channels, out_channels, out)
 }
 
 /// `y = post(conv(x, w) + bias)`, `post` mapping each output channel (a BatchNorm with
 /// fixed statistics, and ReLU, folded into the convolution: see [`RowAffine`]), as the
-/// product stores its tiles, with no pass of its own on the native kernels.
+/// product stores its tiles, with no pass of its own on the native kernels. `filters`,
+/// when given, are `w` from [`winograd_filters`], used where Winograd's path is taken.
+///
+/// # Panics
+/// If `filters` is not [`winograd_filters_len`] long.
+#[allow(clippy::too_many_arguments)]
 pub fn conv_forward_mapped<T: GemmElement>(
     g: &ConvGeom,
     x: &[T],
     w: &[T],
+    filters: Option<&[T]>,
     bias: Option<&[T]>,
     post: &RowAffine<'_, T>,
     y: &mut [T],
@@ -591,9 +625,9 @@ pub fn conv_forward_mapped<T: GemmElement>(
         // (y + b)·s + h = y·s + (b·s + h)
         Some(bias) => {
             let shift: Vec<T> = (0..f).map(|c| bias[c].mul(post.scale[c]).add(post.shift[c])).collect();
-            forward_batch(g, x, w, None, Some(&RowAffine { shift: &shift, ..*post }), y)
+            forward_batch(g, x, w, filters, None, Some(&RowAffine { shift: &shift, ..*post }), y)
         }
-        None => forward_batch(g, x, w, None, Some(post), y),
+        None => forward_batch(g, x, w, filters, None, Some(post), y),
     }
 }
 
@@ -601,6 +635,7 @@ fn forward_batch<T: GemmElement>(
     g: &ConvGeom,
     x: &[T],
     w: &[T],
+    filters: Option<&[T]>,
     bias: Option<&[T]>,
     post: Option<&RowAffine<'_, T>>,
     y: &mut [T],
@@ -619,7 +654,10 @@ fn forward_batch<T: GemmElement>(
                 shift: as_f32(p.shift).unwrap(),
                 relu: p.relu,
             });
-            return winograd::forward(g, x, w, bias, post.as_ref(), y);
+            let filters = filters.and_then(as_f32);
+            let len = winograd::filters_len(g.out_channels, g.in_channels);
+            assert!(filters.is_none_or(|u| u.len() == len), "conv: Winograd filters are {len} long");
+            return winograd::forward(g, x, w, filters, bias, post.as_ref(), y);
         }
     }
     match g.images_per_task() {
@@ -712,10 +750,12 @@ pub fn conv_backward_weight<T: GemmElement>(g: &ConvGeom, dy: &[T], x: &[T], dw:
 /// Convolutions of one element type, compiled once here (see `reduce::Reduce`).
 pub trait Conv: GemmElement {
     fn conv_forward(g: &ConvGeom, x: &[Self], w: &[Self], bias: Option<&[Self]>, y: &mut [Self]);
+    #[allow(clippy::too_many_arguments)]
     fn conv_forward_mapped(
         g: &ConvGeom,
         x: &[Self],
         w: &[Self],
+        filters: Option<&[Self]>,
         bias: Option<&[Self]>,
         post: &RowAffine<'_, Self>,
         y: &mut [Self],
@@ -730,8 +770,8 @@ macro_rules! impl_conv {
             fn conv_forward(g: &ConvGeom, x: &[$t], w: &[$t], bias: Option<&[$t]>, y: &mut [$t]) {
                 conv_forward(g, x, w, bias, y)
             }
-            fn conv_forward_mapped(g: &ConvGeom, x: &[$t], w: &[$t], bias: Option<&[$t]>, post: &RowAffine<'_, $t>, y: &mut [$t]) {
-                conv_forward_mapped(g, x, w, bias, post, y)
+            fn conv_forward_mapped(g: &ConvGeom, x: &[$t], w: &[$t], filters: Option<&[$t]>, bias: Option<&[$t]>, post: &RowAffine<'_, $t>, y: &mut [$t]) {
+                conv_forward_mapped(g, x, w, filters, bias, post, y)
             }
             fn conv_backward_data(g: &ConvGeom, dy: &[$t], w: &[$t], dx: &mut [$t]) {
                 conv_backward_data(g, dy, w, dx)
@@ -918,9 +958,17 @@ mod tests {
                     Some(relu) => {
                         let (scale32, shift32) = (f(&scale), f(&shift));
                         let map32 = RowAffine { scale: &scale32, shift: &shift32, relu };
-                        conv_forward_mapped(&g, &x32, &w32, bias32.as_deref(), &map32, &mut y);
+                        conv_forward_mapped(&g, &x32, &w32, None, bias32.as_deref(), &map32, &mut y);
                         let map64 = RowAffine { scale: &scale, shift: &shift, relu };
-                        conv_forward_mapped(&g, &x, &w, with_bias.then_some(&bias[..]), &map64, &mut y64);
+                        conv_forward_mapped(
+                            &g,
+                            &x,
+                            &w,
+                            None,
+                            with_bias.then_some(&bias[..]),
+                            &map64,
+                            &mut y64,
+                        );
                     }
                 }
                 let sp = g.out_spatial();

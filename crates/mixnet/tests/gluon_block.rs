@@ -383,3 +383,50 @@ fn hybridized_conv_batch_norm_fuses_when_predicting() {
     };
     assert_eq!(train(true), train(false));
 }
+
+/// A hybridized 3×3 convolution with Winograd's path keeps its transformed weight between
+/// calls, and transforms again when the weight is written in place or replaced: the
+/// output always follows the current weight (checked against the layers run one by one).
+#[test]
+fn hybridized_winograd_filters_follow_the_weight() {
+    let mut net = HybridSequential::new();
+    net.add(Conv2D::new(32, 3).padding(1).use_bias(false));
+    net.add(BatchNorm::new());
+    net.add(Activation::new("relu"));
+    mixnet::random::seed(5).unwrap();
+    net.initialize(None, cpu(0), false).unwrap();
+    let x = NDArray::from_vec(
+        (0..32 * 8 * 8).map(|i| ((i * 29) % 31) as f32 / 15.0 - 1.0).collect(),
+        [1, 32, 8, 8],
+    )
+    .unwrap();
+    let values = |y: &NDArray| y.to_vec::<f32>().unwrap();
+    let close = |a: &[f32], b: &[f32]| {
+        let top = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(top > 0.0);
+        for (i, (a, b)) in a.iter().zip(b).enumerate() {
+            assert!((a - b).abs() <= 1e-4 * top, "at {i}: {a} vs {b}");
+        }
+    };
+    let weight = net.collect_params().unwrap().iter().find(|(n, _)| n.ends_with("weight")).unwrap().1.clone();
+    let check = |net: &mut HybridSequential| {
+        net.hybridize(false);
+        let layers = values(&net.call(&x).unwrap());
+        net.hybridize(true);
+        let fused = values(&net.call(&x).unwrap());
+        close(&fused, &layers);
+        assert!(values(&net.call(&x).unwrap()) == fused, "the kept filters give the same output");
+        fused
+    };
+    let first = check(&mut net);
+    // Written in place (as an optimizer does), then replaced by a new array.
+    let w = weight.data().unwrap();
+    let doubled: Vec<f32> = values(&w).iter().map(|v| v * -2.0).collect();
+    w.assign(&NDArray::from_vec(doubled, w.shape().clone()).unwrap()).unwrap();
+    let second = check(&mut net);
+    assert!(first != second);
+    let halved: Vec<f32> = values(&w).iter().map(|v| v * 0.5).collect();
+    weight.set_data(&NDArray::from_vec(halved, w.shape().clone()).unwrap()).unwrap();
+    let third = check(&mut net);
+    assert!(second != third);
+}

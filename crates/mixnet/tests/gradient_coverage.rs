@@ -40,6 +40,7 @@ const NO_GRADIENT: &[(&str, &str)] = &[
     ("_sample_unique_zipfian", "sampling op without inputs; MXNet registers no FGradient"),
     ("_set_value", "legacy NDArray function writing its input in place: MXNet has no gradient"),
     ("_sg_conv", "inference fusion of Convolution, BatchNorm on moving statistics and ReLU, made only when no gradient is recorded (as MXNet's _sg_mkldnn_conv); training runs the three operators"),
+    ("_winograd_filters", "inference only: a weight transformed for _sg_conv, remade whenever the weight is written"),
 ];
 
 /// Families of operators without a gradient, by name pattern, with the reason.

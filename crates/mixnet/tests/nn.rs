@@ -389,3 +389,57 @@ fn fused_conv_batch_norm_matches_the_layers() {
     let e = err("_sg_conv", &[x, wt, s.clone(), s.clone(), s.clone(), s], &attrs);
     assert!(e.contains("_sg_conv") && e.contains("gamma") && e.contains("(2,)") && e.contains("(3,)"), "{e}");
 }
+
+/// `_sg_conv` with its weight transformed ahead of time by `_winograd_filters` gives the
+/// same output as with the weight alone (both take Winograd's path), and close to the
+/// layers run one by one; filters that do not fit are errors naming the operator.
+#[test]
+fn sg_conv_takes_winograd_filters() {
+    let (c, f, h) = (32, 64, 12);
+    let x = arr(&wave(2 * c * h * h, 1).iter().map(|&v| v as f32).collect::<Vec<_>>(), &[2, c, h, h]);
+    let wt = arr(&wave(f * c * 9, 2).iter().map(|&v| v as f32 * 0.1).collect::<Vec<_>>(), &[f, c, 3, 3]);
+    let stat = |seed: usize, add: f64| {
+        arr(&wave(f, seed).iter().map(|&v| (v + add) as f32).collect::<Vec<_>>(), &[f])
+    };
+    let stats = [stat(4, 1.5), stat(5, 0.0), stat(6, 0.0), stat(7, 1.2)];
+    let nf = f.to_string();
+    let attrs = [
+        ("kernel", "(3,3)"),
+        ("pad", "(1,1)"),
+        ("num_filter", nf.as_str()),
+        ("no_bias", "True"),
+        ("fix_gamma", "False"),
+        ("with_act", "True"),
+    ];
+    let mut ins = vec![x.clone(), wt.clone()];
+    ins.extend(stats.iter().cloned());
+    let plain = run("_sg_conv", &ins, &attrs).remove(0).to_vec::<f32>().unwrap();
+    let filters = run("_winograd_filters", std::slice::from_ref(&wt), &[]).remove(0);
+    assert_eq!(filters.ndim(), 1);
+    let mut with = ins.clone();
+    with.push(filters.clone());
+    let mut wattrs = attrs.to_vec();
+    wattrs.push(("winograd", "True"));
+    let got = run("_sg_conv", &with, &wattrs).remove(0).to_vec::<f32>().unwrap();
+    assert_eq!(got, plain);
+    // The layers one by one (im2col), within Winograd's rounding.
+    let y = run("Convolution", &[x, wt.clone()], &attrs[..4]).remove(0);
+    let mut bn_ins = vec![y];
+    bn_ins.extend(stats.iter().cloned());
+    let y = run("BatchNorm", &bn_ins, &[("eps", "0.001"), ("fix_gamma", "False")]).remove(0);
+    let want = run("Activation", &[y], &[("act_type", "relu")]).remove(0).to_vec::<f32>().unwrap();
+    let top = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert!((a - b).abs() <= 1e-4 * top, "at {i}: {a} vs {b}");
+    }
+    assert!(got.contains(&0.0) && got.iter().any(|&v| v > 0.0));
+    // Filters of the wrong length, and weights with no Winograd path.
+    let mut bad = ins.clone();
+    bad.push(arr(&[0.0f32; 7], &[7]));
+    let e = err("_sg_conv", &bad, &wattrs);
+    assert!(e.contains("_sg_conv") && e.contains("winograd_filters") && e.contains("(7,)"), "{e}");
+    let e = err("_winograd_filters", &[wt.astype(DType::F64).unwrap()], &[]);
+    assert!(e.contains("_winograd_filters") && e.contains("(64, 32, 3, 3)") && e.contains("float64"), "{e}");
+    let e = err("_winograd_filters", &[arr(&[0.1f32; 64 * 32], &[64, 32, 1, 1])], &[]);
+    assert!(e.contains("_winograd_filters") && e.contains("(64, 32, 1, 1)"), "{e}");
+}

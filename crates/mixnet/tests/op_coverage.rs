@@ -13,6 +13,10 @@ const OWN: &[(&str, &str)] = &[
         "_sg_conv",
         "the Convolution + BatchNorm (+ ReLU) fusion of hybridized networks, as MXNet's `_sg_mkldnn_conv`",
     ),
+    (
+        "_winograd_filters",
+        "a 3x3 weight carried to Winograd's transform domain once, for `_sg_conv` (oneDNN keeps reordered weights)",
+    ),
 ];
 
 #[test]

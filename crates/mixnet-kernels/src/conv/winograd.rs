@@ -27,7 +27,8 @@ const LANES: usize = 16;
 type Lanes = [f32; LANES];
 
 /// Output channels whose filter transform, products and output transform run together on
-/// one core, in its cache: 36 × C × 32 transformed filters are 1.2 MB at C = 256.
+/// one core, in its cache: 36 × C × 16 transformed filters are 590 KB at C = 256, within
+/// Zen 4's 1 MB L2 (blocks of 32 ran the network 0-3% slower, alternating).
 const BLOCK: usize = 16;
 
 /// Fewest input and output channels for this path: the products are then deep and wide
@@ -61,21 +62,43 @@ fn enabled() -> bool {
 
 /// Whether `g` takes this path (the caller checks that the element type is f32).
 pub(super) fn applies(g: &ConvGeom) -> bool {
-    enabled()
-        && g.groups == 1
-        && g.kernel == [1, 3, 3]
+    filters_apply(g.out_channels, g.in_channels, g.kernel, g.groups)
         && g.stride == [1; 3]
         && g.dilate == [1; 3]
         && g.input[0] == 1
         && g.output[0] == 1
         && g.pad[0] == 0
-        && g.in_channels >= MIN_CHANNELS
-        && g.out_channels >= MIN_CHANNELS
-        && g.in_channels.is_multiple_of(LANES)
-        && g.out_channels.is_multiple_of(BLOCK)
         && g.output[1] >= 4
         && g.output[2] >= 4
-        && g.in_channels * g.out_channels <= MAX_FILTER_PAIRS
+}
+
+/// The part of [`applies`] that depends on the filters alone: whether filters (F, C, kernel)
+/// in `groups` groups are worth carrying to the transform domain ahead of time.
+pub(super) fn filters_apply(f: usize, c: usize, kernel: [usize; 3], groups: usize) -> bool {
+    enabled()
+        && groups == 1
+        && kernel == [1, 3, 3]
+        && c >= MIN_CHANNELS
+        && f >= MIN_CHANNELS
+        && c.is_multiple_of(LANES)
+        && f.is_multiple_of(BLOCK)
+        && c * f <= MAX_FILTER_PAIRS
+}
+
+/// Elements of F filters over C channels in the transform domain, as [`transform_all`]
+/// lays them out: per block of [`BLOCK`] filters, 36 planes of `C × BLOCK` (each
+/// [`plane_stride`] apart).
+pub(super) fn filters_len(f: usize, c: usize) -> usize {
+    f / BLOCK * 36 * plane_stride(c * BLOCK)
+}
+
+/// All of `w`'s (F, C, 3, 3) filters in the transform domain, into `out`
+/// ([`filters_len`]), block by block on both cores: done once per weight version by an
+/// inference graph, where [`forward`] would redo it per call.
+pub(super) fn transform_all(w: &[f32], c: usize, f: usize, out: &mut [f32]) {
+    assert_eq!(out.len(), filters_len(f, c), "winograd: filters of {f} x {c}");
+    let per_block = 36 * plane_stride(c * BLOCK);
+    parallel::chunks(out, per_block, &|b, u| filters_wide(&w[b * BLOCK * c * 9..][..BLOCK * c * 9], c, u));
 }
 
 /// The per-channel map after the product: `y·scale + shift`, then ReLU.
@@ -142,11 +165,13 @@ widest!(output_wide(shape: &Tiles, m: &[f32], map: ChannelMap<'_>, outs: &mut [&
     shape.transform_output(m, map, outs, at));
 
 /// `y = post(conv(x, w) + bias)` over the whole batch, for a geometry where [`applies`]
-/// holds. Splits every pass across the cores itself.
+/// holds, with `w` already transformed when `filters` ([`transform_all`]) is given.
+/// Splits every pass across the cores itself.
 pub(super) fn forward(
     g: &ConvGeom,
     x: &[f32],
     w: &[f32],
+    filters: Option<&[f32]>,
     bias: Option<&[f32]>,
     post: Option<&RowAffine<'_, f32>>,
     y: &mut [f32],
@@ -189,7 +214,13 @@ pub(super) fn forward(
                 let (u, m) = own.split_at_mut(36 * plane_stride(c * BLOCK));
                 let kn = outs[0].len() / g.out_spatial();
                 for k0 in (k_first..k_first + kn).step_by(BLOCK) {
-                    filters_wide(&w[k0 * c * 9..][..BLOCK * c * 9], c, u);
+                    let u = match filters {
+                        Some(all) => &all[k0 / BLOCK * 36 * plane_stride(c * BLOCK)..][..u.len()],
+                        None => {
+                            filters_wide(&w[k0 * c * 9..][..BLOCK * c * 9], c, u);
+                            &*u
+                        }
+                    };
                     let m = &mut m[..36 * t * BLOCK];
                     let product = MatMul { m: t, n: BLOCK, k: c, trans_a: false, trans_b: false };
                     for ((v, u), m) in v
@@ -343,8 +374,9 @@ fn transform_filters(w: &[f32], c: usize, u: &mut [f32]) {
             let rows: [&[f32]; LANES] = std::array::from_fn(|l| &w[(k0 + l) * c * 9..][..c * 9]);
             for ch in 0..c {
                 for (l, row) in rows.iter().enumerate() {
-                    for (tap, g) in g.iter_mut().enumerate() {
-                        g[l] = row[ch * 9 + tap];
+                    let taps: &[f32; 9] = row[ch * 9..][..9].try_into().expect("nine taps");
+                    for (g, &tap) in g.iter_mut().zip(taps) {
+                        g[l] = tap;
                     }
                 }
                 filter_2d(&g, &mut tmp, &mut s);
@@ -571,10 +603,23 @@ mod tests {
             let (x, wt, bias) = (values(g.input_len(), 1), values(g.weight_len(), 2), values(f, 3));
             let (want, size) = direct(&g, &x, &wt, &bias);
             let mut y = vec![f32::NAN; g.output_len()];
-            forward(&g, &x, &wt, Some(&bias), None, &mut y);
+            forward(&g, &x, &wt, None, Some(&bias), None, &mut y);
             let e = worst(&y, &want, &size);
             assert!(e <= ERROR_BOUND, "{g:?}: error {e:e} of the terms' size");
         }
+    }
+
+    /// Filters transformed ahead of time give exactly what the per-call transform does.
+    #[test]
+    fn takes_filters_transformed_ahead() {
+        let g = geom(2, 48, 96, 10, 10, 1);
+        let (x, wt, bias) = (values(g.input_len(), 9), values(g.weight_len(), 10), values(96, 11));
+        let mut filters = vec![0.0; filters_len(96, 48)];
+        transform_all(&wt, 48, 96, &mut filters);
+        let (mut a, mut b) = (vec![0.0; g.output_len()], vec![1.0; g.output_len()]);
+        forward(&g, &x, &wt, None, Some(&bias), None, &mut a);
+        forward(&g, &x, &wt, Some(&filters), Some(&bias), None, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]
@@ -585,7 +630,7 @@ mod tests {
         let shift = values(64, 8);
         let post = RowAffine { scale: &scale, shift: &shift, relu: true };
         let mut y = vec![0.0; g.output_len()];
-        forward(&g, &x, &wt, Some(&bias), Some(&post), &mut y);
+        forward(&g, &x, &wt, None, Some(&bias), Some(&post), &mut y);
         let (want, size) = direct(&g, &x, &wt, &bias);
         let plane = 144;
         for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {

@@ -160,6 +160,15 @@ impl NDArray {
     }
 
     /// Whether the element ranges of two arrays overlap in memory.
+    /// Whether both handles view the same elements of the same memory, as the same shape
+    /// and dtype.
+    pub(crate) fn same_view(&self, other: &NDArray) -> bool {
+        Arc::ptr_eq(&self.chunk, &other.chunk)
+            && self.offset == other.offset
+            && self.shape == other.shape
+            && self.dtype == other.dtype
+    }
+
     pub(crate) fn overlaps(&self, other: &NDArray) -> bool {
         let (a, b) = (self.byte_range(), other.byte_range());
         self.shares_memory_with(other) && a.start < b.end && b.start < a.end && !a.is_empty() && !b.is_empty()

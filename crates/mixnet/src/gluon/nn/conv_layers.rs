@@ -2,13 +2,13 @@
 //! makes a [`Conv`]; `MaxPool2D::new(2)` makes a [`Pool`]; options are builder methods
 //! named as MXNet's keyword arguments.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::gluon::block::{Block, BlockBase, HybridBlock};
 use crate::gluon::nn::BatchNorm;
 use crate::gluon::{bool_attr, op, tuple_attr, Parameter};
 use crate::initializer::{Initializer, Zero};
-use crate::{Error, NDArray, Result};
+use crate::{DType, Error, NDArray, Result};
 
 /// Sizes per spatial dimension: one number for all, or one each.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +78,16 @@ pub struct Conv {
     act: Option<String>,
     weight: Parameter,
     bias: Option<Parameter>,
+    /// The weight carried to Winograd's transform domain for `_sg_conv`, kept while the
+    /// weight is unchanged (see [`Conv::winograd_filters`]).
+    winograd: Mutex<Option<WinogradFilters>>,
+}
+
+/// `_winograd_filters` of `weight` as it was after `writes` writes.
+struct WinogradFilters {
+    weight: NDArray,
+    writes: u64,
+    filters: NDArray,
 }
 
 impl Conv {
@@ -108,6 +118,7 @@ impl Conv {
             act: None,
             weight,
             bias,
+            winograd: Mutex::new(None),
         };
         c.weight.set_shape(c.weight_shape(0));
         c
@@ -263,7 +274,40 @@ impl Conv {
             ("fix_gamma", bool_attr(fix_gamma)),
             ("with_act", bool_attr(relu)),
         ]);
+        if let Some(filters) = self.winograd_filters(&inputs[1])? {
+            inputs.push(filters);
+            attrs.push(("winograd", "1"));
+        }
         op("_sg_conv", &inputs, &attrs)
+    }
+
+    /// The weight in Winograd's transform domain when this convolution takes that path
+    /// (unit-step 3×3s with enough channels, f32): made by `_winograd_filters` once and
+    /// reused until the weight is written again or replaced, so an inference network does
+    /// not transform its filters on every call (ResNet-50 b1: 41.0-42.5 -> 39.4-41.6 ms).
+    fn winograd_filters(&self, weight: &NDArray) -> Result<Option<NDArray>> {
+        let s = weight.shape().dims();
+        let applies = self.ndim == 2
+            && weight.dtype() == DType::F32
+            && self.strides == [1, 1]
+            && self.dilation == [1, 1]
+            && s.len() == 4
+            && mixnet_kernels::conv::winograd_filters_len(s[0], s[1], [1, s[2], s[3]], self.groups).is_some();
+        if !applies {
+            return Ok(None);
+        }
+        let mut cache = self.winograd.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) =
+            cache.as_ref().filter(|c| c.weight.same_view(weight) && c.writes == weight.write_count())
+        {
+            return Ok(Some(c.filters.clone()));
+        }
+        // Counted before the transform is pushed: a write pushed meanwhile makes the next
+        // call transform again, never reuse filters older than the weight.
+        let writes = weight.write_count();
+        let filters = op("_winograd_filters", std::slice::from_ref(weight), &[])?;
+        *cache = Some(WinogradFilters { weight: weight.clone(), writes, filters: filters.clone() });
+        Ok(Some(filters))
     }
 }
 

@@ -5,22 +5,26 @@
 //! and shift per output channel, applied as the convolution stores its output, so the two
 //! passes over the output that BatchNorm and the activation would make are gone.
 //!
-//! Inputs: data, weight, [bias], gamma, beta, moving_mean, moving_var. Attributes: those
-//! of `Convolution`, BatchNorm's `eps` and `fix_gamma` (same defaults), and `with_act`.
-//! No gradient: training runs the layers one by one.
+//! Inputs: data, weight, [bias], gamma, beta, moving_mean, moving_var, [winograd_filters].
+//! Attributes: those of `Convolution`, BatchNorm's `eps` and `fix_gamma` (same defaults),
+//! `with_act`, and `winograd` (the last input is the weight already carried to Winograd's
+//! transform domain by `_winograd_filters`, which an inference graph keeps per weight
+//! version, as oneDNN keeps its reordered weights). No gradient: training runs the layers
+//! one by one.
 
 use std::sync::Arc;
 
-use mixnet_kernels::conv::Conv;
+use mixnet_kernels::conv::{self, Conv};
 use mixnet_kernels::gemm::RowAffine;
 
 use super::batch_norm::invstd;
 use super::convolution::{check_dtype, expect_shape, ConvParam, Convolution};
 use super::kernel::Compute;
 use crate::op::{Attrs, Blob, OpContext, Operator, Registry, TensorInfo};
-use crate::{DType, Error, Result};
+use crate::{DType, Error, Result, Shape};
 
 const NAME: &str = "_sg_conv";
+const FILTERS: &str = "_winograd_filters";
 
 /// A configured `_sg_conv`.
 pub struct ConvBatchNorm {
@@ -28,6 +32,7 @@ pub struct ConvBatchNorm {
     eps: f64,
     fix_gamma: bool,
     relu: bool,
+    winograd: bool,
 }
 
 fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
@@ -37,7 +42,58 @@ fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>
         eps: attrs.float("eps", 1e-3f32 as f64)?,
         fix_gamma: attrs.bool("fix_gamma", true)?,
         relu: attrs.bool("with_act", false)?,
+        winograd: attrs.bool("winograd", false)?,
     }))
+}
+
+/// `_winograd_filters`: a 3×3 convolution's weight (F, C, 3, 3), f32, carried to
+/// Winograd's transform domain (a flat array laid out for the kernel), for `_sg_conv`'s
+/// `winograd` input. Only for weights whose convolutions take that path
+/// (`conv::winograd_filters_len`); no gradient (inference only).
+pub struct WinogradFilters;
+
+/// The transformed length of `weight`'s filters, or the error naming why there is none.
+fn winograd_len(what: &str, weight: &TensorInfo) -> Result<usize> {
+    let s = weight.shape.dims();
+    let len = match s {
+        &[f, c, 3, 3] if weight.dtype == DType::F32 => conv::winograd_filters_len(f, c, [1, 3, 3], 1),
+        _ => None,
+    };
+    len.ok_or_else(|| {
+        Error::op(
+            what,
+            format!(
+                "weight {} ({}) has no Winograd filters: that needs f32 3x3 filters, at least 32 \
+                 of them over at least 32 channels, both multiples of 16, at most 256x256",
+                weight.shape, weight.dtype
+            ),
+        )
+    })
+}
+
+impl Operator for WinogradFilters {
+    fn name(&self) -> &'static str {
+        FILTERS
+    }
+    fn num_inputs(&self) -> usize {
+        1
+    }
+    fn input_names(&self) -> Vec<String> {
+        vec!["weight".into()]
+    }
+    fn infer(&self, inputs: &[TensorInfo]) -> Result<Vec<TensorInfo>> {
+        let len = winograd_len(FILTERS, &inputs[0])?;
+        Ok(vec![TensorInfo { shape: Shape::from(vec![len]), dtype: DType::F32 }])
+    }
+    fn compute(&self, _ctx: &OpContext, inputs: &mut [Blob<'_>], outputs: &mut [Blob<'_>]) -> Result<()> {
+        let s = inputs[0].shape().dims();
+        conv::winograd_filters(s[0], s[1], inputs[0].slice::<f32>()?, outputs[0].slice_mut::<f32>()?);
+        Ok(())
+    }
+}
+
+fn build_filters(_name: &'static str, _attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
+    Ok(Arc::new(WinogradFilters))
 }
 
 impl ConvBatchNorm {
@@ -76,12 +132,15 @@ impl Operator for ConvBatchNorm {
     }
 
     fn num_inputs(&self) -> usize {
-        self.stats() + 4
+        self.stats() + 4 + usize::from(self.winograd)
     }
 
     fn input_names(&self) -> Vec<String> {
         let mut names = self.conv.param().input_names();
         names.extend(["gamma", "beta", "moving_mean", "moving_var"].map(String::from));
+        if self.winograd {
+            names.push("winograd_filters".into());
+        }
         names
     }
 
@@ -92,6 +151,10 @@ impl Operator for ConvBatchNorm {
         let f = self.conv.param().num_filter;
         for (name, p) in ["gamma", "beta", "moving_mean", "moving_var"].iter().zip(&inputs[s..]) {
             expect_shape(NAME, name, &p.shape, &[f])?;
+        }
+        if self.winograd {
+            let len = winograd_len(NAME, &inputs[1])?;
+            expect_shape(NAME, "winograd_filters", &inputs[s + 4].shape, &[len])?;
         }
         Ok(vec![TensorInfo { shape: out[0].shape.clone(), dtype }])
     }
@@ -104,7 +167,9 @@ impl Operator for ConvBatchNorm {
                 let post = RowAffine { scale: &scale, shift: &shift, relu: self.relu };
                 let bias = if self.conv.param().no_bias { None } else { Some(inputs[2].slice::<$T>()?) };
                 let (x, w) = (inputs[0].slice::<$T>()?, inputs[1].slice::<$T>()?);
-                <$T>::conv_forward_mapped(&g, x, w, bias, &post, outputs[0].slice_mut::<$T>()?)
+                let filters =
+                    if self.winograd { Some(inputs[self.stats() + 4].slice::<$T>()?) } else { None };
+                <$T>::conv_forward_mapped(&g, x, w, filters, bias, &post, outputs[0].slice_mut::<$T>()?)
             }};
         }
         match outputs[0].dtype() {
@@ -118,4 +183,5 @@ impl Operator for ConvBatchNorm {
 
 pub(crate) fn register(r: &mut Registry) {
     r.register_family(build, &[(NAME, &[])]);
+    r.register_family(build_filters, &[(FILTERS, &[])]);
 }
