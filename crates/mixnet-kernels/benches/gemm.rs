@@ -1,6 +1,7 @@
 //! Throughput of the gemm wrapper behind `dot`/`batch_dot`, in FLOP/s (criterion's
 //! "elem/s" here counts 2·m·n·k floating-point operations), against the gemm crate's own
-//! threading, and the single- vs two-thread crossover that sets `PARALLEL_MIN_MACS`.
+//! threading, the single- vs two-thread crossover that sets `PARALLEL_MIN_MACS`, and a
+//! dense layer at batch 1.
 //!
 //! `cargo bench -p mixnet-kernels --bench gemm`
 
@@ -120,5 +121,20 @@ fn crossover(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, square, crossover);
+/// A dense layer at batch 1 (ResNet-50's classifier, 2048 -> 1000: `x · Wᵀ + b`), where
+/// the weight is read once: dot products down its rows rather than a packed product.
+fn dense_b1(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dense_b1");
+    g.sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    let (k, n) = (2048, 1000);
+    let p = MatMul { m: 1, n, k, trans_a: false, trans_b: true };
+    let (x, w, bias, mut out) = (data(k), data(n * k), data(n), vec![0.0f32; n]);
+    g.throughput(Throughput::Elements(2 * p.macs() as u64));
+    g.bench_function(BenchmarkId::new("nt", format!("{k}x{n}")), |bench| {
+        bench.iter(|| p.run_with_bias(&x, &w, &mut out, &bias, true))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, square, crossover, dense_b1);
 criterion_main!(benches);

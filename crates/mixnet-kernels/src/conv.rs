@@ -413,7 +413,12 @@ fn forward_image<T: GemmElement>(
     let wg = fg * k;
     // The map of group `grp`'s channels.
     let post_of = |grp: usize| {
-        post.map(|p| RowAffine { scale: &p.scale[grp * fg..][..fg], shift: &p.shift[grp * fg..][..fg], ..*p })
+        post.map(|p| RowAffine {
+            scale: &p.scale[grp * fg..][..fg],
+            shift: &p.shift[grp * fg..][..fg],
+            sum: p.sum.map(|s| &s[grp * gy..][..gy]),
+            relu: p.relu,
+        })
     };
     if g.pointwise() {
         for grp in 0..g.groups {
@@ -621,6 +626,7 @@ pub fn conv_forward_mapped<T: GemmElement>(
 ) {
     let f = g.out_channels;
     assert!(post.scale.len() == f && post.shift.len() == f, "conv: a channel map has {f} values");
+    assert!(post.sum.is_none_or(|s| s.len() == g.output_len()), "conv: a residual is shaped as the output");
     match bias {
         // (y + b)·s + h = y·s + (b·s + h)
         Some(bias) => {
@@ -649,10 +655,13 @@ fn forward_batch<T: GemmElement>(
     if winograd::applies(g) {
         if let (Some(x), Some(w), Some(y)) = (as_f32(x), as_f32(w), as_f32_mut(y)) {
             let bias = bias.and_then(as_f32);
-            let post = post.map(|p| RowAffine {
-                scale: as_f32(p.scale).unwrap(),
-                shift: as_f32(p.shift).unwrap(),
-                relu: p.relu,
+            let post = post.and_then(|p| {
+                Some(RowAffine {
+                    scale: as_f32(p.scale)?,
+                    shift: as_f32(p.shift)?,
+                    sum: p.sum.and_then(as_f32),
+                    relu: p.relu,
+                })
             });
             let filters = filters.and_then(as_f32);
             let len = winograd::filters_len(g.out_channels, g.in_channels);
@@ -664,15 +673,25 @@ fn forward_batch<T: GemmElement>(
         Some(per) => crate::parallel::chunks(y, per * sy, &|t, ys| {
             for (i, y) in ys.chunks_exact_mut(sy).enumerate() {
                 let b = t * per + i;
-                forward_image(g, &x[b * sx..][..sx], w, bias, post, y, false);
+                forward_image(g, &x[b * sx..][..sx], w, bias, image_map(post, b, sy).as_ref(), y, false);
             }
         }),
         None => {
             for (b, y) in y.chunks_exact_mut(sy).enumerate() {
-                forward_image(g, &x[b * sx..][..sx], w, bias, post, y, true);
+                forward_image(g, &x[b * sx..][..sx], w, bias, image_map(post, b, sy).as_ref(), y, true);
             }
         }
     }
+}
+
+/// Image `b`'s part of a channel map over a batch of outputs `sy` long each: its part of
+/// the residual to add.
+fn image_map<'a, T: Element>(
+    post: Option<&RowAffine<'a, T>>,
+    b: usize,
+    sy: usize,
+) -> Option<RowAffine<'a, T>> {
+    post.map(|p| RowAffine { sum: p.sum.map(|s| &s[b * sy..][..sy]), ..*p })
 }
 
 /// `s` as f32 when `T` is f32 (the element type a kernel of its own serves).
@@ -947,49 +966,54 @@ mod tests {
             let sizes = winograd::applies(&g).then(|| naive(&g, &abs(&x), &abs(&w)));
             let f = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
             // `map`: a channel map (with ReLU or not) stored with the output, in f32 and f64.
-            for (with_bias, map) in
-                [(false, None), (true, None), (false, Some(true)), (true, Some(false)), (true, Some(true))]
-            {
+            // `sum`: a residual added by the map, before its ReLU.
+            let residual = data(g.output_len(), 8);
+            for (with_bias, map, with_sum) in [
+                (false, None, false),
+                (true, None, false),
+                (false, Some(true), false),
+                (true, Some(false), false),
+                (true, Some(true), false),
+                (true, Some(true), true),
+                (false, Some(false), true),
+            ] {
                 let mut y = vec![f32::NAN; g.output_len()];
                 let mut y64 = vec![f64::NAN; g.output_len()];
                 let (x32, w32, bias32) = (f(&x), f(&w), with_bias.then(|| f(&bias)));
+                let residual32 = f(&residual);
                 match map {
                     None => conv_forward(&g, &x32, &w32, bias32.as_deref(), &mut y),
                     Some(relu) => {
                         let (scale32, shift32) = (f(&scale), f(&shift));
-                        let map32 = RowAffine { scale: &scale32, shift: &shift32, relu };
+                        let sum32 = with_sum.then_some(&residual32[..]);
+                        let map32 = RowAffine { scale: &scale32, shift: &shift32, sum: sum32, relu };
                         conv_forward_mapped(&g, &x32, &w32, None, bias32.as_deref(), &map32, &mut y);
-                        let map64 = RowAffine { scale: &scale, shift: &shift, relu };
-                        conv_forward_mapped(
-                            &g,
-                            &x,
-                            &w,
-                            None,
-                            with_bias.then_some(&bias[..]),
-                            &map64,
-                            &mut y64,
-                        );
+                        let sum64 = with_sum.then_some(&residual[..]);
+                        let map64 = RowAffine { scale: &scale, shift: &shift, sum: sum64, relu };
+                        let bias64 = with_bias.then_some(&bias[..]);
+                        conv_forward_mapped(&g, &x, &w, None, bias64, &map64, &mut y64);
                     }
                 }
                 let sp = g.out_spatial();
                 for (i, (&a, &b)) in y.iter().zip(&want).enumerate() {
                     let ch = (i / sp) % g.out_channels;
                     let b = if with_bias { b + bias[ch] } else { b };
+                    let r = if with_sum { residual[i] } else { 0.0 };
                     let b = match map {
                         None => b,
-                        Some(relu) if relu => (b * scale[ch] + shift[ch]).max(0.0),
-                        Some(_) => b * scale[ch] + shift[ch],
+                        Some(relu) if relu => (b * scale[ch] + shift[ch] + r).max(0.0),
+                        Some(_) => b * scale[ch] + shift[ch] + r,
                     };
                     // Winograd's error scales with the size of the terms, not of the sum.
                     let tol = match &sizes {
                         Some(size) => {
                             let size = size[i] + if with_bias { bias[ch].abs() } else { 0.0 };
                             let s = map.map_or(1.0, |_| scale[ch].abs());
-                            winograd::ERROR_BOUND * size * s + 1e-6 * b.abs()
+                            winograd::ERROR_BOUND * size * s + 1e-6 * (b.abs() + r.abs())
                         }
                         None => 1e-4 * b.abs().max(1.0),
                     };
-                    assert!((a as f64 - b).abs() <= tol, "{g:?} {map:?} at {i}: {a} vs {b}");
+                    assert!((a as f64 - b).abs() <= tol, "{g:?} {map:?} sum={with_sum} at {i}: {a} vs {b}");
                     if map.is_some() {
                         let a = y64[i];
                         assert!(

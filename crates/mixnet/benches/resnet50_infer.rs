@@ -5,8 +5,9 @@
 //! `benches/peers/resnet.sh` runs it beside MXNet 1.9.1 and PyTorch.
 //!
 //! `--mode hybrid` (the default) hybridizes the network, as the peer script's MXNet modes
-//! do: each Convolution → BatchNorm (→ ReLU) runs as one fused `_sg_conv`, as MXNet's
-//! `--mode fused` does with oneDNN. `--mode imperative` runs every layer on its own.
+//! do: each Convolution → BatchNorm (→ ReLU) runs as one fused `_sg_conv`, the last of a
+//! bottleneck taking in the residual and the ReLU after it, as MXNet's `--mode fused` does
+//! with oneDNN. `--mode imperative` runs every layer on its own.
 //!
 //! `cargo bench -p mixnet --bench resnet50_infer [-- --batch N --iters N --warmup N --mode M]`
 
@@ -59,7 +60,8 @@ impl Block for Bottleneck {
             Some(d) => d.call(x)?,
             None => x.clone(),
         };
-        (&self.body.call(x)? + &residual)?.relu()
+        // relu(body(x) + residual), fused into the body's last convolution when hybridized.
+        self.body.forward_residual(x, &residual, true)
     }
     fn children(&self) -> Vec<(String, &dyn Block)> {
         let mut v: Vec<(String, &dyn Block)> = vec![("body".into(), &self.body)];

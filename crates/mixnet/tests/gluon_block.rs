@@ -430,3 +430,62 @@ fn hybridized_winograd_filters_follow_the_weight() {
     let third = check(&mut net);
     assert!(second != third);
 }
+
+/// `forward_residual` is `relu(body(x) + residual)`: hybridized and predicting, the body's
+/// last Convolution → BatchNorm takes the residual in (one `_sg_conv`), with the same
+/// result up to rounding; recording, or not hybridized, it runs the layers and the join.
+#[test]
+fn forward_residual_fuses_the_join() {
+    let mut body = HybridSequential::new();
+    body.add(Conv2D::new(32, 3).padding(1).use_bias(false));
+    body.add(BatchNorm::new());
+    body.add(Activation::new("relu"));
+    body.add(Conv2D::new(16, 1));
+    body.add(BatchNorm::new());
+    mixnet::random::seed(7).unwrap();
+    body.initialize(None, cpu(0), false).unwrap();
+    let x = NDArray::from_vec(
+        (0..2 * 16 * 6 * 6).map(|i| ((i * 13) % 17) as f32 / 8.0 - 1.0).collect(),
+        [2, 16, 6, 6],
+    )
+    .unwrap();
+    let residual = NDArray::from_vec(
+        (0..2 * 16 * 6 * 6).map(|i| ((i * 7) % 11) as f32 / 5.0 - 1.0).collect(),
+        [2, 16, 6, 6],
+    )
+    .unwrap();
+    body.call(&x).unwrap();
+    for (name, p) in body.collect_params().unwrap().iter() {
+        if name.contains("batchnorm") {
+            let n = p.shape()[0];
+            let offset = if name.ends_with("var") || name.ends_with("gamma") { 1.5 } else { 0.0 };
+            let v: Vec<f32> = (0..n).map(|i| offset + ((i * 5) % 7) as f32 / 10.0 - 0.3).collect();
+            p.set_data(&NDArray::from_vec(v, [n]).unwrap()).unwrap();
+        }
+    }
+    let values = |y: &NDArray| y.to_vec::<f32>().unwrap();
+    for relu in [true, false] {
+        body.hybridize(false);
+        let y = values(&body.call(&x).unwrap());
+        let r = values(&residual);
+        let want: Vec<f32> =
+            y.iter().zip(&r).map(|(a, b)| if relu { (a + b).max(0.0) } else { a + b }).collect();
+        assert_eq!(values(&body.forward_residual(&x, &residual, relu).unwrap()), want);
+        body.hybridize(true);
+        let fused = values(&body.forward_residual(&x, &residual, relu).unwrap());
+        for (i, (a, b)) in fused.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "relu={relu} at {i}: {a} vs {b}");
+        }
+        assert!(fused != want, "the fused operator rounds differently");
+        if relu {
+            assert!(fused.contains(&0.0) && fused.iter().any(|&v| v > 0.0));
+        }
+    }
+    // Recording: the layers and the join, as without hybridize.
+    let record = |hybrid: bool| {
+        body.hybridize(hybrid);
+        let _rec = autograd::record(true);
+        values(&body.forward_residual(&x, &residual, true).unwrap())
+    };
+    assert!(record(true) == record(false));
+}

@@ -443,3 +443,73 @@ fn sg_conv_takes_winograd_filters() {
     let e = err("_winograd_filters", &[arr(&[0.1f32; 64 * 32], &[64, 32, 1, 1])], &[]);
     assert!(e.contains("_winograd_filters") && e.contains("(64, 32, 1, 1)"), "{e}");
 }
+
+/// `_sg_conv` with `with_sum` adds its `sum` input after the BatchNorm and, with
+/// `with_postsum_act`, applies the ReLU after that: a residual block's join, as MXNet's
+/// `_sg_mkldnn_conv`. Checked against the operators one by one, for a pointwise and a
+/// 3×3 convolution (Winograd's path, with and without its filters), in f32 and f64.
+#[test]
+fn sg_conv_adds_a_residual() {
+    let (n, c, f, h) = (2, 32, 64, 9);
+    for (kernel, pad, ks) in [("(1,1)", "(0,0)", 1), ("(3,3)", "(1,1)", 3)] {
+        for dtype in [DType::F32, DType::F64] {
+            let nd = |v: Vec<f64>, shape: &[usize]| arr(&v, shape).astype(dtype).unwrap();
+            let x = nd(wave(n * c * h * h, 1), &[n, c, h, h]);
+            let wt = nd(wave(f * c * ks * ks, 2).iter().map(|v| v * 0.1).collect(), &[f, c, ks, ks]);
+            let stat = |seed: usize, add: f64| nd(wave(f, seed).iter().map(|v| v + add).collect(), &[f]);
+            let stats = [stat(4, 1.5), stat(5, 0.0), stat(6, 0.0), stat(7, 1.2)];
+            let sum = nd(wave(n * f * h * h, 8), &[n, f, h, h]);
+            let nf = f.to_string();
+            let conv_attrs =
+                [("kernel", kernel), ("pad", pad), ("num_filter", nf.as_str()), ("no_bias", "True")];
+            let y = run("Convolution", &[x.clone(), wt.clone()], &conv_attrs).remove(0);
+            let mut bn_ins = vec![y];
+            bn_ins.extend(stats.iter().cloned());
+            let y = run("BatchNorm", &bn_ins, &[("eps", "0.001"), ("fix_gamma", "False")]).remove(0);
+            let y = run("elemwise_add", &[y, sum.clone()], &[]).remove(0);
+            let want = run("Activation", &[y], &[("act_type", "relu")]).remove(0);
+            let mut ins = vec![x.clone(), wt.clone()];
+            ins.extend(stats.iter().cloned());
+            ins.push(sum.clone());
+            let mut attrs = conv_attrs.to_vec();
+            attrs.extend([
+                ("eps", "0.001"),
+                ("fix_gamma", "False"),
+                ("with_sum", "True"),
+                ("with_postsum_act", "True"),
+            ]);
+            let mut runs = vec![run("_sg_conv", &ins, &attrs).remove(0)];
+            if dtype == DType::F32 && ks == 3 {
+                let mut with = ins.clone();
+                with.push(run("_winograd_filters", std::slice::from_ref(&wt), &[]).remove(0));
+                let mut wattrs = attrs.clone();
+                wattrs.push(("winograd", "True"));
+                runs.push(run("_sg_conv", &with, &wattrs).remove(0));
+            }
+            let f64s = |a: &NDArray| a.astype(DType::F64).unwrap().to_vec::<f64>().unwrap();
+            let w = f64s(&want);
+            let top = w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let tol = if dtype == DType::F32 { 1e-4 * top } else { 1e-10 * top };
+            for got in &runs {
+                assert_eq!(got.shape(), want.shape());
+                for (i, (a, b)) in f64s(got).iter().zip(&w).enumerate() {
+                    assert!((a - b).abs() <= tol, "{dtype} {kernel} at {i}: {a} vs {b}");
+                }
+            }
+            assert!(w.contains(&0.0) && w.iter().any(|&v| v > 0.0));
+            // Errors: a sum of the wrong shape, and unsupported attribute combinations.
+            let mut bad = ins.clone();
+            bad[6] = nd(vec![0.0; 4], &[4]);
+            let e = err("_sg_conv", &bad, &attrs);
+            assert!(e.contains("_sg_conv") && e.contains("sum") && e.contains("(4,)"), "{e}");
+            let mut both = conv_attrs.to_vec();
+            both.extend([("with_act", "True"), ("with_sum", "True")]);
+            let e = err("_sg_conv", &ins, &both);
+            assert!(e.contains("_sg_conv") && e.contains("with_act") && e.contains("with_sum"), "{e}");
+            let mut post = conv_attrs.to_vec();
+            post.push(("with_postsum_act", "True"));
+            let e = err("_sg_conv", &ins[..6], &post);
+            assert!(e.contains("with_postsum_act"), "{e}");
+        }
+    }
+}

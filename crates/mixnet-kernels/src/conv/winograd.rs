@@ -161,8 +161,8 @@ macro_rules! widest {
 widest!(filters_wide(w: &[f32], c: usize, u: &mut [f32]) => transform_filters(w, c, u));
 widest!(input_wide(shape: &Tiles, p: &[f32], c: usize, first: usize, planes: &mut [&mut [f32]]) =>
     shape.input_part(p, c, first, planes));
-widest!(output_wide(shape: &Tiles, m: &[f32], map: ChannelMap<'_>, outs: &mut [&mut [f32]], at: usize) =>
-    shape.transform_output(m, map, outs, at));
+widest!(output_wide(shape: &Tiles, m: &[f32], map: ChannelMap<'_>, outs: &mut [&mut [f32]], sums: &[&[f32]], at: usize) =>
+    shape.transform_output(m, map, outs, sums, at));
 
 /// `y = post(conv(x, w) + bias)` over the whole batch, for a geometry where [`applies`]
 /// holds, with `w` already transformed when `filters` ([`transform_all`]) is given.
@@ -187,6 +187,7 @@ pub(super) fn forward(
         shift: folded.as_deref().or(post.map(|p| p.shift)).or(bias),
         relu: post.is_some_and(|p| p.relu),
     };
+    let sum = post.and_then(|p| p.sum);
     let shape = Tiles::of(g);
     let per_image = shape.th * shape.tw;
     let group = MIN_TILES.div_ceil(per_image).clamp(1, g.batch);
@@ -212,7 +213,11 @@ pub(super) fn forward(
                 cut(y, imgs, f, g.out_spatial(), &blocks).into_iter().zip(own_bufs.chunks_mut(own)).collect();
             parallel::each(work, &|((k_first, mut outs), own): ((usize, Vec<&mut [f32]>), &mut [f32])| {
                 let (u, m) = own.split_at_mut(36 * plane_stride(c * BLOCK));
-                let kn = outs[0].len() / g.out_spatial();
+                let (plane, kn) = (g.out_spatial(), outs[0].len() / g.out_spatial());
+                // The residual's part laid out as `outs`: these channels of each image.
+                let sums: Vec<&[f32]> = sum.map_or(Vec::new(), |s| {
+                    (first..first + imgs).map(|i| &s[i * sy + k_first * plane..][..kn * plane]).collect()
+                });
                 for k0 in (k_first..k_first + kn).step_by(BLOCK) {
                     let u = match filters {
                         Some(all) => &all[k0 / BLOCK * 36 * plane_stride(c * BLOCK)..][..u.len()],
@@ -230,7 +235,7 @@ pub(super) fn forward(
                     {
                         product.run_with(v, &u[..c * BLOCK], m, false, false);
                     }
-                    output_wide(&shape, m, map.part(k0), &mut outs, k0 - k_first);
+                    output_wide(&shape, m, map.part(k0), &mut outs, &sums, k0 - k_first);
                 }
             });
         }
@@ -321,35 +326,58 @@ impl Tiles {
     /// (`M_ξ[t][k]`): `Aᵀ M A`, mapped per channel, stored into channels `at..` of each
     /// image's `outs` (channels, oh, ow).
     #[inline(always)]
-    fn transform_output(&self, m: &[f32], map: ChannelMap<'_>, outs: &mut [&mut [f32]], at: usize) {
+    fn transform_output(
+        &self,
+        m: &[f32],
+        map: ChannelMap<'_>,
+        outs: &mut [&mut [f32]],
+        sums: &[&[f32]],
+        at: usize,
+    ) {
         let per_image = self.th * self.tw;
         let tiles = m.len() / (36 * BLOCK);
         let plane = self.oh * self.ow;
-        {
-            let (mut s, mut tmp, mut o) = ([[0.0; LANES]; 36], [[0.0; LANES]; 24], [[0.0; LANES]; 16]);
-            for (img, out) in outs.iter_mut().enumerate() {
-                for k0 in (0..BLOCK).step_by(LANES) {
-                    let (scale, shift) = map.lanes(k0);
-                    for ty in 0..self.th {
-                        for tx in 0..self.tw {
-                            let t = img * per_image + ty * self.tw + tx;
-                            for (xi, s) in s.iter_mut().enumerate() {
-                                *s = lanes(&m[(xi * tiles + t) * BLOCK + k0..]);
-                            }
-                            output_2d(&s, &mut tmp, &mut o);
-                            for o in o.iter_mut() {
-                                for l in 0..LANES {
-                                    let v = o[l] * scale[l] + shift[l];
-                                    o[l] = if map.relu { crate::unary::relu(v) } else { v };
-                                }
-                            }
-                            let (rows, cols) = ((self.oh - 4 * ty).min(4), (self.ow - 4 * tx).min(4));
+        // With a residual to add, the ReLU comes after it, value by value as it is stored.
+        let relu_here = map.relu && sums.is_empty();
+        let (mut s, mut tmp, mut o) = ([[0.0; LANES]; 36], [[0.0; LANES]; 24], [[0.0; LANES]; 16]);
+        for (img, out) in outs.iter_mut().enumerate() {
+            for k0 in (0..BLOCK).step_by(LANES) {
+                let (scale, shift) = map.lanes(k0);
+                for ty in 0..self.th {
+                    for tx in 0..self.tw {
+                        let t = img * per_image + ty * self.tw + tx;
+                        for (xi, s) in s.iter_mut().enumerate() {
+                            *s = lanes(&m[(xi * tiles + t) * BLOCK + k0..]);
+                        }
+                        output_2d(&s, &mut tmp, &mut o);
+                        for o in o.iter_mut() {
                             for l in 0..LANES {
-                                let out = &mut out[(at + k0 + l) * plane..][..plane];
-                                for a in 0..rows {
-                                    let row = &mut out[(4 * ty + a) * self.ow + 4 * tx..][..cols];
-                                    for (b, dst) in row.iter_mut().enumerate() {
-                                        *dst = o[a * 4 + b][l];
+                                let v = o[l] * scale[l] + shift[l];
+                                o[l] = if relu_here { crate::unary::relu(v) } else { v };
+                            }
+                        }
+                        let (rows, cols) = ((self.oh - 4 * ty).min(4), (self.ow - 4 * tx).min(4));
+                        // Lane l is channel k0 + l: a column of every output vector.
+                        #[allow(clippy::needless_range_loop)]
+                        for l in 0..LANES {
+                            let at = (at + k0 + l) * plane;
+                            let out = &mut out[at..][..plane];
+                            for a in 0..rows {
+                                let pos = (4 * ty + a) * self.ow + 4 * tx;
+                                let row = &mut out[pos..][..cols];
+                                match sums.get(img) {
+                                    None => {
+                                        for (b, dst) in row.iter_mut().enumerate() {
+                                            *dst = o[a * 4 + b][l];
+                                        }
+                                    }
+                                    Some(sum) => {
+                                        for (b, (dst, &r)) in
+                                            row.iter_mut().zip(&sum[at + pos..][..cols]).enumerate()
+                                        {
+                                            let v = o[a * 4 + b][l] + r;
+                                            *dst = if map.relu { crate::unary::relu(v) } else { v };
+                                        }
                                     }
                                 }
                             }
@@ -624,20 +652,27 @@ mod tests {
 
     #[test]
     fn applies_the_channel_map() {
-        let g = geom(1, 32, 64, 12, 12, 1);
+        // A batch of 3 in two passes (2 images of 100 tiles, then 1), with and without a
+        // residual to add.
+        let g = geom(3, 32, 64, 40, 40, 1);
+        assert_eq!(MIN_TILES.div_ceil(100), 2);
         let (x, wt, bias) = (values(g.input_len(), 4), values(g.weight_len(), 5), values(64, 6));
-        let scale = values(64, 7);
-        let shift = values(64, 8);
-        let post = RowAffine { scale: &scale, shift: &shift, relu: true };
-        let mut y = vec![0.0; g.output_len()];
-        forward(&g, &x, &wt, None, Some(&bias), Some(&post), &mut y);
+        let (scale, shift, residual) = (values(64, 7), values(64, 8), values(g.output_len(), 9));
         let (want, size) = direct(&g, &x, &wt, &bias);
-        let plane = 144;
-        for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
-            let k = i / plane;
-            let mapped = (want * scale[k] as f64 + shift[k] as f64).max(0.0);
-            let bound = ERROR_BOUND * size[i] * (scale[k].abs() as f64) + 1e-6 * shift[k].abs() as f64;
-            assert!((got as f64 - mapped).abs() <= bound, "output {i}: {got} vs {mapped}");
+        let plane = 1600;
+        for with_sum in [false, true] {
+            let sum = with_sum.then_some(&residual[..]);
+            let post = RowAffine { scale: &scale, shift: &shift, sum, relu: true };
+            let mut y = vec![0.0; g.output_len()];
+            forward(&g, &x, &wt, None, Some(&bias), Some(&post), &mut y);
+            for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
+                let k = i / plane % 64;
+                let r = if with_sum { residual[i] as f64 } else { 0.0 };
+                let mapped = (want * scale[k] as f64 + shift[k] as f64 + r).max(0.0);
+                let bound = ERROR_BOUND * size[i] * (scale[k].abs() as f64)
+                    + 1e-6 * (shift[k].abs() as f64 + r.abs());
+                assert!((got as f64 - mapped).abs() <= bound, "sum={with_sum} output {i}: {got} vs {mapped}");
+            }
         }
     }
 }

@@ -231,6 +231,11 @@ unsafe fn tile<const R: usize, const PACKED: bool, const V: usize>(t: &Tile) {
                 let (s, h) = (_mm256_set1_ps(*t.post.scale.add(r)), _mm256_set1_ps(*t.post.shift.add(r)));
                 x0 = _mm256_fmadd_ps(x0, s, h);
                 x1 = _mm256_fmadd_ps(x1, s, h);
+                if !t.post.sum.is_null() {
+                    let sum = t.post.sum.add(r * t.post.ld);
+                    x0 = _mm256_add_ps(x0, _mm256_loadu_ps(sum));
+                    x1 = _mm256_add_ps(x1, _mm256_loadu_ps(sum.add(8)));
+                }
                 if t.post.relu {
                     // MXNet's relu: x > 0 or NaN gives x, else +0. `max` returns its second
                     // operand for a NaN, and -0 for (0, -0), which adding +0 makes +0.
@@ -249,7 +254,7 @@ unsafe fn tile<const R: usize, const PACKED: bool, const V: usize>(t: &Tile) {
                 let c = c.add(j);
                 let x = if t.load_c { *c + x } else { x };
                 let x = if t.bias.is_null() { x } else { x + *t.bias.add(j) };
-                *c = if t.post.scale.is_null() { x } else { t.post.apply(x, r) };
+                *c = if t.post.scale.is_null() { x } else { t.post.apply(x, r, j) };
             }
         }
     }

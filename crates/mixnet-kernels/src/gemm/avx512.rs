@@ -314,6 +314,11 @@ unsafe fn tile<const R: usize, const PACKED: bool, const W: usize>(t: &Tile) {
             let (s, h) = (_mm512_set1_ps(*t.post.scale.add(r)), _mm512_set1_ps(*t.post.shift.add(r)));
             x0 = _mm512_fmadd_ps(x0, s, h);
             x1 = _mm512_fmadd_ps(x1, s, h);
+            if !t.post.sum.is_null() {
+                let sum = t.post.sum.add(r * t.post.ld);
+                x0 = _mm512_add_ps(x0, _mm512_maskz_loadu_ps(m0, sum));
+                x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(m1, sum.wrapping_add(16)));
+            }
             if t.post.relu {
                 // MXNet's relu: x > 0 or NaN gives x, else +0. `max` returns its second
                 // operand for a NaN, and -0 for (0, -0), which adding +0 makes +0.

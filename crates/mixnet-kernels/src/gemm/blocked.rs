@@ -147,23 +147,31 @@ pub(super) struct Tile {
 }
 
 /// [`super::RowAffine`] as raw parts; `scale` and `shift` hold a value per row of the
-/// block they are handed with, and move with a row band.
+/// block they are handed with, and move with a row band; `sum` (null when none) is the
+/// block's top-left element of a matrix laid out as `c` (rows `ld` apart), and moves with
+/// rows and columns.
 #[derive(Clone, Copy)]
 pub(super) struct Post {
     pub scale: *const f32,
     pub shift: *const f32,
+    pub sum: *const f32,
+    pub ld: usize,
     pub relu: bool,
 }
 
 impl Post {
-    const NONE: Post = Post { scale: std::ptr::null(), shift: std::ptr::null(), relu: false };
+    const NONE: Post =
+        Post { scale: std::ptr::null(), shift: std::ptr::null(), sum: std::ptr::null(), ld: 0, relu: false };
 
-    /// The map for row `r` on one value (remainder columns without vector masks).
+    /// The map for row `r`, column `j` on one value (remainder columns without vector
+    /// masks).
     ///
     /// # Safety
-    /// `scale` and `shift` hold at least `r + 1` values.
-    pub unsafe fn apply(&self, x: f32, r: usize) -> f32 {
+    /// `scale` and `shift` hold at least `r + 1` values, and `sum` (unless null) element
+    /// (r, j).
+    pub unsafe fn apply(&self, x: f32, r: usize, j: usize) -> f32 {
         let y = x.mul_add(*self.scale.add(r), *self.shift.add(r));
+        let y = if self.sum.is_null() { y } else { y + *self.sum.add(r * self.ld + j) };
         if self.relu {
             crate::unary::relu(y)
         } else {
@@ -176,7 +184,20 @@ impl Post {
         if self.scale.is_null() {
             return self;
         }
-        Post { scale: self.scale.wrapping_add(i0), shift: self.shift.wrapping_add(i0), ..self }
+        Post {
+            scale: self.scale.wrapping_add(i0),
+            shift: self.shift.wrapping_add(i0),
+            sum: if self.sum.is_null() { self.sum } else { self.sum.wrapping_add(i0 * self.ld) },
+            ..self
+        }
+    }
+
+    /// The map from column `j0` on: only `sum` moves.
+    fn cols_from(self, j0: usize) -> Post {
+        if self.sum.is_null() {
+            return self;
+        }
+        Post { sum: self.sum.wrapping_add(j0), ..self }
     }
 }
 
@@ -226,6 +247,16 @@ pub(super) fn product<K: Kernel>(
     assert!(K::available(), "gemm: SIMD kernel called on a CPU without its features");
     assert!(m > 0 && n > 0 && k > 0 && c.len() == m * n);
     assert!((m - 1) * ars + (k - 1) * acs < a.len(), "gemm: a too short for its strides");
+    // One row times a `b` whose columns are contiguous (a dense layer at batch 1: `b` is
+    // its weight, transposed): a dot product down each column, read once in place.
+    // Packing would transpose all of `b` for one row of tiles (ResNet-50's last layer,
+    // 2048×1000: 8 MB copied to be read once; `benches/gemm.rs` dense_b1 0.85 -> 0.17 ms).
+    if let (1, None, BSource::Strided(bs, (1, cs)), 1) = (m, post, &b, acs) {
+        let fits = *cs >= k && (n - 1) * cs + k <= bs.len() && bias.is_none_or(|v| v.len() == n && !acc);
+        if fits {
+            return dot_columns(&a[..k], bs, *cs, c, acc, bias, threads);
+        }
+    }
     let b = match b {
         BSource::Strided(b, (rs, cs)) => {
             assert!((k - 1) * rs + (n - 1) * cs < b.len(), "gemm: b too short for its strides");
@@ -244,9 +275,14 @@ pub(super) fn product<K: Kernel>(
         }
     };
     assert!(bias.is_none_or(|v| v.len() == n && !acc), "gemm: a bias has n values and starts c");
-    assert!(post.is_none_or(|p| p.scale.len() == m && p.shift.len() == m), "gemm: a row map has m values");
-    let post =
-        post.map_or(Post::NONE, |p| Post { scale: p.scale.as_ptr(), shift: p.shift.as_ptr(), relu: p.relu });
+    assert!(post.is_none_or(|p| p.fits(m, n)), "gemm: a row map has m values (and a sum m x n)");
+    let post = post.map_or(Post::NONE, |p| Post {
+        scale: p.scale.as_ptr(),
+        shift: p.shift.as_ptr(),
+        sum: p.sum.map_or(std::ptr::null(), <[f32]>::as_ptr),
+        ld: n,
+        relu: p.relu,
+    });
     // A 1×n matrix, null when there is none.
     let bias = View { ptr: bias.map_or(std::ptr::null(), <[f32]>::as_ptr), rs: 0, cs: 1 };
     let a = View { ptr: a.as_ptr(), rs: ars, cs: acs };
@@ -287,14 +323,57 @@ pub(super) fn product<K: Kernel>(
             // SAFETY: columns j0..j0+cols of every operand are in bounds (asserted above)
             // and each band is claimed once, so each task writes only its own columns.
             let bias = if bias.ptr.is_null() { bias } else { shift_cols(bias, j0) };
-            unsafe {
-                block::<K>(m, per.min(n - j0), k, a, shift_b(b, j0), shift_out(c, 0, j0), acc, bias, post)
-            }
+            let (b, c, post) = (shift_b(b, j0), shift_out(c, 0, j0), post.cols_from(j0));
+            unsafe { block::<K>(m, per.min(n - j0), k, a, b, c, acc, bias, post) }
         });
     } else {
         // SAFETY: the whole product, bounds asserted above; the kernel is available.
         unsafe { block::<K>(m, n, k, a, b, c, acc, bias, post) };
     }
+}
+
+/// `c[j] (+)= a · b[j*cs..][..k]` for every column j of `c` (`bias[j]` first when given),
+/// split over up to `threads` parts.
+fn dot_columns(
+    a: &[f32],
+    b: &[f32],
+    cs: usize,
+    c: &mut [f32],
+    acc: bool,
+    bias: Option<&[f32]>,
+    threads: usize,
+) {
+    let k = a.len();
+    let run = |j0: usize, part: &mut [f32]| {
+        crate::fastmath::wide(|| {
+            for (i, c) in part.iter_mut().enumerate() {
+                let j = j0 + i;
+                let d = dot(a, &b[j * cs..][..k]);
+                let start = if acc { *c } else { bias.map_or(0.0, |v| v[j]) };
+                *c = start + d;
+            }
+        })
+    };
+    if threads > 1 && c.len() >= 2 * threads {
+        crate::parallel::split(c, 1, &run);
+    } else {
+        run(0, c);
+    }
+}
+
+/// `x · y` summed in 16 lanes (vectors), then across them.
+#[inline(always)]
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut lanes = [0.0f32; L];
+    let (xc, yc) = (x.chunks_exact(L), y.chunks_exact(L));
+    let tail: f32 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| a * b).sum();
+    for (x, y) in xc.zip(yc) {
+        for l in 0..L {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// Rows `first..first + c.len() / n` of `p` into `c`, from `bias` when given (see
@@ -456,7 +535,7 @@ unsafe fn block<K: Kernel>(
                             } else {
                                 std::ptr::null()
                             },
-                            post: if last { post.rows_from(i0 + ir) } else { Post::NONE },
+                            post: if last { post.rows_from(i0 + ir).cols_from(j0) } else { Post::NONE },
                         };
                         K::tile(mr.min(mc - ir), ldb == nr_max, &t);
                     }
@@ -557,20 +636,27 @@ pub(super) fn check_kernel<K: Kernel>() {
         // Wide enough to pack an untransposed `a` (k-contiguous rows, in 8-step blocks
         // and a remainder; a last panel of 4 rows).
         (20, 300, 37),
+        // One row: with `b` transposed, dot products down its contiguous columns.
+        (1, 1000, 300),
+        (1, 7, 35),
     ];
     for &(m, n, k) in &shapes {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            // `post`: a row map (with ReLU or not) on the stored result.
-            for (acc, threads, with_bias, post) in [
-                (false, 1, false, None),
-                (true, 1, false, None),
-                (false, 2, false, None),
-                (true, 2, false, None),
-                (false, 1, true, None),
-                (false, 2, true, None),
-                (false, 1, false, Some(true)),
-                (true, 2, false, Some(false)),
-                (false, 2, true, Some(true)),
+            // `post`: a row map (with ReLU or not) on the stored result; `sum`: with a
+            // matrix added by the map (before its ReLU).
+            for (acc, threads, with_bias, post, with_sum) in [
+                (false, 1, false, None, false),
+                (true, 1, false, None, false),
+                (false, 2, false, None, false),
+                (true, 2, false, None, false),
+                (false, 1, true, None, false),
+                (false, 2, true, None, false),
+                (false, 1, false, Some(true), false),
+                (true, 2, false, Some(false), false),
+                (false, 2, true, Some(true), false),
+                (false, 1, false, Some(true), true),
+                (true, 2, false, Some(true), true),
+                (false, 2, false, Some(false), true),
             ] {
                 let (a, b) = (data(m * k, 1), data(k * n, 2));
                 let sa = if ta { (1, m) } else { (k, 1) };
@@ -578,7 +664,13 @@ pub(super) fn check_kernel<K: Kernel>() {
                 let init = data(m * n, 3);
                 let bias = data(n, 4);
                 let (scale, shift) = (data(m, 5), data(m, 6));
-                let map = post.map(|relu| super::RowAffine { scale: &scale, shift: &shift, relu });
+                let sum = data(m * n, 7);
+                let map = post.map(|relu| super::RowAffine {
+                    scale: &scale,
+                    shift: &shift,
+                    sum: with_sum.then_some(&sum[..]),
+                    relu,
+                });
                 // `b` gathered too (with `b` not transposed): rows of a wider buffer, the
                 // columns in runs of 5 with gaps of NaN between (moves that run past a run
                 // must be overwritten or zeroed).
@@ -612,6 +704,9 @@ pub(super) fn check_kernel<K: Kernel>() {
                             }
                             if let Some(relu) = post {
                                 want = want * scale[i] as f64 + shift[i] as f64;
+                                if with_sum {
+                                    want += sum[i * n + j] as f64;
+                                }
                                 if relu {
                                     want = want.max(0.0);
                                 }
@@ -619,7 +714,7 @@ pub(super) fn check_kernel<K: Kernel>() {
                             let got = c[i * n + j] as f64;
                             assert!(
                             (got - want).abs() <= 1e-4 * want.abs().max(1.0),
-                            "{m}x{n}x{k} ta={ta} tb={tb} acc={acc} bias={with_bias} post={post:?} threads={threads} at ({i},{j}): {got} vs {want}"
+                            "{m}x{n}x{k} ta={ta} tb={tb} acc={acc} bias={with_bias} post={post:?} sum={with_sum} threads={threads} at ({i},{j}): {got} vs {want}"
                         );
                         }
                     }

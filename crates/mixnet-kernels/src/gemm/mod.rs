@@ -161,26 +161,58 @@ impl GemmElement for f64 {}
 impl GemmElement for half::f16 {}
 
 /// A map of each row of a product's result, applied as the result is stored: row i
-/// becomes `c * scale[i] + shift[i]`, then, with `relu`, 0 unless above 0 or NaN (MXNet's
-/// `relu`, which passes NaN). A convolution's output rows are its channels, so an inference
-/// BatchNorm (and ReLU) after it is this map: fused, they cost no passes of their own.
+/// becomes `c * scale[i] + shift[i]`, plus `sum` (a matrix shaped like `c`) when given,
+/// then, with `relu`, 0 unless above 0 or NaN (MXNet's `relu`, which passes NaN). A
+/// convolution's output rows are its channels, so an inference BatchNorm after it is this
+/// map, a residual connection is the `sum`, and the ReLU after either: fused, they cost no
+/// passes of their own.
 #[derive(Clone, Copy, Debug)]
 pub struct RowAffine<'a, T> {
     pub scale: &'a [T],
     pub shift: &'a [T],
+    pub sum: Option<&'a [T]>,
     pub relu: bool,
 }
 
-impl<T: Element> RowAffine<'_, T> {
+impl<'a, T: Element> RowAffine<'a, T> {
+    /// The map of rows `first..first + rows` of a product `n` wide.
+    pub fn rows(&self, first: usize, rows: usize, n: usize) -> RowAffine<'a, T> {
+        RowAffine {
+            scale: &self.scale[first..first + rows],
+            shift: &self.shift[first..first + rows],
+            sum: self.sum.map(|s| &s[first * n..(first + rows) * n]),
+            relu: self.relu,
+        }
+    }
+
+    /// Whether the map fits a product of m rows, n columns.
+    pub fn fits(&self, m: usize, n: usize) -> bool {
+        self.scale.len() == m && self.shift.len() == m && self.sum.is_none_or(|s| s.len() == m * n)
+    }
+
+    /// Row `i`'s map of one value in column `j` (rows `n` wide).
+    #[inline]
+    pub fn map(&self, v: T, i: usize, j: usize, n: usize) -> T {
+        let y = v.mul(self.scale[i]).add(self.shift[i]);
+        let y = match self.sum {
+            Some(s) => y.add(s[i * n + j]),
+            None => y,
+        };
+        if self.relu {
+            crate::unary::relu(y)
+        } else {
+            y
+        }
+    }
+
     /// The map for rows `first..` on `c` (rows of `n`), as a pass of its own: for products
     /// that did not run on a native kernel.
     fn apply(&self, c: &mut [T], n: usize, first: usize, parallel: bool) {
         let map = |off: usize, part: &mut [T]| {
             for (i, row) in part.chunks_exact_mut(n).enumerate() {
-                let (s, h) = (self.scale[first + off / n + i], self.shift[first + off / n + i]);
-                for v in row {
-                    let y = v.mul(s).add(h);
-                    *v = if self.relu { crate::unary::relu(y) } else { y };
+                let r = first + off / n + i;
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = self.map(*v, r, j, n);
                 }
             }
         };
@@ -272,8 +304,8 @@ impl MatMul {
     ) {
         let (_, _, sc) = self.operand_sizes(1, a.len(), b.len(), c.len());
         assert!(
-            post.is_none_or(|p| p.scale.len() == self.m && p.shift.len() == self.m),
-            "gemm: a row map has m values"
+            post.is_none_or(|p| p.fits(self.m, self.n)),
+            "gemm: a row map has m values (and a sum m x n)"
         );
         if sc == 0 {
             return;
@@ -448,11 +480,7 @@ impl MatMul {
         let MatMul { m, n, k, .. } = *self;
         let rows = c.len() / n;
         assert!(a.len() == m * k && b.len() == k * n && c.len() == rows * n && first + rows <= m);
-        let post_rows = post.map(|p| RowAffine {
-            scale: &p.scale[first..first + rows],
-            shift: &p.shift[first..first + rows],
-            ..*p
-        });
+        let post_rows = post.map(|p| p.rows(first, rows, n));
         if rows == 0 || T::native(self, a, b, c, first, acc, None, post_rows.as_ref(), 1) {
             return;
         }
@@ -627,12 +655,22 @@ mod tests {
             let (a32, b32, scale32, shift32) = (f32s(&a), f32s(&b), f32s(&scale), f32s(&shift));
             let rows: Vec<usize> = (0..k).map(|q| q * n).collect();
             let cols: Vec<usize> = (0..n).collect();
-            for (relu, parallel) in [(false, false), (true, false), (true, true), (false, true)] {
+            let sum = data(m * n, 5);
+            let sum32 = f32s(&sum);
+            for (relu, parallel, with_sum) in [
+                (false, false, false),
+                (true, false, false),
+                (true, true, false),
+                (false, true, false),
+                (true, false, true),
+                (true, true, true),
+                (false, true, true),
+            ] {
                 let want: Vec<f64> = product
                     .iter()
                     .enumerate()
                     .map(|(i, &x)| {
-                        let y = x * scale[i / n] + shift[i / n];
+                        let y = x * scale[i / n] + shift[i / n] + if with_sum { sum[i] } else { 0.0 };
                         if relu {
                             y.max(0.0)
                         } else {
@@ -641,9 +679,17 @@ mod tests {
                     })
                     .collect();
                 let mut c = vec![f64::NAN; m * n];
-                p.run_mapped(&a, &b, &mut c, &RowAffine { scale: &scale, shift: &shift, relu }, parallel);
-                assert_eq!(c, want, "{p:?} relu={relu}");
-                let map = RowAffine { scale: &scale32, shift: &shift32, relu };
+                let sum64 = with_sum.then_some(&sum[..]);
+                p.run_mapped(
+                    &a,
+                    &b,
+                    &mut c,
+                    &RowAffine { scale: &scale, shift: &shift, sum: sum64, relu },
+                    parallel,
+                );
+                assert_eq!(c, want, "{p:?} relu={relu} sum={with_sum}");
+                let map =
+                    RowAffine { scale: &scale32, shift: &shift32, sum: with_sum.then_some(&sum32[..]), relu };
                 let mut plain = vec![f32::NAN; m * n];
                 p.run_mapped(&a32, &b32, &mut plain, &map, parallel);
                 let mut gathered = vec![f32::NAN; m * n];
@@ -653,7 +699,7 @@ mod tests {
                         let err = (got as f64 - w).abs();
                         assert!(
                             err <= 1e-4 * w.abs().max(1.0),
-                            "{p:?} {how} relu={relu} at {i}: {got} vs {w}"
+                            "{p:?} {how} relu={relu} sum={with_sum} at {i}: {got} vs {w}"
                         );
                     }
                 }
@@ -670,11 +716,17 @@ mod tests {
         let (scale, shift) = ([1.0, 0.0, 1.0], [f64::NAN, -0.0, -2.0]);
         let (a, b) = (data(m * k, 1), data(k * n, 2));
         let mut c = vec![0.0; m * n];
-        p.run_mapped(&a, &b, &mut c, &RowAffine { scale: &scale, shift: &shift, relu: true }, false);
+        p.run_mapped(
+            &a,
+            &b,
+            &mut c,
+            &RowAffine { scale: &scale, shift: &shift, sum: None, relu: true },
+            false,
+        );
         let f32s = |v: &[f64]| -> Vec<f32> { v.iter().map(|&x| x as f32).collect() };
         let (scale32, shift32) = (f32s(&scale), f32s(&shift));
         let mut c32 = vec![0.0f32; m * n];
-        let map = RowAffine { scale: &scale32, shift: &shift32, relu: true };
+        let map = RowAffine { scale: &scale32, shift: &shift32, sum: None, relu: true };
         p.run_mapped(&f32s(&a), &f32s(&b), &mut c32, &map, false);
         let product = reference(&p, &a, &b);
         for j in 0..n {

@@ -393,22 +393,36 @@ pub enum FusionPart<'a> {
 /// `use_global_stats`) and no gradient is recorded: what a hybridized network runs.
 fn run_fused(layers: &[Box<dyn Block>], x: &NDArray) -> Result<NDArray> {
     let part = |i: usize| layers.get(i).and_then(|l| l.fusion_part());
-    let training = crate::autograd::is_training();
     let mut x = x.clone();
     let mut i = 0;
     while i < layers.len() {
-        if let (Some(FusionPart::Conv(conv)), Some(FusionPart::BatchNorm(bn))) = (part(i), part(i + 1)) {
-            if bn.normalizes_channels() && (!training || bn.uses_global_stats()) {
-                let relu = matches!(part(i + 2), Some(FusionPart::Relu));
-                x = conv.forward_with_batch_norm(&x, bn, relu)?;
-                i += 2 + usize::from(relu);
-                continue;
-            }
+        if let Some((conv, bn)) = conv_batch_norm(layers, i) {
+            let relu = matches!(part(i + 2), Some(FusionPart::Relu));
+            x = conv.forward_with_batch_norm(&x, bn, relu, None)?;
+            i += 2 + usize::from(relu);
+            continue;
         }
         x = layers[i].call(&x)?;
         i += 1;
     }
     Ok(x)
+}
+
+/// Layers `i` and `i + 1` as a Convolution and a BatchNorm that fuse: the BatchNorm
+/// normalizes with its moving statistics (predict mode, or `use_global_stats`).
+fn conv_batch_norm(
+    layers: &[Box<dyn Block>],
+    i: usize,
+) -> Option<(&crate::gluon::nn::Conv, &crate::gluon::nn::BatchNorm)> {
+    let part = |i: usize| layers.get(i).and_then(|l| l.fusion_part());
+    match (part(i), part(i + 1)) {
+        (Some(FusionPart::Conv(conv)), Some(FusionPart::BatchNorm(bn)))
+            if bn.normalizes_channels() && (!crate::autograd::is_training() || bn.uses_global_stats()) =>
+        {
+            Some((conv, bn))
+        }
+        _ => None,
+    }
 }
 
 /// Hybrid blocks run one after another (MXNet's `nn.HybridSequential`).
@@ -444,6 +458,29 @@ impl HybridSequential {
     /// Whether `hybridize(true)` was called.
     pub fn is_hybridized(&self) -> bool {
         self.active.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `relu(self(x) + residual)`, or the sum alone without `relu`: the join of a
+    /// residual block (ResNet's `F.Activation(x + residual, act_type='relu')`).
+    /// Hybridized and with no gradient recorded, a sequence ending in a Convolution and a
+    /// BatchNorm that fuse runs them as one `_sg_conv` that takes the residual in (MXNet's
+    /// fused mode: `with_sum`, `with_postsum_act`), so the sum and the ReLU make no passes
+    /// of their own. Until Symbol/CachedOp exists this is how a block says where its join
+    /// is; the result is the same either way, up to rounding.
+    pub fn forward_residual(&self, x: &NDArray, residual: &NDArray, relu: bool) -> Result<NDArray> {
+        let n = self.layers.len();
+        if self.is_hybridized() && !crate::autograd::is_recording() && n >= 2 {
+            if let Some((conv, bn)) = conv_batch_norm(&self.layers, n - 2) {
+                let y = run_fused(&self.layers[..n - 2], x)?;
+                return conv.forward_with_batch_norm(&y, bn, relu, Some(residual));
+            }
+        }
+        let y = (&self.call(x)? + residual)?;
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
     }
 }
 

@@ -203,15 +203,22 @@ impl Conv {
     pub fn bias(&self) -> Option<&Parameter> {
         self.bias.as_ref()
     }
-    /// This convolution, the BatchNorm after it (moving statistics) and, with `relu`, a
-    /// ReLU, as one operator (see [`crate::gluon::HybridSequential`]).
-    pub(crate) fn forward_with_batch_norm(&self, x: &NDArray, bn: &BatchNorm, relu: bool) -> Result<NDArray> {
-        self.run(x, Some((bn, relu)))
+    /// This convolution, the BatchNorm after it (moving statistics), `sum` added when
+    /// given and, with `relu`, a ReLU (after the sum), as one operator (see
+    /// [`crate::gluon::HybridSequential`]).
+    pub(crate) fn forward_with_batch_norm(
+        &self,
+        x: &NDArray,
+        bn: &BatchNorm,
+        relu: bool,
+        sum: Option<&NDArray>,
+    ) -> Result<NDArray> {
+        self.run(x, Some((bn, relu, sum)))
     }
 
-    /// The layer's forward; with `bn`, as one `_sg_conv` that takes in that BatchNorm (and
-    /// a ReLU after it when the flag is set).
-    fn run(&self, x: &NDArray, bn: Option<(&BatchNorm, bool)>) -> Result<NDArray> {
+    /// The layer's forward; with `bn`, as one `_sg_conv` that takes in that BatchNorm, the
+    /// sum when there is one, and a ReLU after them when the flag is set.
+    fn run(&self, x: &NDArray, bn: Option<(&BatchNorm, bool, Option<&NDArray>)>) -> Result<NDArray> {
         let name = self.name();
         for (what, v) in [
             ("kernel_size", &self.kernel),
@@ -260,7 +267,7 @@ impl Conv {
         } else {
             "Convolution"
         };
-        let Some((bn, relu)) = bn else {
+        let Some((bn, relu, sum)) = bn else {
             let y = op(op_name, &inputs, &attrs)?;
             return match &self.act {
                 Some(a) => op("Activation", &[y], &[("act_type", a)]),
@@ -269,11 +276,14 @@ impl Conv {
         };
         let (stats, eps, fix_gamma) = bn.fused_inputs(self.channels)?;
         inputs.extend(stats);
-        attrs.extend([
-            ("eps", eps.as_str()),
-            ("fix_gamma", bool_attr(fix_gamma)),
-            ("with_act", bool_attr(relu)),
-        ]);
+        attrs.extend([("eps", eps.as_str()), ("fix_gamma", bool_attr(fix_gamma))]);
+        match sum {
+            Some(sum) => {
+                inputs.push(sum.clone());
+                attrs.extend([("with_sum", "1"), ("with_postsum_act", bool_attr(relu))]);
+            }
+            None => attrs.push(("with_act", bool_attr(relu))),
+        }
         if let Some(filters) = self.winograd_filters(&inputs[1])? {
             inputs.push(filters);
             attrs.push(("winograd", "1"));

@@ -5,12 +5,15 @@
 //! and shift per output channel, applied as the convolution stores its output, so the two
 //! passes over the output that BatchNorm and the activation would make are gone.
 //!
-//! Inputs: data, weight, [bias], gamma, beta, moving_mean, moving_var, [winograd_filters].
-//! Attributes: those of `Convolution`, BatchNorm's `eps` and `fix_gamma` (same defaults),
-//! `with_act`, and `winograd` (the last input is the weight already carried to Winograd's
-//! transform domain by `_winograd_filters`, which an inference graph keeps per weight
-//! version, as oneDNN keeps its reordered weights). No gradient: training runs the layers
-//! one by one.
+//! Inputs: data, weight, [bias], gamma, beta, moving_mean, moving_var, [sum],
+//! [winograd_filters]. Attributes: those of `Convolution`, BatchNorm's `eps` and
+//! `fix_gamma` (same defaults), and as MXNet's: `with_act` (a ReLU after the BatchNorm),
+//! `with_sum` (the `sum` input, shaped as the output, added after the BatchNorm: a
+//! residual connection) and `with_postsum_act` (a ReLU after that sum); `with_act`
+//! together with `with_sum` (a ReLU on each side of the sum) is not supported. Also
+//! `winograd`: the last input is the weight already carried to Winograd's transform domain
+//! by `_winograd_filters`, which an inference graph keeps per weight version, as oneDNN
+//! keeps its reordered weights. No gradient: training runs the layers one by one.
 
 use std::sync::Arc;
 
@@ -31,17 +34,34 @@ pub struct ConvBatchNorm {
     conv: Convolution,
     eps: f64,
     fix_gamma: bool,
+    /// The ReLU, after the sum when there is one.
     relu: bool,
+    sum: bool,
     winograd: bool,
 }
 
 fn build(_name: &'static str, attrs: &mut Attrs<'_>) -> Result<Arc<dyn Operator>> {
     let conv = Convolution::from_param(ConvParam::parse(attrs, false)?, NAME);
+    let (act, sum, postsum_act) = (
+        attrs.bool("with_act", false)?,
+        attrs.bool("with_sum", false)?,
+        attrs.bool("with_postsum_act", false)?,
+    );
+    if sum && act {
+        return Err(Error::op(
+            NAME,
+            "with_act together with with_sum (a ReLU before the sum) is not supported",
+        ));
+    }
+    if postsum_act && !sum {
+        return Err(Error::op(NAME, "with_postsum_act needs with_sum"));
+    }
     Ok(Arc::new(ConvBatchNorm {
         conv,
         eps: attrs.float("eps", 1e-3f32 as f64)?,
         fix_gamma: attrs.bool("fix_gamma", true)?,
-        relu: attrs.bool("with_act", false)?,
+        relu: act || postsum_act,
+        sum,
         winograd: attrs.bool("winograd", false)?,
     }))
 }
@@ -132,12 +152,15 @@ impl Operator for ConvBatchNorm {
     }
 
     fn num_inputs(&self) -> usize {
-        self.stats() + 4 + usize::from(self.winograd)
+        self.stats() + 4 + usize::from(self.sum) + usize::from(self.winograd)
     }
 
     fn input_names(&self) -> Vec<String> {
         let mut names = self.conv.param().input_names();
         names.extend(["gamma", "beta", "moving_mean", "moving_var"].map(String::from));
+        if self.sum {
+            names.push("sum".into());
+        }
         if self.winograd {
             names.push("winograd_filters".into());
         }
@@ -152,9 +175,12 @@ impl Operator for ConvBatchNorm {
         for (name, p) in ["gamma", "beta", "moving_mean", "moving_var"].iter().zip(&inputs[s..]) {
             expect_shape(NAME, name, &p.shape, &[f])?;
         }
+        if self.sum {
+            expect_shape(NAME, "sum", &inputs[s + 4].shape, out[0].shape.dims())?;
+        }
         if self.winograd {
             let len = winograd_len(NAME, &inputs[1])?;
-            expect_shape(NAME, "winograd_filters", &inputs[s + 4].shape, &[len])?;
+            expect_shape(NAME, "winograd_filters", &inputs[self.num_inputs() - 1].shape, &[len])?;
         }
         Ok(vec![TensorInfo { shape: out[0].shape.clone(), dtype }])
     }
@@ -164,11 +190,12 @@ impl Operator for ConvBatchNorm {
         macro_rules! run {
             ($T:ty) => {{
                 let (scale, shift) = self.channel_map::<$T>(inputs)?;
-                let post = RowAffine { scale: &scale, shift: &shift, relu: self.relu };
+                let sum = if self.sum { Some(inputs[self.stats() + 4].slice::<$T>()?) } else { None };
+                let post = RowAffine { scale: &scale, shift: &shift, sum, relu: self.relu };
                 let bias = if self.conv.param().no_bias { None } else { Some(inputs[2].slice::<$T>()?) };
                 let (x, w) = (inputs[0].slice::<$T>()?, inputs[1].slice::<$T>()?);
                 let filters =
-                    if self.winograd { Some(inputs[self.stats() + 4].slice::<$T>()?) } else { None };
+                    if self.winograd { Some(inputs[self.num_inputs() - 1].slice::<$T>()?) } else { None };
                 <$T>::conv_forward_mapped(&g, x, w, filters, bias, &post, outputs[0].slice_mut::<$T>()?)
             }};
         }
