@@ -331,6 +331,19 @@ fn softmax_cross_entropy_loss_values() {
 /// which shows the fused operator ran). A convolution with its own activation is not
 /// fused. Recording for training, it runs the layers themselves (BatchNorm on batch
 /// statistics), so outputs and gradients equal those without hybridize.
+/// Moving statistics and affine parameters of every BatchNorm in `net` away from their
+/// 0/1 initial values.
+fn move_batch_norm_stats(net: &HybridSequential) {
+    for (name, p) in net.collect_params().unwrap().iter() {
+        if name.contains("batchnorm") {
+            let n = p.shape()[0];
+            let offset = if name.ends_with("var") || name.ends_with("gamma") { 1.5 } else { 0.0 };
+            let v: Vec<f32> = (0..n).map(|i| offset + ((i * 5) % 7) as f32 / 10.0 - 0.3).collect();
+            p.set_data(&NDArray::from_vec(v, [n]).unwrap()).unwrap();
+        }
+    }
+}
+
 #[test]
 fn hybridized_conv_batch_norm_fuses_when_predicting() {
     let mut net = HybridSequential::new();
@@ -352,15 +365,7 @@ fn hybridized_conv_batch_norm_fuses_when_predicting() {
     )
     .unwrap();
     net.call(&x).unwrap();
-    // Moving statistics and affine parameters away from their 0/1 initial values.
-    for (name, p) in net.collect_params().unwrap().iter() {
-        if name.contains("batchnorm") {
-            let n = p.shape()[0];
-            let offset = if name.ends_with("var") || name.ends_with("gamma") { 1.5 } else { 0.0 };
-            let v: Vec<f32> = (0..n).map(|i| offset + ((i * 5) % 7) as f32 / 10.0 - 0.3).collect();
-            p.set_data(&NDArray::from_vec(v, [n]).unwrap()).unwrap();
-        }
-    }
+    move_batch_norm_stats(&net);
     let values = |y: &NDArray| y.to_vec::<f32>().unwrap();
     let layers = values(&net.call(&x).unwrap());
     net.hybridize(true);
@@ -455,14 +460,7 @@ fn forward_residual_fuses_the_join() {
     )
     .unwrap();
     body.call(&x).unwrap();
-    for (name, p) in body.collect_params().unwrap().iter() {
-        if name.contains("batchnorm") {
-            let n = p.shape()[0];
-            let offset = if name.ends_with("var") || name.ends_with("gamma") { 1.5 } else { 0.0 };
-            let v: Vec<f32> = (0..n).map(|i| offset + ((i * 5) % 7) as f32 / 10.0 - 0.3).collect();
-            p.set_data(&NDArray::from_vec(v, [n]).unwrap()).unwrap();
-        }
-    }
+    move_batch_norm_stats(&body);
     let values = |y: &NDArray| y.to_vec::<f32>().unwrap();
     for relu in [true, false] {
         body.hybridize(false);
