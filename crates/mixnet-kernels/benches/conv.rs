@@ -1,5 +1,8 @@
-//! Convolution forward (`conv::conv_forward`, f32, bias) on the distinct convolution shapes of
-//! ResNet-50 v1 (224×224 input), batch 1 and 8. Throughput is reported in elements/s where one
+//! Convolution forward on the distinct convolution shapes of ResNet-50 v1 (224×224 input),
+//! batch 1 and 8, as a hybridized network runs them (`_sg_conv`): f32, each with a
+//! BatchNorm's scale and shift and a ReLU applied as it is stored
+//! (`conv::conv_forward_mapped`), and 3×3s with their Winograd filters made once
+//! (`conv::winograd_filters`), as the network keeps them. Throughput is reported in elements/s where one
 //! element is one flop (2 per multiply-add), so criterion's "Gelem/s" reads as GFLOP/s.
 //! `total_b{1,8}` runs every convolution of the network once, weighted by how often each
 //! shape occurs (53 convolutions).
@@ -9,7 +12,8 @@
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use mixnet_kernels::conv::{Conv, ConvGeom};
+use mixnet_kernels::conv::{conv_forward_mapped, winograd_filters, winograd_filters_len, ConvGeom};
+use mixnet_kernels::gemm::RowAffine;
 
 /// (in channels, in size, out channels, kernel, stride, pad, occurrences in the network)
 const RESNET50: &[(usize, usize, usize, usize, usize, usize, usize)] = &[
@@ -39,7 +43,9 @@ struct Case {
     geom: ConvGeom,
     x: Vec<f32>,
     w: Vec<f32>,
-    b: Vec<f32>,
+    filters: Option<Vec<f32>>,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
     y: Vec<f32>,
 }
 
@@ -58,12 +64,19 @@ fn case(batch: usize, &(c, size, f, k, s, p, _): &(usize, usize, usize, usize, u
         dilate: [1; 3],
     };
     let x = (0..geom.input_len()).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect();
-    let w = (0..geom.weight_len()).map(|i| (i % 7) as f32 * 0.01 - 0.03).collect();
-    Case { geom, x, w, b: vec![0.1; f], y: vec![0.0; geom.output_len()] }
+    let w: Vec<f32> = (0..geom.weight_len()).map(|i| (i % 7) as f32 * 0.01 - 0.03).collect();
+    let filters = winograd_filters_len(f, c, geom.kernel, 1).map(|len| {
+        let mut u = vec![0.0; len];
+        winograd_filters(f, c, &w, &mut u);
+        u
+    });
+    let (scale, shift) = (vec![0.9; f], vec![0.1; f]);
+    Case { geom, x, w, filters, scale, shift, y: vec![0.0; geom.output_len()] }
 }
 
 fn run(c: &mut Case) {
-    f32::conv_forward(&c.geom, &c.x, &c.w, Some(&c.b), &mut c.y);
+    let post = RowAffine { scale: &c.scale, shift: &c.shift, sum: None, relu: true };
+    conv_forward_mapped(&c.geom, &c.x, &c.w, c.filters.as_deref(), None, &post, &mut c.y);
 }
 
 fn resnet50(cr: &mut Criterion) {

@@ -27,8 +27,9 @@ const LANES: usize = 16;
 type Lanes = [f32; LANES];
 
 /// Output channels whose filter transform, products and output transform run together on
-/// one core, in its cache: 36 × C × 16 transformed filters are 590 KB at C = 256, within
-/// Zen 4's 1 MB L2 (blocks of 32 ran the network 0-3% slower, alternating).
+/// one core when the filters are transformed per call: 36 × C × 16 transformed filters
+/// are 590 KB at C = 256, within Zen 4's 1 MB L2 (blocks of 32 ran the network 0-3%
+/// slower, alternating). Filters made ahead come in larger blocks ([`prepared_block`]).
 const BLOCK: usize = 16;
 
 /// Fewest input and output channels for this path: the products are then deep and wide
@@ -85,20 +86,39 @@ pub(super) fn filters_apply(f: usize, c: usize, kernel: [usize; 3], groups: usiz
         && c * f <= MAX_FILTER_PAIRS
 }
 
+/// Output channels per block of filters made ahead ([`transform_all`]): half of them, so
+/// that each core of a 2-core machine multiplies one block, full width, and transforms
+/// its outputs while they are in its cache (blocks of [`BLOCK`], as without filters made
+/// ahead, re-read the transformed input once per block; all channels in one block put
+/// half of every tile's products in the other core's cache).
+fn prepared_block(f: usize) -> usize {
+    if (f / 2).is_multiple_of(LANES) {
+        f / 2
+    } else {
+        f
+    }
+}
+
 /// Elements of F filters over C channels in the transform domain, as [`transform_all`]
-/// lays them out: per block of [`BLOCK`] filters, 36 planes of `C × BLOCK` (each
-/// [`plane_stride`] apart).
+/// lays them out: per block of [`prepared_block`] filters, 36 planes of `C × block`
+/// (`U_ξ[c][k]`, each the `b` of one product), [`plane_stride`] apart.
 pub(super) fn filters_len(f: usize, c: usize) -> usize {
-    f / BLOCK * 36 * plane_stride(c * BLOCK)
+    let bs = prepared_block(f);
+    f / bs * 36 * plane_stride(c * bs)
 }
 
 /// All of `w`'s (F, C, 3, 3) filters in the transform domain, into `out`
-/// ([`filters_len`]), block by block on both cores: done once per weight version by an
-/// inference graph, where [`forward`] would redo it per call.
+/// ([`filters_len`]): done once per weight version by an inference graph, where
+/// [`forward`] would redo it per call. (One thread: it runs once.)
 pub(super) fn transform_all(w: &[f32], c: usize, f: usize, out: &mut [f32]) {
     assert_eq!(out.len(), filters_len(f, c), "winograd: filters of {f} x {c}");
-    let per_block = 36 * plane_stride(c * BLOCK);
-    parallel::chunks(out, per_block, &|b, u| filters_wide(&w[b * BLOCK * c * 9..][..BLOCK * c * 9], c, u));
+    let bs = prepared_block(f);
+    for (b, u) in out.chunks_exact_mut(36 * plane_stride(c * bs)).enumerate() {
+        for k0 in (0..bs).step_by(LANES) {
+            let layout = FilterLayout { stride: plane_stride(c * bs), ld: bs, col0: k0 };
+            filters_wide(&w[(b * bs + k0) * c * 9..][..LANES * c * 9], c, u, layout);
+        }
+    }
 }
 
 /// The per-channel map after the product: `y·scale + shift`, then ReLU.
@@ -158,11 +178,11 @@ macro_rules! widest {
     };
 }
 
-widest!(filters_wide(w: &[f32], c: usize, u: &mut [f32]) => transform_filters(w, c, u));
+widest!(filters_wide(w: &[f32], c: usize, u: &mut [f32], layout: FilterLayout) => transform_filters(w, c, u, layout));
 widest!(input_wide(shape: &Tiles, p: &[f32], c: usize, first: usize, planes: &mut [&mut [f32]]) =>
     shape.input_part(p, c, first, planes));
-widest!(output_wide(shape: &Tiles, m: &[f32], map: ChannelMap<'_>, outs: &mut [&mut [f32]], sums: &[&[f32]], at: usize) =>
-    shape.transform_output(m, map, outs, sums, at));
+widest!(output_wide(shape: &Tiles, m: &[f32], width: usize, map: ChannelMap<'_>, outs: &mut [&mut [f32]], sums: &[&[f32]], at: usize) =>
+    shape.transform_output(m, width, map, outs, sums, at));
 
 /// `y = post(conv(x, w) + bias)` over the whole batch, for a geometry where [`applies`]
 /// holds, with `w` already transformed when `filters` ([`transform_all`]) is given.
@@ -194,9 +214,19 @@ pub(super) fn forward(
     let (sx, sy) = (c * g.in_spatial(), f * g.out_spatial());
     let padded = shape.hp * shape.wp * c;
     let tmax = group * per_image;
-    // Per part of the output channels: one block's transformed filters and products.
-    let parts = parallel::threads().clamp(1, f / BLOCK);
-    let own = 36 * (plane_stride(c * BLOCK) + BLOCK * tmax);
+    let plane = g.out_spatial();
+    // The residual's part laid out as a part's `outs`: channels k_first.. of each image.
+    let sums_of = |first: usize, imgs: usize, k_first: usize, kn: usize| -> Vec<&[f32]> {
+        sum.map_or(Vec::new(), |s| {
+            (first..first + imgs).map(|i| &s[i * sy + k_first * plane..][..kn * plane]).collect()
+        })
+    };
+    // Per part of the output channels (one per core), block by block: the block's
+    // filters (transformed here unless made ahead), its 36 products, its outputs.
+    let bs = if filters.is_some() { prepared_block(f) } else { BLOCK };
+    let parts = parallel::threads().clamp(1, f / bs);
+    let ustride = plane_stride(c * bs);
+    let own = 36 * (ustride + bs * tmax);
     let lens = [group * padded, 36 * tmax * c, parts * own];
     with_scratch(lens.iter().sum(), |buf: &mut [f32]| {
         let (p, rest) = buf.split_at_mut(lens[0]);
@@ -208,34 +238,29 @@ pub(super) fn forward(
             shape.pad_channels_last(g, &x[first * sx..][..imgs * sx], p);
             shape.transform_input(p, c, v);
             let y = &mut y[first * sy..][..imgs * sy];
-            let blocks = Bounds((0..=parts).map(|i| i * (f / BLOCK) / parts * BLOCK).collect());
+            let blocks = Bounds((0..=parts).map(|i| i * (f / bs) / parts * bs).collect());
             let work: Vec<_> =
-                cut(y, imgs, f, g.out_spatial(), &blocks).into_iter().zip(own_bufs.chunks_mut(own)).collect();
+                cut(y, imgs, f, plane, &blocks).into_iter().zip(own_bufs.chunks_mut(own)).collect();
             parallel::each(work, &|((k_first, mut outs), own): ((usize, Vec<&mut [f32]>), &mut [f32])| {
-                let (u, m) = own.split_at_mut(36 * plane_stride(c * BLOCK));
-                let (plane, kn) = (g.out_spatial(), outs[0].len() / g.out_spatial());
-                // The residual's part laid out as `outs`: these channels of each image.
-                let sums: Vec<&[f32]> = sum.map_or(Vec::new(), |s| {
-                    (first..first + imgs).map(|i| &s[i * sy + k_first * plane..][..kn * plane]).collect()
-                });
-                for k0 in (k_first..k_first + kn).step_by(BLOCK) {
+                let (u, m) = own.split_at_mut(36 * ustride);
+                let kn = outs[0].len() / plane;
+                let sums = sums_of(first, imgs, k_first, kn);
+                for k0 in (k_first..k_first + kn).step_by(bs) {
                     let u = match filters {
-                        Some(all) => &all[k0 / BLOCK * 36 * plane_stride(c * BLOCK)..][..u.len()],
+                        Some(all) => &all[k0 / bs * 36 * ustride..][..36 * ustride],
                         None => {
-                            filters_wide(&w[k0 * c * 9..][..BLOCK * c * 9], c, u);
+                            filters_wide(&w[k0 * c * 9..][..bs * c * 9], c, u, FilterLayout::block(c));
                             &*u
                         }
                     };
-                    let m = &mut m[..36 * t * BLOCK];
-                    let product = MatMul { m: t, n: BLOCK, k: c, trans_a: false, trans_b: false };
-                    for ((v, u), m) in v
-                        .chunks_exact(t * c)
-                        .zip(u.chunks_exact(plane_stride(c * BLOCK)))
-                        .zip(m.chunks_exact_mut(t * BLOCK))
+                    let m = &mut m[..36 * t * bs];
+                    let product = MatMul { m: t, n: bs, k: c, trans_a: false, trans_b: false };
+                    for ((v, u), m) in
+                        v.chunks_exact(t * c).zip(u.chunks_exact(ustride)).zip(m.chunks_exact_mut(t * bs))
                     {
-                        product.run_with(v, &u[..c * BLOCK], m, false, false);
+                        product.run_with(v, &u[..c * bs], m, false, false);
                     }
-                    output_wide(&shape, m, map.part(k0), &mut outs, &sums, k0 - k_first);
+                    output_wide(&shape, m, bs, map.part(k0), &mut outs, &sums, k0 - k_first);
                 }
             });
         }
@@ -322,32 +347,34 @@ impl Tiles {
         }
     }
 
-    /// The output tiles of one block of [`BLOCK`] channels from its products `m`
-    /// (`M_ξ[t][k]`): `Aᵀ M A`, mapped per channel, stored into channels `at..` of each
-    /// image's `outs` (channels, oh, ow).
+    /// The output tiles of one block of `width` channels from its products `m`
+    /// (`M_ξ[t][k]`): `Aᵀ M A`, mapped per channel (and the residual in `sums`, laid out
+    /// as `outs`, added), stored into channels `at..` of each image's `outs`
+    /// (channels, oh, ow).
     #[inline(always)]
     fn transform_output(
         &self,
         m: &[f32],
+        width: usize,
         map: ChannelMap<'_>,
         outs: &mut [&mut [f32]],
         sums: &[&[f32]],
         at: usize,
     ) {
         let per_image = self.th * self.tw;
-        let tiles = m.len() / (36 * BLOCK);
+        let tiles = m.len() / (36 * width);
         let plane = self.oh * self.ow;
         // With a residual to add, the ReLU comes after it, value by value as it is stored.
         let relu_here = map.relu && sums.is_empty();
         let (mut s, mut tmp, mut o) = ([[0.0; LANES]; 36], [[0.0; LANES]; 24], [[0.0; LANES]; 16]);
         for (img, out) in outs.iter_mut().enumerate() {
-            for k0 in (0..BLOCK).step_by(LANES) {
+            for k0 in (0..width).step_by(LANES) {
                 let (scale, shift) = map.lanes(k0);
                 for ty in 0..self.th {
                     for tx in 0..self.tw {
                         let t = img * per_image + ty * self.tw + tx;
                         for (xi, s) in s.iter_mut().enumerate() {
-                            *s = lanes(&m[(xi * tiles + t) * BLOCK + k0..]);
+                            *s = lanes(&m[(xi * tiles + t) * width + k0..]);
                         }
                         output_2d(&s, &mut tmp, &mut o);
                         for o in o.iter_mut() {
@@ -394,25 +421,40 @@ impl Tiles {
 /// stays in the core's cache: all of ResNet-50's at once (9.4 MB for a 256×256) went to
 /// memory and back, and writing it took 16% of the network's time.
 #[inline(always)]
-fn transform_filters(w: &[f32], c: usize, u: &mut [f32]) {
-    {
-        let (mut g, mut tmp, mut s) = ([[0.0; LANES]; 9], [[0.0; LANES]; 18], [[0.0; LANES]; 36]);
-        for k0 in (0..BLOCK).step_by(LANES) {
-            // Each of the LANES filters is read front to back.
-            let rows: [&[f32]; LANES] = std::array::from_fn(|l| &w[(k0 + l) * c * 9..][..c * 9]);
-            for ch in 0..c {
-                for (l, row) in rows.iter().enumerate() {
-                    let taps: &[f32; 9] = row[ch * 9..][..9].try_into().expect("nine taps");
-                    for (g, &tap) in g.iter_mut().zip(taps) {
-                        g[l] = tap;
-                    }
-                }
-                filter_2d(&g, &mut tmp, &mut s);
-                for (plane, s) in u.chunks_exact_mut(plane_stride(c * BLOCK)).zip(&s) {
-                    plane[ch * BLOCK + k0..][..LANES].copy_from_slice(s);
+fn transform_filters(w: &[f32], c: usize, u: &mut [f32], layout: FilterLayout) {
+    let nk = w.len() / (c * 9);
+    let (mut g, mut tmp, mut s) = ([[0.0; LANES]; 9], [[0.0; LANES]; 18], [[0.0; LANES]; 36]);
+    for k0 in (0..nk).step_by(LANES) {
+        // Each of the LANES filters is read front to back.
+        let rows: [&[f32]; LANES] = std::array::from_fn(|l| &w[(k0 + l) * c * 9..][..c * 9]);
+        for ch in 0..c {
+            for (l, row) in rows.iter().enumerate() {
+                let taps: &[f32; 9] = row[ch * 9..][..9].try_into().expect("nine taps");
+                for (g, &tap) in g.iter_mut().zip(taps) {
+                    g[l] = tap;
                 }
             }
+            filter_2d(&g, &mut tmp, &mut s);
+            for (plane, s) in u.chunks_exact_mut(layout.stride).zip(&s) {
+                plane[ch * layout.ld + layout.col0 + k0..][..LANES].copy_from_slice(s);
+            }
         }
+    }
+}
+
+/// Where [`transform_filters`] writes: point ξ of channel c, filter k (counted from the
+/// first it is given) at `ξ·stride + c·ld + col0 + k`.
+#[derive(Clone, Copy)]
+struct FilterLayout {
+    stride: usize,
+    ld: usize,
+    col0: usize,
+}
+
+impl FilterLayout {
+    /// One block of [`BLOCK`] filters, its planes [`plane_stride`] apart.
+    fn block(c: usize) -> FilterLayout {
+        FilterLayout { stride: plane_stride(c * BLOCK), ld: BLOCK, col0: 0 }
     }
 }
 
