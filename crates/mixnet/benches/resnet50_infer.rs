@@ -10,6 +10,7 @@
 //! with oneDNN. `--mode imperative` runs every layer on its own.
 //!
 //! `cargo bench -p mixnet --bench resnet50_infer [-- --batch N --iters N --warmup N --mode M]`
+//! (warm-up 10 and 30 timed passes by default, as the peer script)
 
 #[path = "common/args.rs"]
 mod args;
@@ -94,7 +95,7 @@ fn resnet50() -> HybridSequential {
 }
 
 fn main() -> Result<()> {
-    let (batch, warmup, iters) = (arg("--batch", 1), arg("--warmup", 3), arg("--iters", 20));
+    let (batch, warmup, iters) = (arg("--batch", 1), arg("--warmup", 10), arg("--iters", 30));
     let mode = arg("--mode", "hybrid".to_string());
     mixnet::random::seed(0)?;
     let net = resnet50();
