@@ -384,25 +384,27 @@ impl Tiles {
                             }
                         }
                         let (rows, cols) = ((self.oh - 4 * ty).min(4), (self.ow - 4 * tx).min(4));
-                        // Lane l is channel k0 + l: a column of every output vector.
-                        #[allow(clippy::needless_range_loop)]
-                        for l in 0..LANES {
+                        // Channel by channel: each channel's 4×4 tile made contiguous (a
+                        // 16×16 transpose, gathers on AVX-512) and stored row by row.
+                        let mut tiles = [[0.0f32; 16]; LANES];
+                        for (p, o) in o.iter().enumerate() {
+                            for (tile, &v) in tiles.iter_mut().zip(o) {
+                                tile[p] = v;
+                            }
+                        }
+                        for (l, tile) in tiles.iter().enumerate() {
                             let at = (at + k0 + l) * plane;
                             let out = &mut out[at..][..plane];
-                            for a in 0..rows {
+                            for (a, src) in tile.chunks_exact(4).take(rows).enumerate() {
                                 let pos = (4 * ty + a) * self.ow + 4 * tx;
-                                let row = &mut out[pos..][..cols];
                                 match sums.get(img) {
-                                    None => {
-                                        for (b, dst) in row.iter_mut().enumerate() {
-                                            *dst = o[a * 4 + b][l];
-                                        }
-                                    }
+                                    None => store_row(&mut out[pos..], src, cols),
                                     Some(sum) => {
-                                        for (b, (dst, &r)) in
-                                            row.iter_mut().zip(&sum[at + pos..][..cols]).enumerate()
+                                        let row = &mut out[pos..][..cols];
+                                        for ((dst, &v), &r) in
+                                            row.iter_mut().zip(src).zip(&sum[at + pos..][..cols])
                                         {
-                                            let v = o[a * 4 + b][l] + r;
+                                            let v = v + r;
                                             *dst = if map.relu { crate::unary::relu(v) } else { v };
                                         }
                                     }
@@ -464,6 +466,18 @@ impl FilterLayout {
 /// cache sets, and those 36 stores evicted each other.
 fn plane_stride(len: usize) -> usize {
     len + LANES
+}
+
+/// The first `cols` (1 to 4) values of `src` into `dst`, as fixed-size copies (a copy of
+/// a variable length is a `memcpy` call).
+#[inline(always)]
+fn store_row(dst: &mut [f32], src: &[f32], cols: usize) {
+    match cols {
+        4 => dst[..4].copy_from_slice(&src[..4]),
+        3 => dst[..3].copy_from_slice(&src[..3]),
+        2 => dst[..2].copy_from_slice(&src[..2]),
+        _ => dst[0] = src[0],
+    }
 }
 
 /// The first [`LANES`] values of `src`.
