@@ -226,21 +226,21 @@ pub(super) fn forward(
     let bs = if filters.is_some() { prepared_block(f) } else { BLOCK };
     let parts = parallel::threads().clamp(1, f / bs);
     let ustride = plane_stride(c * bs);
-    let own = 36 * (ustride + bs * tmax);
-    let lens = [group * padded, 36 * tmax * c, parts * own];
+    let own = 36 * (ustride + plane_stride(bs * tmax));
+    let lens = [group * padded, 36 * plane_stride(tmax * c), parts * own];
     with_scratch(lens.iter().sum(), |buf: &mut [f32]| {
         let (p, rest) = buf.split_at_mut(lens[0]);
         let (v, own_bufs) = rest.split_at_mut(lens[1]);
         for first in (0..g.batch).step_by(group) {
             let imgs = group.min(g.batch - first);
             let t = imgs * per_image;
-            let (p, v) = (&mut p[..imgs * padded], &mut v[..36 * t * c]);
+            let (p, v) = (&mut p[..imgs * padded], &mut v[..36 * plane_stride(t * c)]);
             shape.pad_channels_last(g, &x[first * sx..][..imgs * sx], p);
             shape.transform_input(p, c, v);
             let y = &mut y[first * sy..][..imgs * sy];
             let blocks = Bounds((0..=parts).map(|i| i * (f / bs) / parts * bs).collect());
             let work: Vec<_> =
-                cut(y, imgs, f, plane, &blocks).into_iter().zip(own_bufs.chunks_mut(own)).collect();
+                cut(y, imgs, f * plane, plane, &blocks).into_iter().zip(own_bufs.chunks_mut(own)).collect();
             parallel::each(work, &|((k_first, mut outs), own): ((usize, Vec<&mut [f32]>), &mut [f32])| {
                 let (u, m) = own.split_at_mut(36 * ustride);
                 let kn = outs[0].len() / plane;
@@ -253,12 +253,11 @@ pub(super) fn forward(
                             &*u
                         }
                     };
-                    let m = &mut m[..36 * t * bs];
+                    let m = &mut m[..36 * plane_stride(t * bs)];
                     let product = MatMul { m: t, n: bs, k: c, trans_a: false, trans_b: false };
-                    for ((v, u), m) in
-                        v.chunks_exact(t * c).zip(u.chunks_exact(ustride)).zip(m.chunks_exact_mut(t * bs))
-                    {
-                        product.run_with(v, &u[..c * bs], m, false, false);
+                    let planes = v.chunks_exact(plane_stride(t * c)).zip(u.chunks_exact(ustride));
+                    for ((v, u), m) in planes.zip(m.chunks_exact_mut(plane_stride(t * bs))) {
+                        product.run_with(&v[..t * c], &u[..c * bs], &mut m[..t * bs], false, false);
                     }
                     output_wide(&shape, m, bs, map.part(k0), &mut outs, &sums, k0 - k_first);
                 }
@@ -316,8 +315,8 @@ impl Tiles {
 
     /// `V_ξ[t][c]` for every tile `t` of the padded images `p`: `Bᵀ d B` of its 6×6 window.
     fn transform_input(&self, p: &[f32], c: usize, v: &mut [f32]) {
-        let tiles = v.len() / (36 * c);
-        let parts = cut(v, 36, tiles, c, &bounds(tiles));
+        let tiles = (v.len() / 36 - LANES) / c;
+        let parts = cut(v, 36, plane_stride(tiles * c), c, &bounds(tiles));
         let run = |(first, mut planes): (usize, Vec<&mut [f32]>)| input_wide(self, p, c, first, &mut planes);
         parallel::each(parts, &run);
     }
@@ -362,7 +361,8 @@ impl Tiles {
         at: usize,
     ) {
         let per_image = self.th * self.tw;
-        let tiles = m.len() / (36 * width);
+        // The products' planes, [`plane_stride`] apart.
+        let stride = m.len() / 36;
         let plane = self.oh * self.ow;
         // With a residual to add, the ReLU comes after it, value by value as it is stored.
         let relu_here = map.relu && sums.is_empty();
@@ -374,7 +374,7 @@ impl Tiles {
                     for tx in 0..self.tw {
                         let t = img * per_image + ty * self.tw + tx;
                         for (xi, s) in s.iter_mut().enumerate() {
-                            *s = lanes(&m[(xi * tiles + t) * width + k0..]);
+                            *s = lanes(&m[xi * stride + t * width + k0..]);
                         }
                         output_2d(&s, &mut tmp, &mut o);
                         for o in o.iter_mut() {
@@ -574,20 +574,20 @@ fn bounds(n: usize) -> Bounds {
 /// Row split points, ascending from 0 to the row count.
 struct Bounds(Vec<usize>);
 
-/// `buf` as `blocks` consecutive blocks of `rows × width`, every block cut at the same
-/// row bounds: one list of `blocks` slices per part, with the part's first row. Lets
-/// each thread write its rows of every block.
+/// `buf` as `blocks` blocks `stride` apart, each rows of `width` (and perhaps padding at
+/// its end), every block cut at the same row bounds: one list of `blocks` slices per
+/// part, with the part's first row. Lets each thread write its rows of every block.
 fn cut<'a>(
     buf: &'a mut [f32],
     blocks: usize,
-    rows: usize,
+    stride: usize,
     width: usize,
     bounds: &Bounds,
 ) -> Vec<(usize, Vec<&'a mut [f32]>)> {
     let b = &bounds.0;
     let mut parts: Vec<(usize, Vec<&mut [f32]>)> =
         b.windows(2).map(|w| (w[0], Vec::with_capacity(blocks))).collect();
-    for block in buf.chunks_exact_mut(rows * width).take(blocks) {
+    for block in buf.chunks_exact_mut(stride).take(blocks) {
         let mut rest = block;
         for (part, w) in parts.iter_mut().zip(b.windows(2)) {
             let (mine, tail) = rest.split_at_mut((w[1] - w[0]) * width);
