@@ -143,6 +143,9 @@ impl ConvGeom {
     }
 }
 
+/// A cache line: where scratch buffers start.
+const LINE: usize = 64;
+
 /// Scratch buffers larger than this are not kept between calls.
 const KEEP_SCRATCH_BYTES: usize = 64 << 20;
 
@@ -155,13 +158,17 @@ thread_local! {
 /// call. A nested call on the same thread gets a fresh buffer.
 pub fn with_scratch<T: bytemuck::Pod, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     let bytes = len * std::mem::size_of::<T>();
-    let words = bytes.div_ceil(8);
+    // Room to start on a cache line: the allocator aligns to 16 bytes only, and where a
+    // buffer started then changed from run to run; with the Winograd transforms' 64-byte
+    // vectors split across lines, whole runs of ResNet-50 took 47-48 ms instead of 37-38.
+    let words = bytes.div_ceil(8) + LINE / 8;
     assert!(std::mem::align_of::<T>() <= 8);
     let run = |buf: &mut Vec<u64>| {
         if buf.len() < words {
             buf.resize(words, 0);
         }
-        let all: &mut [T] = bytemuck::cast_slice_mut(&mut buf[..]);
+        let skip = buf.as_ptr().align_offset(LINE);
+        let all: &mut [T] = bytemuck::cast_slice_mut(&mut buf[skip..skip + bytes.div_ceil(8)]);
         f(&mut all[..len])
     };
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
