@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -138,20 +138,37 @@ struct Slot<T>(UnsafeCell<Option<T>>);
 // SAFETY: a slot is only touched by the one thread that claimed its index.
 unsafe impl<T: Send> Sync for Slot<T> {}
 
-/// `f(i)` for every `i` in `0..units`, each claimed once, in order, by whichever of this
-/// thread and up to `threads() - 1` pool workers is free. Unlike a fixed split, a worker
-/// that wakes late or a core that a neighbour slows takes fewer units instead of holding
-/// up the end: this thread starts claiming at once, and it never waits for a helper that
-/// has not started by the time the units run out (see [`with_helpers`]).
+/// `f(i)` for every `i` in `0..units`, each claimed once by whichever of this thread and
+/// up to `threads() - 1` pool workers is free: this thread from the front, in order, the
+/// workers from the back. Unlike a fixed split, a worker that wakes late or a core that a
+/// neighbour slows takes fewer units instead of holding up the end: this thread starts
+/// claiming at once, and it never waits for a helper that has not started by the time the
+/// units run out (see [`with_helpers`]). Claiming from opposite ends keeps each core on
+/// the same end of every split, so the next operator finds more of its input in its own
+/// cache (ResNet-50 b1 46.3 -> 45.3 ms, every one of 6 alternating rounds; the first
+/// unit claimed by any thread in turn had each part land on either core).
 pub fn claim(units: usize, f: &(dyn Fn(usize) + Sync)) {
     let helpers = threads().min(units).saturating_sub(1);
-    let next = AtomicUsize::new(0);
-    let work = || loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= units {
-            break;
+    // The unclaimed units `front..back`, packed as `front << 32 | back`.
+    assert!(units < 1 << 32, "parallel: {units} units");
+    let ends = AtomicU64::new(units as u64);
+    let work = || {
+        let from_back = IN_TEAM.with(Cell::get);
+        loop {
+            let cur = ends.load(Ordering::Relaxed);
+            let (front, back) = (cur >> 32, cur & 0xffff_ffff);
+            if front >= back {
+                break;
+            }
+            let (next, i) = if from_back {
+                (front << 32 | (back - 1), back - 1)
+            } else {
+                ((front + 1) << 32 | back, front)
+            };
+            if ends.compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                f(i as usize);
+            }
         }
-        f(i);
     };
     if helpers == 0 {
         return work();
@@ -265,6 +282,7 @@ pub fn chunks<O: Send>(out: &mut [O], chunk: usize, f: &(dyn Fn(usize, &mut [O])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn split_covers_every_element_once() {
@@ -291,6 +309,21 @@ mod tests {
             });
             assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "{units}");
         }
+    }
+
+    /// This thread's units are a prefix of the split and the helpers' the rest.
+    #[test]
+    fn claim_takes_this_threads_units_from_the_front() {
+        let units = 2000;
+        let by_helper: Vec<AtomicUsize> = (0..units).map(|_| AtomicUsize::new(2)).collect();
+        claim(units, &|i| {
+            by_helper[i].store(usize::from(IN_TEAM.with(Cell::get)), Ordering::Relaxed);
+            std::hint::black_box((0..200).sum::<usize>());
+        });
+        let owner: Vec<usize> = by_helper.iter().map(|h| h.load(Ordering::Relaxed)).collect();
+        assert!(owner.iter().all(|&o| o < 2), "every unit ran once");
+        let mine = owner.iter().take_while(|&&o| o == 0).count();
+        assert!(owner[mine..].iter().all(|&o| o == 1), "helpers' units follow this thread's");
     }
 
     #[test]
