@@ -148,12 +148,24 @@ unsafe impl<T: Send> Sync for Slot<T> {}
 /// cache (ResNet-50 b1 46.3 -> 45.3 ms, every one of 6 alternating rounds; the first
 /// unit claimed by any thread in turn had each part land on either core).
 pub fn claim(units: usize, f: &(dyn Fn(usize) + Sync)) {
-    let helpers = threads().min(units).saturating_sub(1);
+    claim_slots(units, &|_, i| f(i));
+}
+
+/// [`claim`], telling `f` which of at most [`threads`] concurrent runners it is on as
+/// `f(slot, unit)`: units with the same slot never run at once, so a slot can own a
+/// scratch buffer (this thread is slot 0).
+pub fn claim_slots(units: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    claim_slots_among(units, usize::MAX, f);
+}
+
+/// [`claim_slots`] on at most `runners` threads (slots `0..runners`).
+fn claim_slots_among(units: usize, runners: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    let helpers = threads().min(units).min(runners).saturating_sub(1);
     // The unclaimed units `front..back`, packed as `front << 32 | back`.
     assert!(units < 1 << 32, "parallel: {units} units");
     let ends = AtomicU64::new(units as u64);
-    let work = || {
-        let from_back = IN_TEAM.with(Cell::get);
+    let work = |slot: usize| {
+        let from_back = slot > 0;
         loop {
             let cur = ends.load(Ordering::Relaxed);
             let (front, back) = (cur >> 32, cur & 0xffff_ffff);
@@ -166,14 +178,30 @@ pub fn claim(units: usize, f: &(dyn Fn(usize) + Sync)) {
                 ((front + 1) << 32 | back, front)
             };
             if ends.compare_exchange(cur, next, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-                f(i as usize);
+                f(slot, i as usize);
             }
         }
     };
     if helpers == 0 {
-        return work();
+        return work(0);
     }
     with_helpers(helpers, &work);
+}
+
+/// [`claim_slots`] with a state per runner: `f(&mut state[slot], unit)`, at most
+/// `state.len()` runners at once, so each can keep a scratch buffer (and what it holds)
+/// from one unit to the next.
+pub fn claim_with<S: Send>(units: usize, state: &mut [S], f: &(dyn Fn(&mut S, usize) + Sync)) {
+    assert!(!state.is_empty(), "parallel: claim_with needs a state per runner");
+    let slots: Vec<Slot<&mut S>> = state.iter_mut().map(|s| Slot(UnsafeCell::new(Some(s)))).collect();
+    let runners = slots.len().min(units).max(1);
+    claim_slots_among(units, runners, &|slot, i| {
+        // SAFETY: units of one slot run one at a time on one thread (`claim_slots_among`),
+        // so this is the only reference to slot `slot`'s state while `f` runs.
+        if let Some(s) = unsafe { (*slots[slot].0.get()).as_deref_mut() } {
+            f(s, i);
+        }
+    });
 }
 
 /// A helper's progress: the caller may cancel it only while it is still `OPEN`.
@@ -185,10 +213,12 @@ const CANCELLED: u8 = 3;
 /// One helper's share of a [`with_helpers`] call.
 struct Helper {
     state: AtomicU8,
+    /// Passed to `work`: this helper's runner number, 1 and up.
+    slot: usize,
     /// The caller's `work`, its lifetime erased: it is only called between a successful
     /// `OPEN -> RUNNING` and the store of `DONE`, and the caller does not return before it
     /// has either cancelled the helper (`OPEN -> CANCELLED`) or seen `DONE`.
-    work: *const (dyn Fn() + Sync + 'static),
+    work: *const (dyn Fn(usize) + Sync + 'static),
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
@@ -204,7 +234,7 @@ impl Helper {
         if self.state.compare_exchange(OPEN, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok() {
             // SAFETY: RUNNING was taken from OPEN, so the caller is waiting for DONE and
             // `work` is alive (see `Helper::work`).
-            let r = catch_unwind(AssertUnwindSafe(|| unsafe { (*self.work)() }));
+            let r = catch_unwind(AssertUnwindSafe(|| unsafe { (*self.work)(self.slot) }));
             if let Err(p) = r {
                 *self.panic.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
             }
@@ -213,8 +243,9 @@ impl Helper {
     }
 }
 
-/// Run `work` on this thread and on `helpers` pool jobs at once; `work` must share its
-/// work out itself (as [`claim`]'s loop does). Returns when this thread's `work` has
+/// Run `work(slot)` on this thread (slot 0) and on `helpers` pool jobs at once (slots 1
+/// and up, one helper each); `work` must share its work out itself (as [`claim`]'s loop
+/// does). Returns when this thread's `work` has
 /// returned and every helper has either finished or been cancelled before starting.
 ///
 /// A scoped spawn (`rayon::in_place_scope`) would also wait for a job that has not
@@ -222,18 +253,23 @@ impl Helper {
 /// GEMM would wait for that after doing all its units itself (the MLP step ran only
 /// 1.1-1.2x faster on two cores than on one because of it). A panic in any copy of `work` resumes here once all
 /// helpers are accounted for.
-fn with_helpers(helpers: usize, work: &(dyn Fn() + Sync)) {
+fn with_helpers(helpers: usize, work: &(dyn Fn(usize) + Sync)) {
     // SAFETY: only the lifetime changes (same fat-pointer layout); `Helper::work` says
     // why the pointee outlives every use.
-    let erased: *const (dyn Fn() + Sync + 'static) =
-        unsafe { std::mem::transmute(work as *const (dyn Fn() + Sync)) };
+    let erased: *const (dyn Fn(usize) + Sync + 'static) =
+        unsafe { std::mem::transmute(work as *const (dyn Fn(usize) + Sync)) };
     let mut lent = Vec::with_capacity(helpers);
-    for member in team().iter().take(helpers) {
-        let h = Arc::new(Helper { state: AtomicU8::new(OPEN), work: erased, panic: Mutex::new(None) });
+    for (i, member) in team().iter().take(helpers).enumerate() {
+        let h = Arc::new(Helper {
+            state: AtomicU8::new(OPEN),
+            slot: i + 1,
+            work: erased,
+            panic: Mutex::new(None),
+        });
         lent.push(h.clone());
         member.lend(h);
     }
-    let mine = catch_unwind(AssertUnwindSafe(work));
+    let mine = catch_unwind(AssertUnwindSafe(|| work(0)));
     let mut panic = mine.err();
     for h in &lent {
         if h.state.compare_exchange(OPEN, CANCELLED, Ordering::AcqRel, Ordering::Acquire).is_ok() {
@@ -324,6 +360,28 @@ mod tests {
         assert!(owner.iter().all(|&o| o < 2), "every unit ran once");
         let mine = owner.iter().take_while(|&&o| o == 0).count();
         assert!(owner[mine..].iter().all(|&o| o == 1), "helpers' units follow this thread's");
+    }
+
+    /// Each runner's state is used by one unit at a time, and every unit runs once.
+    #[test]
+    fn claim_with_gives_each_runner_its_own_state() {
+        let units = 500;
+        let hits: Vec<AtomicUsize> = (0..units).map(|_| AtomicUsize::new(0)).collect();
+        let mut state: Vec<(AtomicBool, usize)> =
+            (0..threads()).map(|_| (AtomicBool::new(false), 0)).collect();
+        claim_with(units, &mut state, &|(busy, count), i| {
+            assert!(!busy.swap(true, Ordering::AcqRel), "a runner's state used by two units at once");
+            hits[i].fetch_add(1, Ordering::Relaxed);
+            *count += 1;
+            std::hint::black_box((0..100).sum::<usize>());
+            busy.store(false, Ordering::Release);
+        });
+        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        assert_eq!(state.iter().map(|s| s.1).sum::<usize>(), units);
+        // One state: everything runs on this thread.
+        let mut one = [0usize];
+        claim_with(10, &mut one, &|n, _| *n += 1);
+        assert_eq!(one[0], 10);
     }
 
     #[test]

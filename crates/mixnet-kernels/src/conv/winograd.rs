@@ -87,16 +87,16 @@ pub(super) fn filters_apply(f: usize, c: usize, kernel: [usize; 3], groups: usiz
         && c * f <= MAX_FILTER_PAIRS
 }
 
-/// Output channels per block of filters made ahead ([`transform_all`]): half of them, so
-/// that each core of a 2-core machine multiplies one block, full width, and transforms
-/// its outputs while they are in its cache (blocks of [`BLOCK`], as without filters made
-/// ahead, re-read the transformed input once per block; all channels in one block put
-/// half of every tile's products in the other core's cache).
+/// Output channels per block of filters made ahead ([`transform_all`]): 32 where they
+/// divide F. A block is a unit of the product phase ([`forward`]): ResNet-50's 256×256
+/// 3×3s at 14×14 have too few tiles to split by tiles, so blocks of 32 are what lets
+/// their products be balanced between the cores (with two blocks, one per core, a core
+/// slowed by a neighbour held up the other for a fifth of the convolution).
 fn prepared_block(f: usize) -> usize {
-    if (f / 2).is_multiple_of(LANES) {
-        f / 2
+    if f.is_multiple_of(2 * LANES) {
+        2 * LANES
     } else {
-        f
+        LANES
     }
 }
 
@@ -177,13 +177,42 @@ macro_rules! widest {
             $body
         }
     };
+    (unsafe $name:ident($($a:ident: $t:ty),*) => $body:expr) => {
+        /// # Safety
+        /// As the function it calls.
+        unsafe fn $name($($a: $t),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                unsafe fn avx512($($a: $t),*) {
+                    // SAFETY: as this function's caller promises.
+                    unsafe { $body }
+                }
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($a: $t),*) {
+                    // SAFETY: as this function's caller promises.
+                    unsafe { $body }
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F; the rest as the caller promises.
+                    return unsafe { avx512($($a),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2; the rest as the caller promises.
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            // SAFETY: as this function's caller promises.
+            unsafe { $body }
+        }
+    };
 }
 
 widest!(filters_wide(w: &[f32], c: usize, u: &mut [f32], layout: FilterLayout) => transform_filters(w, c, u, layout));
 widest!(input_wide(shape: &Tiles, p: &[f32], c: usize, first: usize, planes: &mut [&mut [f32]]) =>
     shape.input_part(p, c, first, planes));
-widest!(output_wide(shape: &Tiles, m: &[f32], width: usize, map: ChannelMap<'_>, outs: &mut [&mut [f32]], sums: &[&[f32]], at: usize) =>
-    shape.transform_output(m, width, map, outs, sums, at));
+widest!(unsafe output_wide(shape: &Tiles, m: &[f32], width: usize, map: ChannelMap<'_>, out: &Outputs<'_>, at: usize, rows: std::ops::Range<usize>) =>
+    shape.transform_output(m, width, map, out, at, rows));
 
 /// `y = post(conv(x, w) + bias)` over the whole batch, for a geometry where [`applies`]
 /// holds, with `w` already transformed when `filters` ([`transform_all`]) is given.
@@ -216,55 +245,116 @@ pub(super) fn forward(
     let padded = shape.hp * shape.wp * c;
     let tmax = group * per_image;
     let plane = g.out_spatial();
-    // The residual's part laid out as a part's `outs`: channels k_first.. of each image.
-    let sums_of = |first: usize, imgs: usize, k_first: usize, kn: usize| -> Vec<&[f32]> {
-        sum.map_or(Vec::new(), |s| {
-            (first..first + imgs).map(|i| &s[i * sy + k_first * plane..][..kn * plane]).collect()
-        })
-    };
-    // Per part of the output channels (one per core), block by block: the block's
-    // filters (transformed here unless made ahead), its 36 products, its outputs.
+    // Units of the product phase: a block of `bs` output channels over a chunk of tile
+    // rows, claimed one by one (see `parallel::claim`); each runner keeps its own
+    // transformed filters (when made per call) and products in its scratch.
     let bs = if filters.is_some() { prepared_block(f) } else { BLOCK };
-    let parts = parallel::threads().clamp(1, f / bs);
+    let blocks = f / bs;
+    let runners = parallel::threads();
     let ustride = plane_stride(c * bs);
-    let own = 36 * (ustride + plane_stride(bs * tmax));
-    let lens = [group * padded, 36 * plane_stride(tmax * c), parts * own];
+    let most_rows = (group * shape.th).div_ceil(chunks(blocks, group * shape.th, shape.tw));
+    let own = 36 * (ustride + plane_stride(bs * most_rows * shape.tw));
+    let lens = [group * padded, 36 * plane_stride(tmax * c), runners * own];
     with_scratch(lens.iter().sum(), |buf: &mut [f32]| {
         let (p, rest) = buf.split_at_mut(lens[0]);
         let (v, own_bufs) = rest.split_at_mut(lens[1]);
+        // Each runner's scratch and the block whose filters it holds.
+        let mut state: Vec<(&mut [f32], Option<usize>)> =
+            own_bufs.chunks_mut(own).map(|b| (b, None)).collect();
         for first in (0..g.batch).step_by(group) {
             let imgs = group.min(g.batch - first);
             let t = imgs * per_image;
             let (p, v) = (&mut p[..imgs * padded], &mut v[..36 * plane_stride(t * c)]);
             shape.pad_channels_last(g, &x[first * sx..][..imgs * sx], p);
             shape.transform_input(p, c, v);
-            let y = &mut y[first * sy..][..imgs * sy];
-            let blocks = Bounds((0..=parts).map(|i| i * (f / bs) / parts * bs).collect());
-            let work: Vec<_> =
-                cut(y, imgs, f * plane, plane, &blocks).into_iter().zip(own_bufs.chunks_mut(own)).collect();
-            parallel::each(work, &|((k_first, mut outs), own): ((usize, Vec<&mut [f32]>), &mut [f32])| {
+            let vstride = plane_stride(t * c);
+            let rows = imgs * shape.th;
+            let parts = chunks(blocks, rows, shape.tw);
+            let sums = sum.map(|s| &s[first * sy..][..imgs * sy]);
+            let out = Outputs::new(&mut y[first * sy..][..imgs * sy], sums, f, plane);
+            let v = &*v;
+            parallel::claim_with(blocks * parts, &mut state, &|(own, held), unit| {
+                let (b, part) = (unit / parts, unit % parts);
+                let (r0, r1) = (part * rows / parts, (part + 1) * rows / parts);
+                let (t0, mt) = (r0 * shape.tw, (r1 - r0) * shape.tw);
+                let k0 = b * bs;
                 let (u, m) = own.split_at_mut(36 * ustride);
-                let kn = outs[0].len() / plane;
-                let sums = sums_of(first, imgs, k_first, kn);
-                for k0 in (k_first..k_first + kn).step_by(bs) {
-                    let u = match filters {
-                        Some(all) => &all[k0 / bs * 36 * ustride..][..36 * ustride],
-                        None => {
+                let u = match filters {
+                    Some(all) => &all[b * 36 * ustride..][..36 * ustride],
+                    None => {
+                        if *held != Some(b) {
                             filters_wide(&w[k0 * c * 9..][..bs * c * 9], c, u, FilterLayout::block(c));
-                            &*u
+                            *held = Some(b);
                         }
-                    };
-                    let m = &mut m[..36 * plane_stride(t * bs)];
-                    let product = MatMul { m: t, n: bs, k: c, trans_a: false, trans_b: false };
-                    let planes = v.chunks_exact(plane_stride(t * c)).zip(u.chunks_exact(ustride));
-                    for ((v, u), m) in planes.zip(m.chunks_exact_mut(plane_stride(t * bs))) {
-                        product.run_with(&v[..t * c], &u[..c * bs], &mut m[..t * bs], false, false);
+                        &*u
                     }
-                    output_wide(&shape, m, bs, map.part(k0), &mut outs, &sums, k0 - k_first);
+                };
+                let mstride = plane_stride(mt * bs);
+                let m = &mut m[..36 * mstride];
+                let product = MatMul { m: mt, n: bs, k: c, trans_a: false, trans_b: false };
+                for (xi, m) in m.chunks_exact_mut(mstride).enumerate() {
+                    let v = &v[xi * vstride + t0 * c..][..mt * c];
+                    product.run_with(v, &u[xi * ustride..][..c * bs], &mut m[..mt * bs], false, false);
                 }
+                // SAFETY: units are claimed once each and cover disjoint (channel block,
+                // tile rows) pairs, so no two write the same outputs.
+                unsafe { output_wide(&shape, m, bs, map.part(k0), &out, k0, r0..r1) };
             });
         }
     });
+}
+
+/// Chunks of tile rows per block in the product phase: enough units for each core to
+/// take several (a core slowed by a neighbour then takes fewer), each chunk at least
+/// [`MIN_CHUNK_TILES`] tiles so that its products stay worth their packing.
+fn chunks(blocks: usize, rows: usize, tw: usize) -> usize {
+    let want = (UNITS_PER_CORE * parallel::threads()).div_ceil(blocks);
+    want.min(rows * tw / MIN_CHUNK_TILES).clamp(1, rows)
+}
+
+/// Units per core that each phase (padding, input transform, products) is cut into, so
+/// that a core a neighbour slows takes fewer of them instead of holding up the other.
+const UNITS_PER_CORE: usize = 4;
+
+/// Fewest tiles in a chunk (rows of each product) when tiles are split.
+const MIN_CHUNK_TILES: usize = 24;
+
+/// The convolution's output for one pass, written by units of the product phase, each to
+/// its own channels and tile rows (which, channel-first, are not one contiguous slice),
+/// and the residual to add to it, laid out alike.
+struct Outputs<'a> {
+    ptr: *mut f32,
+    len: usize,
+    sum: Option<&'a [f32]>,
+    /// Output channels and the size of one channel's plane.
+    f: usize,
+    plane: usize,
+    _y: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: `Outputs` holds a pointer into a buffer borrowed mutably for its lifetime
+// (`new`); the writers (`row`) promise disjoint ranges.
+unsafe impl Sync for Outputs<'_> {}
+
+impl<'a> Outputs<'a> {
+    fn new(y: &'a mut [f32], sum: Option<&'a [f32]>, f: usize, plane: usize) -> Outputs<'a> {
+        assert!(sum.is_none_or(|s| s.len() == y.len()), "winograd: a residual shaped as the output");
+        Outputs { ptr: y.as_mut_ptr(), len: y.len(), sum, f, plane, _y: std::marker::PhantomData }
+    }
+
+    /// `len` outputs of image `img`, channel `k`, from position `pos` of its plane.
+    ///
+    /// # Safety
+    /// No other reference to these outputs may exist while the slice lives, and the
+    /// buffer given to [`Outputs::new`] must outlive it.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, img: usize, k: usize, pos: usize, len: usize) -> &mut [f32] {
+        let at = (img * self.f + k) * self.plane + pos;
+        assert!(pos + len <= self.plane && at + len <= self.len, "winograd: output row out of bounds");
+        // SAFETY: in bounds (asserted); exclusive by the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), len) }
+    }
 }
 
 /// Tile grid of one image: `th × tw` output tiles of 4×4 over a zero-padded input of
@@ -311,7 +401,15 @@ impl Tiles {
                 }
             }
         };
-        parallel::chunks(p, row, &fill);
+        // Parts claimed one by one, several per core (see `parallel::claim`).
+        let rows = p.len() / row;
+        let per = rows.div_ceil(UNITS_PER_CORE * parallel::threads()).max(1);
+        let parts = p.chunks_mut(per * row).enumerate();
+        parallel::each(parts, &|(i, part): (usize, &mut [f32])| {
+            for (j, dst) in part.chunks_exact_mut(row).enumerate() {
+                fill(i * per + j, dst);
+            }
+        });
     }
 
     /// `V_ξ[t][c]` for every tile `t` of the padded images `p`: `Bᵀ d B` of its 6×6 window.
@@ -347,67 +445,70 @@ impl Tiles {
         }
     }
 
-    /// The output tiles of one block of `width` channels from its products `m`
-    /// (`M_ξ[t][k]`): `Aᵀ M A`, mapped per channel (and the residual in `sums`, laid out
-    /// as `outs`, added), stored into channels `at..` of each image's `outs`
-    /// (channels, oh, ow).
+    /// The output tiles of one block of `width` channels over the pass's tile rows
+    /// `rows` (counted across its images) from their products `m` (`M_ξ[t][k]`, tiles
+    /// from the first row's): `Aᵀ M A`, mapped per channel (and `out`'s residual
+    /// added), stored into channels `at..` of `out`. Writes only those channels' output
+    /// rows of those tile rows.
+    ///
+    /// # Safety
+    /// Nothing else may read or write those outputs while this runs.
     #[inline(always)]
-    fn transform_output(
+    unsafe fn transform_output(
         &self,
         m: &[f32],
         width: usize,
         map: ChannelMap<'_>,
-        outs: &mut [&mut [f32]],
-        sums: &[&[f32]],
+        out: &Outputs<'_>,
         at: usize,
+        rows: std::ops::Range<usize>,
     ) {
-        let per_image = self.th * self.tw;
         // The products' planes, [`plane_stride`] apart.
         let stride = m.len() / 36;
         let plane = self.oh * self.ow;
         // With a residual to add, the ReLU comes after it, value by value as it is stored.
-        let relu_here = map.relu && sums.is_empty();
+        let relu_here = map.relu && out.sum.is_none();
         let (mut s, mut tmp, mut o) = ([[0.0; LANES]; 36], [[0.0; LANES]; 24], [[0.0; LANES]; 16]);
-        for (img, out) in outs.iter_mut().enumerate() {
-            for k0 in (0..width).step_by(LANES) {
-                let (scale, shift) = map.lanes(k0);
-                for ty in 0..self.th {
-                    for tx in 0..self.tw {
-                        let t = img * per_image + ty * self.tw + tx;
-                        for (xi, s) in s.iter_mut().enumerate() {
-                            *s = lanes(&m[xi * stride + t * width + k0..]);
+        for k0 in (0..width).step_by(LANES) {
+            let (scale, shift) = map.lanes(k0);
+            for r in rows.clone() {
+                let (img, ty) = (r / self.th, r % self.th);
+                let out_rows = (self.oh - 4 * ty).min(4);
+                for tx in 0..self.tw {
+                    let t = (r - rows.start) * self.tw + tx;
+                    for (xi, s) in s.iter_mut().enumerate() {
+                        *s = lanes(&m[xi * stride + t * width + k0..]);
+                    }
+                    output_2d(&s, &mut tmp, &mut o);
+                    for o in o.iter_mut() {
+                        for l in 0..LANES {
+                            let v = o[l] * scale[l] + shift[l];
+                            o[l] = if relu_here { crate::unary::relu(v) } else { v };
                         }
-                        output_2d(&s, &mut tmp, &mut o);
-                        for o in o.iter_mut() {
-                            for l in 0..LANES {
-                                let v = o[l] * scale[l] + shift[l];
-                                o[l] = if relu_here { crate::unary::relu(v) } else { v };
-                            }
+                    }
+                    let cols = (self.ow - 4 * tx).min(4);
+                    // Channel by channel: each channel's 4×4 tile made contiguous (a
+                    // 16×16 transpose, gathers on AVX-512) and stored row by row.
+                    let mut tiles = [[0.0f32; 16]; LANES];
+                    for (p, o) in o.iter().enumerate() {
+                        for (tile, &v) in tiles.iter_mut().zip(o) {
+                            tile[p] = v;
                         }
-                        let (rows, cols) = ((self.oh - 4 * ty).min(4), (self.ow - 4 * tx).min(4));
-                        // Channel by channel: each channel's 4×4 tile made contiguous (a
-                        // 16×16 transpose, gathers on AVX-512) and stored row by row.
-                        let mut tiles = [[0.0f32; 16]; LANES];
-                        for (p, o) in o.iter().enumerate() {
-                            for (tile, &v) in tiles.iter_mut().zip(o) {
-                                tile[p] = v;
-                            }
-                        }
-                        for (l, tile) in tiles.iter().enumerate() {
-                            let at = (at + k0 + l) * plane;
-                            let out = &mut out[at..][..plane];
-                            for (a, src) in tile.chunks_exact(4).take(rows).enumerate() {
-                                let pos = (4 * ty + a) * self.ow + 4 * tx;
-                                match sums.get(img) {
-                                    None => store_row(&mut out[pos..], src, cols),
-                                    Some(sum) => {
-                                        let row = &mut out[pos..][..cols];
-                                        for ((dst, &v), &r) in
-                                            row.iter_mut().zip(src).zip(&sum[at + pos..][..cols])
-                                        {
-                                            let v = v + r;
-                                            *dst = if map.relu { crate::unary::relu(v) } else { v };
-                                        }
+                    }
+                    for (l, tile) in tiles.iter().enumerate() {
+                        let k = at + k0 + l;
+                        for (a, src) in tile.chunks_exact(4).take(out_rows).enumerate() {
+                            let pos = (4 * ty + a) * self.ow + 4 * tx;
+                            // SAFETY: these outputs are this call's alone (its caller
+                            // promises it).
+                            let row = unsafe { out.row(img, k, pos, cols) };
+                            match out.sum {
+                                None => store_row(row, src, cols),
+                                Some(sum) => {
+                                    let sum = &sum[(img * out.f + k) * plane + pos..][..cols];
+                                    for ((dst, &v), &r) in row.iter_mut().zip(src).zip(sum) {
+                                        let v = v + r;
+                                        *dst = if map.relu { crate::unary::relu(v) } else { v };
                                     }
                                 }
                             }
@@ -566,9 +667,9 @@ fn filter_2d(g: &[Lanes; 9], tmp: &mut [Lanes; 18], out: &mut [Lanes; 36]) {
     }
 }
 
-/// Split points of `n` rows into one part per thread.
+/// Split points of `n` rows into parts claimed one by one, several per core.
 fn bounds(n: usize) -> Bounds {
-    let parts = parallel::threads().clamp(1, n.max(1));
+    let parts = (UNITS_PER_CORE * parallel::threads()).clamp(1, n.max(1));
     Bounds((0..=parts).map(|p| p * n / parts).collect())
 }
 
@@ -682,6 +783,8 @@ mod tests {
             (3, 32, 64, 10, 6, 0),
             (9, 32, 64, 14, 14, 1),
             (1, 64, 32, 9, 11, 2),
+            // One image split into four chunks of tile rows of unequal size.
+            (1, 32, 32, 54, 54, 1),
         ] {
             let g = geom(n, c, f, h, w, pad);
             assert!(applies(&g), "{g:?}");
@@ -697,14 +800,21 @@ mod tests {
     /// Filters transformed ahead of time give exactly what the per-call transform does.
     #[test]
     fn takes_filters_transformed_ahead() {
-        let g = geom(2, 48, 96, 10, 10, 1);
-        let (x, wt, bias) = (values(g.input_len(), 9), values(g.weight_len(), 10), values(96, 11));
-        let mut filters = vec![0.0; filters_len(96, 48)];
-        transform_all(&wt, 48, 96, &mut filters);
-        let (mut a, mut b) = (vec![0.0; g.output_len()], vec![1.0; g.output_len()]);
-        forward(&g, &x, &wt, None, Some(&bias), None, &mut a);
-        forward(&g, &x, &wt, Some(&filters), Some(&bias), None, &mut b);
-        assert_eq!(a, b);
+        // Two small images in one pass; one image whose tile rows are split, with a
+        // residual and ReLU.
+        for (g, with_post) in [(geom(2, 48, 96, 10, 10, 1), false), (geom(1, 32, 64, 28, 28, 1), true)] {
+            let (c, f) = (g.in_channels, g.out_channels);
+            let (x, wt, bias) = (values(g.input_len(), 9), values(g.weight_len(), 10), values(f, 11));
+            let (scale, shift, residual) = (values(f, 12), values(f, 13), values(g.output_len(), 14));
+            let post = RowAffine { scale: &scale, shift: &shift, sum: Some(&residual), relu: true };
+            let post = with_post.then_some(&post);
+            let mut filters = vec![0.0; filters_len(f, c)];
+            transform_all(&wt, c, f, &mut filters);
+            let (mut a, mut b) = (vec![0.0; g.output_len()], vec![1.0; g.output_len()]);
+            forward(&g, &x, &wt, None, Some(&bias), post, &mut a);
+            forward(&g, &x, &wt, Some(&filters), Some(&bias), post, &mut b);
+            assert_eq!(a, b, "{g:?}");
+        }
     }
 
     #[test]
