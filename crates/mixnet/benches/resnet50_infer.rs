@@ -97,6 +97,8 @@ fn resnet50() -> HybridSequential {
 fn main() -> Result<()> {
     let (batch, warmup, iters) = (arg("--batch", 1), arg("--warmup", 10), arg("--iters", 30));
     let mode = arg("--mode", "hybrid".to_string());
+    // `--each 1` prints every timed pass to stderr: how the VM's speed moves within a run.
+    let each = arg("--each", 0) != 0;
     mixnet::random::seed(0)?;
     let net = resnet50();
     net.initialize(None, mixnet::cpu(0), false)?;
@@ -110,6 +112,9 @@ fn main() -> Result<()> {
         y.wait_to_read()?;
         if i >= warmup {
             times.push(t.elapsed().as_secs_f64() * 1e3);
+            if each {
+                eprint!("{:.1} ", times[times.len() - 1]);
+            }
         }
     }
     times.sort_by(f64::total_cmp);
