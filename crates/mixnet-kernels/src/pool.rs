@@ -165,13 +165,23 @@ fn max_plane_2d<T: PoolFloat>(g: &PoolGeom, x: &[T], y: &mut [T]) {
         return;
     }
     // The window's rows are reduced first, a whole input row at a time (it vectorizes),
-    // then each output takes the maximum of its columns. Same value as the row-major walk:
-    // `>` from LOWEST keeps the first of equal values, so only a tie between -0 and +0
-    // may come out with the other sign.
-    let cols: Vec<(usize, usize)> = col_windows(g).collect();
-    let mut column_max = vec![T::LOWEST; iw];
+    // into a row padded with LOWEST on both sides (`pad` before the input's columns, and
+    // after them as far as the last window reaches). That row is then dealt into one
+    // row per phase of the stride (`phases[r][j]` is padded column `j·stride + r`), so
+    // that window offset t of every output is one contiguous run, `phases[t % stride]`
+    // from `t / stride`, and each offset is a vectorized max across all outputs (a fold
+    // per output over its clipped window was 80% of ResNet's 3×3 stem pool, ~0.5 ms at
+    // batch 1). Same value as the row-major walk: `>` from LOWEST keeps the first of
+    // equal values and skips NaN, so only a tie between -0 and +0 may come out with the
+    // other sign.
+    let (k, st, pad) = (g.kernel[2], g.stride[2], g.pad[2]);
+    let len = ((ow.max(1) - 1) * st + k).max(pad + iw);
+    let per_phase = len.div_ceil(st);
+    let mut padded = vec![T::LOWEST; len];
+    let mut phases = vec![T::LOWEST; st * per_phase];
     for (oy, yrow) in y.chunks_exact_mut(ow).enumerate() {
         let (r0, r1, _) = window(g, 1, oy);
+        let column_max = &mut padded[pad..pad + iw];
         column_max.fill(T::LOWEST);
         for row in x[r0 * iw..r1 * iw].chunks_exact(iw) {
             for (m, &v) in column_max.iter_mut().zip(row) {
@@ -179,14 +189,17 @@ fn max_plane_2d<T: PoolFloat>(g: &PoolGeom, x: &[T], y: &mut [T]) {
                 *m = if v > *m { v } else { *m };
             }
         }
-        for (out, &(c0, c1)) in yrow.iter_mut().zip(&cols) {
-            let mut m = T::LOWEST;
-            for &v in &column_max[c0..c1] {
-                if v > m {
-                    m = v;
-                }
+        for (r, phase) in phases.chunks_exact_mut(per_phase).enumerate() {
+            for (dst, &v) in phase.iter_mut().zip(padded[r..].iter().step_by(st)) {
+                *dst = v;
             }
-            *out = m;
+        }
+        yrow.fill(T::LOWEST);
+        for t in 0..k {
+            let run = &phases[t % st * per_phase + t / st..][..ow];
+            for (out, &v) in yrow.iter_mut().zip(run) {
+                *out = if v > *out { v } else { *out };
+            }
         }
     }
 }
