@@ -91,6 +91,20 @@ pub(super) enum BSource<'a> {
 enum BView {
     Strided(View),
     Gather(Gather),
+    /// Packed ahead, shared by every task ([`Packed`]).
+    Packed(Packed),
+}
+
+/// A `b` packed whole before a row split's bands start, as each band would pack it: per
+/// depth pass of [`Kernel::KC`] rows (`p0`), the pass's slivers of `kc × NR` floats one
+/// after another; pass `p0` starts at `p0 · n_pad`. `s0` is the first sliver a task
+/// reads (a column band's, bands being whole slivers of `nr` columns).
+#[derive(Clone, Copy)]
+struct Packed {
+    ptr: *const f32,
+    n_pad: usize,
+    nr: usize,
+    s0: usize,
 }
 
 /// [`BSource::Gather`] as raw parts; `cols` moves with a column band.
@@ -117,6 +131,8 @@ unsafe impl Send for View {}
 unsafe impl Sync for View {}
 unsafe impl Send for BView {}
 unsafe impl Sync for BView {}
+unsafe impl Send for Packed {}
+unsafe impl Sync for Packed {}
 unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 unsafe impl Send for Post {}
@@ -222,9 +238,6 @@ const IN_PLACE_ROWS: usize = 36;
 /// Elements of `b` from which a product wider than tall splits by columns (512 KiB, an L2).
 const WIDE_B: usize = 1 << 17;
 
-/// Fewest rows in a band of a row split with a `b` of at least [`WIDE_B`] elements.
-const WIDE_B_BAND: usize = 96;
-
 /// `c (m×n, row-major, dense) = a·b` (or `+=` with `acc`), where op(a) element (i, p) is
 /// `a[i*ars + p*acs]` and op(b) is read as `b` says, then `post` applied to each row;
 /// split over up to `threads` tasks. m, n, k > 0.
@@ -294,19 +307,50 @@ pub(super) fn product<K: Kernel>(
     // columns: the language model's decoder (700×10000×256, `b` transposed) spent 18% of
     // its time transposing `b` once per row band (130 -> 172 GFLOP/s split by columns).
     let wide = n > m && k * n >= WIDE_B && panels >= threads * UNITS_PER_THREAD;
-    if threads > 1 && rows_fit && !wide {
+    if threads > 1 && rows_fit && !wide && k * n >= WIDE_B {
+        // Rows, with a `b` past L2: packed once by all threads together, then bands of
+        // rows claimed one at a time read it. Packing per band made every band a pass
+        // over memory, so bands were few and coarse (two per thread at m = 256), and a
+        // core slowed by a neighbour held the other up for a fifth of such a product
+        // (ResNet-50's 1024 -> 256 1×1s at 14×14, its 512-channel 3×3s at 7×7).
+        let n_pad = panels * K::NR;
+        let mut buf = crate::scratch::Buffer::<f32>::unset(k * n_pad + 16);
+        let skip = buf.as_ptr().align_offset(64);
+        let packed = Out { ptr: buf[skip..].as_mut_ptr(), ld: n_pad };
+        let passes = k.div_ceil(K::KC);
+        crate::parallel::claim(passes * panels, &|u| {
+            // (The whole `Out`, which is Sync, not its raw pointer field alone.)
+            let packed = packed;
+            let (p0, s) = (u / panels * K::KC, u % panels);
+            let (kc, j0) = (K::KC.min(k - p0), s * K::NR);
+            // SAFETY: sliver s of pass p0 is its own `kc × NR` floats inside the buffer
+            // (k · n_pad in all, from a 64-byte boundary; n_pad and kc·NR keep it there),
+            // claimed once; `b` addresses every element packed (asserted above); the
+            // kernel is available.
+            unsafe {
+                let dst = std::slice::from_raw_parts_mut(packed.ptr.add(p0 * n_pad + s * kc * K::NR), kc * K::NR);
+                match b {
+                    BView::Strided(b) => K::pack_b(dst, b, p0, j0, K::NR.min(n - j0)),
+                    BView::Gather(g) => K::pack_gather(dst, g, p0, j0, K::NR.min(n - j0)),
+                    BView::Packed(_) => unreachable!("b is packed here"),
+                }
+            }
+        });
+        let b = BView::Packed(Packed { ptr: packed.ptr, n_pad, nr: K::NR, s0: 0 });
+        let per = m.div_ceil(threads * UNITS_PER_THREAD).max(MIN_BAND.min(m.div_ceil(threads))).next_multiple_of(K::MR);
+        crate::parallel::claim(m.div_ceil(per), &|u| {
+            let i0 = u * per;
+            // SAFETY: as below; `b` is the packing above, complete (the claim above has
+            // joined) and read only.
+            let (a, c, post) = (shift_rows(a, i0), shift_out(c, i0, 0), post.rows_from(i0));
+            unsafe { block::<K>(per.min(m - i0), n, k, a, b, c, acc, bias, post) }
+        });
+        drop(buf);
+    } else if threads > 1 && rows_fit && !wide {
         // Rows: bands claimed one at a time (see `parallel::claim`), balanced to a tile
         // whatever n is; each band packs all of `b`, which is cheap next to at least
         // MIN_BAND rows of multiply-adds per packed element.
-        // With a `b` past L2, every band's repacking is a pass over memory worth about
-        // 8/rows of its multiply-adds: fewer, taller bands (ResNet-50's 256×196×2304 spent
-        // a fifth of its time packing 36-row bands).
-        let units = if k * n >= WIDE_B {
-            (m / (threads * WIDE_B_BAND)).clamp(1, UNITS_PER_THREAD)
-        } else {
-            UNITS_PER_THREAD
-        };
-        let per = m.div_ceil(threads * units).max(MIN_BAND.min(m.div_ceil(threads))).next_multiple_of(K::MR);
+        let per = m.div_ceil(threads * UNITS_PER_THREAD).max(MIN_BAND.min(m.div_ceil(threads))).next_multiple_of(K::MR);
         crate::parallel::claim(m.div_ceil(per), &|u| {
             let i0 = u * per;
             // SAFETY: rows i0..i0+rows are in bounds (asserted above); each band is
@@ -412,6 +456,7 @@ fn shift_b(b: BView, j0: usize) -> BView {
     match b {
         BView::Strided(v) => BView::Strided(shift_cols(v, j0)),
         BView::Gather(g) => BView::Gather(Gather { cols: g.cols.wrapping_add(j0), ..g }),
+        BView::Packed(p) => BView::Packed(Packed { s0: p.s0 + j0 / p.nr, ..p }),
     }
 }
 
@@ -510,6 +555,7 @@ unsafe fn block<K: Kernel>(
                             K::pack_b(&mut sliver[..kc * nr_max], b, p0, j0, nr);
                             (sliver.as_ptr(), nr_max)
                         }
+                        BView::Packed(pk) => (pk.ptr.add(p0 * pk.n_pad + (pk.s0 + j0 / nr_max) * kc * nr_max), nr_max),
                     };
                     for ir in (0..mc).step_by(mr) {
                         // A packed panel holds MR rows p-major: row r of step p at p*MR + r.

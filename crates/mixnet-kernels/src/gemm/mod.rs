@@ -743,6 +743,60 @@ mod tests {
         }
     }
 
+    /// A row split whose `b` is past L2 packs `b` once for all bands (two and three
+    /// depth passes, a last partial sliver): the same bits as one thread's product, for a
+    /// plain, transposed and gathered `b`, overwriting and accumulating, with a bias and
+    /// with a row map and residual. (On one core it is the single-threaded path twice.)
+    #[test]
+    fn row_split_with_b_packed_once() {
+        let (m, n, k) = (260, 200, 700);
+        assert!(k * n >= 1 << 17 && m >= 128, "the shared packing's shape");
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 13) % 29) as f32 / 14.0 - 1.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 7) % 31) as f32 / 15.0 - 1.0).collect();
+        let bias: Vec<f32> = (0..n).map(|j| j as f32 * 0.01).collect();
+        let (scale, shift) = (data(m, 3), data(m, 4));
+        let (scale, shift): (Vec<f32>, Vec<f32>) =
+            (scale.iter().map(|&x| x as f32).collect(), shift.iter().map(|&x| x as f32).collect());
+        let sum: Vec<f32> = (0..m * n).map(|i| (i % 9) as f32 - 4.0).collect();
+        let map = RowAffine { scale: &scale, shift: &shift, sum: Some(&sum), relu: true };
+        let init: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
+        let rows: Vec<usize> = (0..k).map(|q| q * n).collect();
+        let cols: Vec<usize> = (0..n).collect();
+        for trans_b in [false, true] {
+            let p = MatMul { m, n, k, trans_a: false, trans_b };
+            for acc in [false, true] {
+                let run = |parallel| {
+                    let mut c = init.clone();
+                    p.run_with(&a, &b, &mut c, acc, parallel);
+                    c
+                };
+                assert_eq!(run(true), run(false), "trans_b={trans_b} acc={acc}");
+            }
+            let with_bias = |parallel| {
+                let mut c = vec![f32::NAN; m * n];
+                p.run_with_bias(&a, &b, &mut c, &bias, parallel);
+                c
+            };
+            assert_eq!(with_bias(true), with_bias(false), "bias, trans_b={trans_b}");
+            let mapped = |parallel| {
+                let mut c = vec![f32::NAN; m * n];
+                p.run_mapped(&a, &b, &mut c, &map, parallel);
+                c
+            };
+            assert_eq!(mapped(true), mapped(false), "map, trans_b={trans_b}");
+        }
+        let p = MatMul { m, n, k, trans_a: false, trans_b: false };
+        let gathered = |parallel| {
+            let mut c = vec![f32::NAN; m * n];
+            p.run_gather(&a, &b, &rows, &cols, &mut c, false, Some(&map), parallel);
+            c
+        };
+        let mut plain = vec![f32::NAN; m * n];
+        p.run_mapped(&a, &b, &mut plain, &map, false);
+        assert_eq!(gathered(true), plain, "gathered");
+        assert_eq!(gathered(false), plain, "gathered, one thread");
+    }
+
     #[test]
     fn all_layouts_and_sizes() {
         // The last two are split across threads: by row blocks, and (too few rows) by column bands.
