@@ -328,7 +328,8 @@ pub(super) fn product<K: Kernel>(
             // claimed once; `b` addresses every element packed (asserted above); the
             // kernel is available.
             unsafe {
-                let dst = std::slice::from_raw_parts_mut(packed.ptr.add(p0 * n_pad + s * kc * K::NR), kc * K::NR);
+                let dst =
+                    std::slice::from_raw_parts_mut(packed.ptr.add(p0 * n_pad + s * kc * K::NR), kc * K::NR);
                 match b {
                     BView::Strided(b) => K::pack_b(dst, b, p0, j0, K::NR.min(n - j0)),
                     BView::Gather(g) => K::pack_gather(dst, g, p0, j0, K::NR.min(n - j0)),
@@ -337,7 +338,10 @@ pub(super) fn product<K: Kernel>(
             }
         });
         let b = BView::Packed(Packed { ptr: packed.ptr, n_pad, nr: K::NR, s0: 0 });
-        let per = m.div_ceil(threads * UNITS_PER_THREAD).max(MIN_BAND.min(m.div_ceil(threads))).next_multiple_of(K::MR);
+        let per = m
+            .div_ceil(threads * UNITS_PER_THREAD)
+            .max(MIN_BAND.min(m.div_ceil(threads)))
+            .next_multiple_of(K::MR);
         crate::parallel::claim(m.div_ceil(per), &|u| {
             let i0 = u * per;
             // SAFETY: as below; `b` is the packing above, complete (the claim above has
@@ -350,7 +354,10 @@ pub(super) fn product<K: Kernel>(
         // Rows: bands claimed one at a time (see `parallel::claim`), balanced to a tile
         // whatever n is; each band packs all of `b`, which is cheap next to at least
         // MIN_BAND rows of multiply-adds per packed element.
-        let per = m.div_ceil(threads * UNITS_PER_THREAD).max(MIN_BAND.min(m.div_ceil(threads))).next_multiple_of(K::MR);
+        let per = m
+            .div_ceil(threads * UNITS_PER_THREAD)
+            .max(MIN_BAND.min(m.div_ceil(threads)))
+            .next_multiple_of(K::MR);
         crate::parallel::claim(m.div_ceil(per), &|u| {
             let i0 = u * per;
             // SAFETY: rows i0..i0+rows are in bounds (asserted above); each band is
@@ -555,7 +562,9 @@ unsafe fn block<K: Kernel>(
                             K::pack_b(&mut sliver[..kc * nr_max], b, p0, j0, nr);
                             (sliver.as_ptr(), nr_max)
                         }
-                        BView::Packed(pk) => (pk.ptr.add(p0 * pk.n_pad + (pk.s0 + j0 / nr_max) * kc * nr_max), nr_max),
+                        BView::Packed(pk) => {
+                            (pk.ptr.add(p0 * pk.n_pad + (pk.s0 + j0 / nr_max) * kc * nr_max), nr_max)
+                        }
                     };
                     for ir in (0..mc).step_by(mr) {
                         // A packed panel holds MR rows p-major: row r of step p at p*MR + r.

@@ -32,6 +32,11 @@ mod blocked;
 /// (102 vs 101), two threads win from n = 160 on (115 vs 91).
 pub const PARALLEL_MIN_MACS: usize = 128 * 128 * 128;
 
+/// Rows at most of a product whose time is reading its `b` (see `MatMul::worth_splitting`).
+const FEW_ROWS: usize = 4;
+/// Elements of `b` (1 MB of f32) from which such a product is split.
+const FEW_ROWS_MIN_B: usize = 1 << 18;
+
 /// Fewest output rows per thread worth a row split of one product.
 const MIN_SPLIT_ROWS: usize = 32;
 
@@ -244,6 +249,15 @@ impl MatMul {
         self.m.saturating_mul(self.n).saturating_mul(self.k)
     }
 
+    /// Whether one product is worth splitting across cores: [`PARALLEL_MIN_MACS`]
+    /// multiply-adds, or, with at most [`FEW_ROWS`] rows, where the time goes to reading
+    /// `b` once from memory, a `b` of [`FEW_ROWS_MIN_B`] elements (ResNet-50's 2048 ->
+    /// 1000 classifier at batch 1, 2M multiply-adds, ran on one core for ~0.5 ms).
+    fn worth_splitting(&self) -> bool {
+        let b = self.k.saturating_mul(self.n);
+        self.macs() >= PARALLEL_MIN_MACS || (self.m <= FEW_ROWS && b >= FEW_ROWS_MIN_B)
+    }
+
     /// Sizes of one a, b and c, after checking that the slices hold `batch` of each.
     ///
     /// # Panics
@@ -320,7 +334,7 @@ impl MatMul {
             return;
         }
         let threads = crate::parallel::threads();
-        if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS {
+        if parallel && threads > 1 && self.worth_splitting() {
             self.split(a, b, c, threads, accumulate, post);
         } else {
             self.rows(a, b, c, 0, accumulate, post);
@@ -351,7 +365,7 @@ impl MatMul {
     ) {
         assert!(rows.len() == self.k && cols.len() == self.n, "gemm: gather tables do not fit {self:?}");
         let threads = crate::parallel::threads();
-        let threads = if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS { threads } else { 1 };
+        let threads = if parallel && threads > 1 && self.worth_splitting() { threads } else { 1 };
         let native =
             self.macs() > 0 && T::native_gather(self, a, base, rows, cols, c, accumulate, post, threads);
         if !native {
@@ -374,7 +388,7 @@ impl MatMul {
             return;
         }
         let threads = crate::parallel::threads();
-        let threads = if parallel && threads > 1 && self.macs() >= PARALLEL_MIN_MACS { threads } else { 1 };
+        let threads = if parallel && threads > 1 && self.worth_splitting() { threads } else { 1 };
         if self.k > 0 && T::native(self, a, b, c, 0, false, Some(bias), None, threads) {
             return;
         }
@@ -403,7 +417,7 @@ impl MatMul {
             return;
         }
         let threads = crate::parallel::threads();
-        let split_each = threads > 1 && self.macs() >= PARALLEL_MIN_MACS;
+        let split_each = threads > 1 && self.worth_splitting();
         if !split_each && threads > 1 && self.macs().saturating_mul(batch) >= PARALLEL_MIN_MACS {
             // Many small products: one per task, each single-threaded.
             crate::parallel::chunks(c, sc, &|i, c| {
