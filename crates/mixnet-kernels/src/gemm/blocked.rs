@@ -124,6 +124,14 @@ struct Out {
     ld: usize,
 }
 
+impl Out {
+    /// The element `off` places on (a method, so that a closure takes the whole `Out`,
+    /// which is `Sync`, not its raw pointer).
+    fn at(&self, off: usize) -> *mut f32 {
+        self.ptr.wrapping_add(off)
+    }
+}
+
 // SAFETY: the views are only handed to tasks that read (`View`) or write (`Out`) disjoint
 // parts of slices borrowed for the whole parallel region by `product`, which joins every
 // task before it returns.
@@ -319,8 +327,6 @@ pub(super) fn product<K: Kernel>(
         let packed = Out { ptr: buf[skip..].as_mut_ptr(), ld: n_pad };
         let passes = k.div_ceil(K::KC);
         crate::parallel::claim(passes * panels, &|u| {
-            // (The whole `Out`, which is Sync, not its raw pointer field alone.)
-            let packed = packed;
             let (p0, s) = (u / panels * K::KC, u % panels);
             let (kc, j0) = (K::KC.min(k - p0), s * K::NR);
             // SAFETY: sliver s of pass p0 is its own `kc × NR` floats inside the buffer
@@ -328,8 +334,7 @@ pub(super) fn product<K: Kernel>(
             // claimed once; `b` addresses every element packed (asserted above); the
             // kernel is available.
             unsafe {
-                let dst =
-                    std::slice::from_raw_parts_mut(packed.ptr.add(p0 * n_pad + s * kc * K::NR), kc * K::NR);
+                let dst = std::slice::from_raw_parts_mut(packed.at(p0 * n_pad + s * kc * K::NR), kc * K::NR);
                 match b {
                     BView::Strided(b) => K::pack_b(dst, b, p0, j0, K::NR.min(n - j0)),
                     BView::Gather(g) => K::pack_gather(dst, g, p0, j0, K::NR.min(n - j0)),
