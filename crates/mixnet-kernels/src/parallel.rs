@@ -151,6 +151,64 @@ pub fn claim(units: usize, f: &(dyn Fn(usize) + Sync)) {
     claim_slots(units, &|_, i| f(i));
 }
 
+/// `f(range)` over `0..len` cut by [`tapered`] into ranges of whole `grain`s (the last
+/// may be short), claimed as [`claim`]'s units: large ranges first at both ends, small
+/// ones where the runners meet, so that the last to finish waits for little.
+pub fn claim_ranges(len: usize, grain: usize, smallest: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+    let ranges = tapered(len, threads(), grain, smallest);
+    claim(ranges.len(), &|u| f(ranges[u].clone()));
+}
+
+/// `0..len` cut for [`claim`] among `runners` (this thread from the front, the others
+/// from the back): each end's share (1/runners at the front, the rest at the back) in
+/// ranges that halve toward the middle, `runners - 1` of each size at the back, none
+/// under `smallest` (rounded up to whole `grain`s) unless the share is. A fixed cut into
+/// equal ranges left the last runner finishing a whole range while the others had none
+/// (ResNet-50 b1: 2-7 ms per pass of the caller waiting, 5-8% of each product).
+pub fn tapered(len: usize, runners: usize, grain: usize, smallest: usize) -> Vec<std::ops::Range<usize>> {
+    let grain = grain.max(1);
+    let grains = len.div_ceil(grain);
+    let smallest = smallest.div_ceil(grain).max(1);
+    let runners = runners.max(1);
+    if runners == 1 || grains <= smallest {
+        // (One range, the whole; none when empty.)
+        return std::iter::once(0..len).filter(|r| !r.is_empty()).collect();
+    }
+    // Sizes in grains, outermost first, of a share split `ways` at a time.
+    let sizes = |share: usize, ways: usize| -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut left = share;
+        while left > 0 {
+            let each = (left / (2 * ways)).max(smallest);
+            for _ in 0..ways {
+                let s = each.min(left);
+                if s > 0 {
+                    out.push(s);
+                    left -= s;
+                }
+            }
+        }
+        // A remainder under `smallest` joins the range before it.
+        if out.len() > 1 && out[out.len() - 1] < smallest {
+            let last = out.pop().unwrap_or(0);
+            if let Some(prev) = out.last_mut() {
+                *prev += last;
+            }
+        }
+        out
+    };
+    let front_share = grains.div_ceil(runners);
+    let front = sizes(front_share, 1);
+    let back = sizes(grains - front_share, runners - 1);
+    let mut cuts = Vec::with_capacity(front.len() + back.len());
+    let mut at = 0;
+    for s in front.iter().chain(back.iter().rev()) {
+        cuts.push(at * grain..((at + s) * grain).min(len));
+        at += s;
+    }
+    cuts
+}
+
 /// [`claim`], telling `f` which of at most [`threads`] concurrent runners it is on as
 /// `f(slot, unit)`: units with the same slot never run at once, so a slot can own a
 /// scratch buffer (this thread is slot 0).
@@ -382,6 +440,33 @@ mod tests {
         let mut one = [0usize];
         claim_with(10, &mut one, &|n, _| *n += 1);
         assert_eq!(one[0], 10);
+    }
+
+    /// Tapered ranges cover `0..len` once, in order, in whole grains (but the last), none
+    /// under `smallest` (unless all of it is), the middle ones the smallest.
+    #[test]
+    fn tapered_ranges_cover_and_shrink_inward() {
+        for len in [0usize, 1, 5, 64, 100, 1000, 4096, 12345] {
+            for runners in [1usize, 2, 3, 8] {
+                for (grain, smallest) in [(1usize, 1usize), (6, 12), (16, 32)] {
+                    let r = tapered(len, runners, grain, smallest);
+                    let mut at = 0;
+                    for x in &r {
+                        assert_eq!(x.start, at, "{len} {runners} {grain}");
+                        assert!(x.end > x.start && (x.start % grain == 0));
+                        at = x.end;
+                    }
+                    assert_eq!(at, len);
+                    if runners == 2 && len >= 1000 && grain == 6 {
+                        let sizes: Vec<usize> = r.iter().map(|x| x.len()).collect();
+                        assert!(sizes[0] >= 4 * sizes[sizes.len() / 2], "{sizes:?}");
+                        assert!(sizes.iter().all(|&s| s >= 12), "{sizes:?}");
+                    }
+                }
+            }
+        }
+        let one = tapered(100, 1, 1, 1);
+        assert!(one.len() == 1 && one[0] == (0..100));
     }
 
     #[test]

@@ -228,13 +228,10 @@ impl Post {
 /// Rows per task from which a product is split by rows (balanced to a tile) rather than
 /// by panels of columns (balanced only to a panel, and lopsided when n has few panels).
 const SPLIT_ROWS: usize = 64;
-/// Bands of a split product per thread: enough that a late or slowed thread takes fewer
-/// of them instead of holding up the end, few enough that repacking per band stays cheap.
+/// Panels per thread a wide product needs to be split by columns: enough bands for a
+/// late or slowed thread to take fewer of them. (Bands are cut by
+/// `parallel::claim_ranges`: large at both ends, small where the threads meet.)
 const UNITS_PER_THREAD: usize = 4;
-/// Bands of a product split by columns per thread: finer than a row split's, since a
-/// column band repacks only `a`, which is small where products split by columns (few
-/// rows): ResNet-50's 64-filter convolutions at 56×56 ran 4-6% faster than with 4.
-const COLUMN_UNITS_PER_THREAD: usize = 8;
 /// Fewest rows in a band of a row split (each band packs all of `b`).
 const MIN_BAND: usize = 32;
 /// Rows of a block (a band of a split product) at most which a `b` with contiguous rows
@@ -343,44 +340,36 @@ pub(super) fn product<K: Kernel>(
             }
         });
         let b = BView::Packed(Packed { ptr: packed.ptr, n_pad, nr: K::NR, s0: 0 });
-        let per = m
-            .div_ceil(threads * UNITS_PER_THREAD)
-            .max(MIN_BAND.min(m.div_ceil(threads)))
-            .next_multiple_of(K::MR);
-        crate::parallel::claim(m.div_ceil(per), &|u| {
-            let i0 = u * per;
+        // Bands need not be tall: none packs anything but its rows of `a`.
+        crate::parallel::claim_ranges(m, K::MR, 2 * K::MR, &|rows| {
+            let i0 = rows.start;
             // SAFETY: as below; `b` is the packing above, complete (the claim above has
             // joined) and read only.
             let (a, c, post) = (shift_rows(a, i0), shift_out(c, i0, 0), post.rows_from(i0));
-            unsafe { block::<K>(per.min(m - i0), n, k, a, b, c, acc, bias, post) }
+            unsafe { block::<K>(rows.len(), n, k, a, b, c, acc, bias, post) }
         });
         drop(buf);
     } else if threads > 1 && rows_fit && !wide {
-        // Rows: bands claimed one at a time (see `parallel::claim`), balanced to a tile
-        // whatever n is; each band packs all of `b`, which is cheap next to at least
-        // MIN_BAND rows of multiply-adds per packed element.
-        let per = m
-            .div_ceil(threads * UNITS_PER_THREAD)
-            .max(MIN_BAND.min(m.div_ceil(threads)))
-            .next_multiple_of(K::MR);
-        crate::parallel::claim(m.div_ceil(per), &|u| {
-            let i0 = u * per;
+        // Rows: bands claimed one at a time (see `parallel::claim_ranges`), balanced to
+        // a tile whatever n is; each band packs all of `b`, which is cheap next to at
+        // least MIN_BAND rows of multiply-adds per packed element.
+        crate::parallel::claim_ranges(m, K::MR, MIN_BAND, &|rows| {
+            let i0 = rows.start;
             // SAFETY: rows i0..i0+rows are in bounds (asserted above); each band is
             // claimed once, so each task writes only its own rows; the kernel is available.
             let (a, c, post) = (shift_rows(a, i0), shift_out(c, i0, 0), post.rows_from(i0));
-            unsafe { block::<K>(per.min(m - i0), n, k, a, b, c, acc, bias, post) }
+            unsafe { block::<K>(rows.len(), n, k, a, b, c, acc, bias, post) }
         });
     } else if threads > 1 && panels >= threads {
         // Columns: bands of whole panels, each packing only the slivers of `b` it
         // multiplies.
-        let per = panels.div_ceil(threads * COLUMN_UNITS_PER_THREAD) * K::NR;
-        crate::parallel::claim(n.div_ceil(per), &|u| {
-            let j0 = u * per;
+        crate::parallel::claim_ranges(n, K::NR, K::NR, &|cols| {
+            let j0 = cols.start;
             // SAFETY: columns j0..j0+cols of every operand are in bounds (asserted above)
             // and each band is claimed once, so each task writes only its own columns.
             let bias = if bias.ptr.is_null() { bias } else { shift_cols(bias, j0) };
             let (b, c, post) = (shift_b(b, j0), shift_out(c, 0, j0), post.cols_from(j0));
-            unsafe { block::<K>(m, per.min(n - j0), k, a, b, c, acc, bias, post) }
+            unsafe { block::<K>(m, cols.len(), k, a, b, c, acc, bias, post) }
         });
     } else {
         // SAFETY: the whole product, bounds asserted above; the kernel is available.
