@@ -9,7 +9,7 @@
 //! bottleneck taking in the residual and the ReLU after it, as MXNet's `--mode fused` does
 //! with oneDNN. `--mode imperative` runs every layer on its own.
 //!
-//! `cargo bench -p mixnet --bench resnet50_infer [-- --batch N --iters N --warmup N --mode M]`
+//! `cargo bench -p mixnet --bench resnet50_infer [-- --batch N --iters N --warmup N --mode M --each 1]`
 //! (warm-up 10 and 30 timed passes by default, as the peer script)
 
 #[path = "common/args.rs"]
