@@ -117,6 +117,14 @@ macro_rules! on_native_kernel {
     }};
 }
 
+/// Columns of the native f32 kernel's register tile on this CPU (32 on AVX-512, 16 on
+/// AVX2), 16 where there is none: a product whose `n` is a multiple of it wastes no lanes.
+pub fn native_f32_columns() -> usize {
+    let mut nr = 16;
+    let _native = on_native_kernel!(K => nr = K::NR);
+    nr
+}
+
 impl GemmElement for f32 {
     fn gathers() -> bool {
         #[cfg(target_arch = "x86_64")]
