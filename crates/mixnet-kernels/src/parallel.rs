@@ -148,7 +148,7 @@ unsafe impl<T: Send> Sync for Slot<T> {}
 /// cache (ResNet-50 b1 46.3 -> 45.3 ms, every one of 6 alternating rounds; the first
 /// unit claimed by any thread in turn had each part land on either core).
 pub fn claim(units: usize, f: &(dyn Fn(usize) + Sync)) {
-    claim_slots(units, &|_, i| f(i));
+    claim_slots_among(units, usize::MAX, &|_, i| f(i));
 }
 
 /// `f(range)` over `0..len` cut by [`tapered`] into ranges of whole `grain`s (the last
@@ -209,14 +209,8 @@ pub fn tapered(len: usize, runners: usize, grain: usize, smallest: usize) -> Vec
     cuts
 }
 
-/// [`claim`], telling `f` which of at most [`threads`] concurrent runners it is on as
-/// `f(slot, unit)`: units with the same slot never run at once, so a slot can own a
-/// scratch buffer (this thread is slot 0).
-pub fn claim_slots(units: usize, f: &(dyn Fn(usize, usize) + Sync)) {
-    claim_slots_among(units, usize::MAX, f);
-}
-
-/// [`claim_slots`] on at most `runners` threads (slots `0..runners`).
+/// [`claim`] on at most `runners` threads, telling `f` which runner it is on as
+/// `f(slot, unit)` (this thread is slot 0): units of one slot never run at once.
 fn claim_slots_among(units: usize, runners: usize, f: &(dyn Fn(usize, usize) + Sync)) {
     let helpers = threads().min(units).min(runners).saturating_sub(1);
     // The unclaimed units `front..back`, packed as `front << 32 | back`.
@@ -246,7 +240,7 @@ fn claim_slots_among(units: usize, runners: usize, f: &(dyn Fn(usize, usize) + S
     with_helpers(helpers, &work);
 }
 
-/// [`claim_slots`] with a state per runner: `f(&mut state[slot], unit)`, at most
+/// [`claim`] with a state per runner: `f(&mut state[slot], unit)`, at most
 /// `state.len()` runners at once, so each can keep a scratch buffer (and what it holds)
 /// from one unit to the next.
 pub fn claim_with<S: Send>(units: usize, state: &mut [S], f: &(dyn Fn(&mut S, usize) + Sync)) {

@@ -180,33 +180,13 @@ macro_rules! widest {
             $body
         }
     };
+    // An `unsafe fn` whose body needs its caller's promise: the copies are the safe form's,
+    // nested inside it, so nothing but this function can reach them.
     (unsafe $name:ident($($a:ident: $t:ty),*) => $body:expr) => {
-        /// # Safety
-        /// As the function it calls.
         unsafe fn $name($($a: $t),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn avx512($($a: $t),*) {
-                    // SAFETY: as this function's caller promises.
-                    unsafe { $body }
-                }
-                #[target_feature(enable = "avx2")]
-                unsafe fn avx2($($a: $t),*) {
-                    // SAFETY: as this function's caller promises.
-                    unsafe { $body }
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F; the rest as the caller promises.
-                    return unsafe { avx512($($a),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2; the rest as the caller promises.
-                    return unsafe { avx2($($a),*) };
-                }
-            }
-            // SAFETY: as this function's caller promises.
-            unsafe { $body }
+            // SAFETY: only called from here, under this function's caller's promise.
+            widest!(promised($($a: $t),*) => unsafe { $body });
+            promised($($a),*)
         }
     };
 }

@@ -312,51 +312,23 @@ pub(super) fn product<K: Kernel>(
     // columns: the language model's decoder (700×10000×256, `b` transposed) spent 18% of
     // its time transposing `b` once per row band (130 -> 172 GFLOP/s split by columns).
     let wide = n > m && k * n >= WIDE_B && panels >= threads * UNITS_PER_THREAD;
-    if threads > 1 && rows_fit && !wide && k * n >= WIDE_B {
-        // Rows, with a `b` past L2: packed once by all threads together, then bands of
-        // rows claimed one at a time read it. Packing per band made every band a pass
-        // over memory, so bands were few and coarse (two per thread at m = 256), and a
-        // core slowed by a neighbour held the other up for a fifth of such a product
-        // (ResNet-50's 1024 -> 256 1×1s at 14×14, its 512-channel 3×3s at 7×7).
-        let n_pad = panels * K::NR;
-        let mut buf = crate::scratch::Buffer::<f32>::unset(k * n_pad + 16);
-        let skip = buf.as_ptr().align_offset(64);
-        let packed = Out { ptr: buf[skip..].as_mut_ptr(), ld: n_pad };
-        let passes = k.div_ceil(K::KC);
-        crate::parallel::claim(passes * panels, &|u| {
-            let (p0, s) = (u / panels * K::KC, u % panels);
-            let (kc, j0) = (K::KC.min(k - p0), s * K::NR);
-            // SAFETY: sliver s of pass p0 is its own `kc × NR` floats inside the buffer
-            // (k · n_pad in all, from a 64-byte boundary; n_pad and kc·NR keep it there),
-            // claimed once; `b` addresses every element packed (asserted above); the
-            // kernel is available.
-            unsafe {
-                let dst = std::slice::from_raw_parts_mut(packed.at(p0 * n_pad + s * kc * K::NR), kc * K::NR);
-                match b {
-                    BView::Strided(b) => K::pack_b(dst, b, p0, j0, K::NR.min(n - j0)),
-                    BView::Gather(g) => K::pack_gather(dst, g, p0, j0, K::NR.min(n - j0)),
-                    BView::Packed(_) => unreachable!("b is packed here"),
-                }
-            }
-        });
-        let b = BView::Packed(Packed { ptr: packed.ptr, n_pad, nr: K::NR, s0: 0 });
-        // Bands need not be tall: none packs anything but its rows of `a`.
-        crate::parallel::claim_ranges(m, K::MR, 2 * K::MR, &|rows| {
-            let i0 = rows.start;
-            // SAFETY: as below; `b` is the packing above, complete (the claim above has
-            // joined) and read only.
-            let (a, c, post) = (shift_rows(a, i0), shift_out(c, i0, 0), post.rows_from(i0));
-            unsafe { block::<K>(rows.len(), n, k, a, b, c, acc, bias, post) }
-        });
-        drop(buf);
-    } else if threads > 1 && rows_fit && !wide {
+    if threads > 1 && rows_fit && !wide {
         // Rows: bands claimed one at a time (see `parallel::claim_ranges`), balanced to
-        // a tile whatever n is; each band packs all of `b`, which is cheap next to at
-        // least MIN_BAND rows of multiply-adds per packed element.
-        crate::parallel::claim_ranges(m, K::MR, MIN_BAND, &|rows| {
+        // a tile whatever n is. Each band packs all of `b`, which is cheap next to at
+        // least MIN_BAND rows of multiply-adds per packed element, unless `b` is past
+        // L2: then it is packed once for all bands first ([`pack_whole`]), and bands need
+        // not be tall. (Packing per band made every band a pass over memory, so bands
+        // were few and coarse, two per thread at m = 256, and a core slowed by a
+        // neighbour held the other up for a fifth of such a product: ResNet-50's
+        // 1024 -> 256 1×1s at 14×14, its 512-channel 3×3s at 7×7.)
+        let whole = k * n >= WIDE_B;
+        let (_packing, b) = if whole { pack_whole::<K>(b, k, n) } else { (None, b) };
+        let smallest = if whole { 2 * K::MR } else { MIN_BAND };
+        crate::parallel::claim_ranges(m, K::MR, smallest, &|rows| {
             let i0 = rows.start;
             // SAFETY: rows i0..i0+rows are in bounds (asserted above); each band is
-            // claimed once, so each task writes only its own rows; the kernel is available.
+            // claimed once, so each task writes only its own rows; a packed `b` is
+            // complete (`pack_whole` has joined) and read only; the kernel is available.
             let (a, c, post) = (shift_rows(a, i0), shift_out(c, i0, 0), post.rows_from(i0));
             unsafe { block::<K>(rows.len(), n, k, a, b, c, acc, bias, post) }
         });
@@ -375,6 +347,37 @@ pub(super) fn product<K: Kernel>(
         // SAFETY: the whole product, bounds asserted above; the kernel is available.
         unsafe { block::<K>(m, n, k, a, b, c, acc, bias, post) };
     }
+}
+
+/// `b` (k × n, every element in bounds) packed whole by all threads together, as each
+/// band of a row split would pack it ([`Packed`]): the buffer that holds it (kept alive
+/// while the view is read) and the view. A `b` already packed is returned as it is.
+fn pack_whole<K: Kernel>(b: BView, k: usize, n: usize) -> (Option<crate::scratch::Buffer<f32>>, BView) {
+    if let BView::Packed(_) = b {
+        return (None, b);
+    }
+    let panels = n.div_ceil(K::NR);
+    let n_pad = panels * K::NR;
+    let mut buf = crate::scratch::Buffer::<f32>::unset(k * n_pad + 16);
+    let skip = buf.as_ptr().align_offset(64);
+    let packed = Out { ptr: buf[skip..].as_mut_ptr(), ld: n_pad };
+    crate::parallel::claim(k.div_ceil(K::KC) * panels, &|u| {
+        let (p0, s) = (u / panels * K::KC, u % panels);
+        let (kc, j0) = (K::KC.min(k - p0), s * K::NR);
+        // SAFETY: sliver s of pass p0 is its own `kc × NR` floats inside the buffer
+        // (k · n_pad in all, from a 64-byte boundary; n_pad and kc·NR keep it there),
+        // claimed once; `b` addresses every element packed (the caller's bound); the
+        // kernel is available (`product` asserted it).
+        unsafe {
+            let dst = std::slice::from_raw_parts_mut(packed.at(p0 * n_pad + s * kc * K::NR), kc * K::NR);
+            match b {
+                BView::Strided(b) => K::pack_b(dst, b, p0, j0, K::NR.min(n - j0)),
+                BView::Gather(g) => K::pack_gather(dst, g, p0, j0, K::NR.min(n - j0)),
+                BView::Packed(_) => {} // (returned above)
+            }
+        }
+    });
+    (Some(buf), BView::Packed(Packed { ptr: packed.ptr, n_pad, nr: K::NR, s0: 0 }))
 }
 
 /// `c[j] (+)= a · b[j*cs..][..k]` for every column j of `c` (`bias[j]` first when given),
