@@ -109,6 +109,16 @@ impl ConvGeom {
     fn pointwise(&self) -> bool {
         self.kernel == [1; 3] && self.stride == [1; 3] && self.pad == [0; 3]
     }
+    /// A 2-D 1×1 window, unpadded, with a step: the column matrix is the image subsampled
+    /// (ResNet's stride-2 1×1s).
+    fn subsampled_2d(&self) -> bool {
+        self.input[0] == 1
+            && self.output[0] == 1
+            && self.kernel == [1; 3]
+            && self.pad == [0; 3]
+            && self.output[1].saturating_sub(1) * self.stride[1] < self.input[1]
+            && self.output[2].saturating_sub(1) * self.stride[2] < self.input[2]
+    }
     /// Whether the dimensions are consistent: groups divide the channels and every output
     /// position is `(in + 2·pad - dilated kernel) / stride + 1` or smaller.
     pub fn check(&self) -> bool {
@@ -191,6 +201,26 @@ fn gather_row<T: Element>(dst: &mut [T], src: &[T], off: isize, stride: usize) {
         copy_row(&mut dst[lo..hi], &src[start..start + (hi - lo)]);
     } else {
         for (d, s) in dst[lo..hi].iter_mut().zip(src[start..].iter().step_by(stride)) {
+            *d = *s;
+        }
+    }
+}
+
+/// `dst[j] = src[j·stride]`. Stride 2 reads pairs so that the copy vectorizes: the
+/// strided 1×1s' im2col was a fifth of their time as a scalar strided walk.
+#[inline]
+fn subsample_row<T: Copy>(dst: &mut [T], src: &[T], stride: usize) {
+    if stride == 2 {
+        let (pairs, _) = src.as_chunks::<2>();
+        let whole = pairs.len().min(dst.len());
+        for (d, p) in dst[..whole].iter_mut().zip(pairs) {
+            *d = p[0];
+        }
+        for (j, d) in dst.iter_mut().enumerate().skip(whole) {
+            *d = src[j * 2];
+        }
+    } else {
+        for (d, s) in dst.iter_mut().zip(src.iter().step_by(stride)) {
             *d = *s;
         }
     }
@@ -303,6 +333,15 @@ pub fn im2col<T: Element>(g: &ConvGeom, x: &[T], col: &mut [T]) {
     }
     if g.shifted_2d() {
         return shifted_rows(g, x, col);
+    }
+    if g.subsampled_2d() {
+        let (plane, sh, sw) = (g.input[1] * iw, g.stride[1], g.stride[2]);
+        for (c, dst) in col.chunks_exact_mut(n).take(g.in_channels / g.groups).enumerate() {
+            for (yo, dst) in dst.chunks_exact_mut(ow).enumerate() {
+                subsample_row(dst, &x[c * plane + yo * sh * iw..][..iw], sw);
+            }
+        }
+        return;
     }
     for_each_row(g, g.in_channels / g.groups, |row, orow, at, off| {
         let dst = &mut col[row * n + orow * ow..][..ow];
@@ -1061,6 +1100,25 @@ mod tests {
                     Some(at) => gather_row(dst, &x[at..at + w], off, 1),
                     None => dst.fill(0.0),
                 }
+            });
+            assert_eq!(fast, slow, "{g:?}");
+        }
+    }
+
+    /// The subsampling path of strided 1×1s equals the general gather path, at strides 2
+    /// (pairs) and 3, even and odd widths, unequal strides.
+    #[test]
+    fn subsampled_rows_match_gather() {
+        for (h, w, sh, sw) in [(28, 28, 2, 2), (7, 7, 2, 2), (5, 9, 1, 2), (6, 8, 2, 3), (3, 1, 2, 2)] {
+            let g = geom(1, 1, 3, 1, [1, h, w], [1; 3], [1, sh, sw], [0; 3], [1; 3]);
+            assert!(g.subsampled_2d(), "{g:?}");
+            let x = data(g.input_len(), 1);
+            let (k, n, ow) = (g.col_rows(), g.out_spatial(), g.output[2]);
+            let (mut fast, mut slow) = (vec![f64::NAN; k * n], vec![f64::NAN; k * n]);
+            im2col(&g, &x, &mut fast);
+            for_each_row(&g, 3, |row, orow, at, off| {
+                let dst = &mut slow[row * n + orow * ow..][..ow];
+                gather_row(dst, &x[at.unwrap()..][..w], off, sw);
             });
             assert_eq!(fast, slow, "{g:?}");
         }
