@@ -43,7 +43,8 @@ struct Case {
     geom: ConvGeom,
     x: Vec<f32>,
     w: Vec<f32>,
-    filters: Option<Vec<f32>>,
+    /// The filters from a 64-byte boundary, as the network's arrays start.
+    filters: Option<(Vec<f32>, std::ops::Range<usize>)>,
     scale: Vec<f32>,
     shift: Vec<f32>,
     y: Vec<f32>,
@@ -66,9 +67,10 @@ fn case(batch: usize, &(c, size, f, k, s, p, _): &(usize, usize, usize, usize, u
     let x = (0..geom.input_len()).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect();
     let w: Vec<f32> = (0..geom.weight_len()).map(|i| (i % 7) as f32 * 0.01 - 0.03).collect();
     let filters = winograd_filters_len(f, c, geom.kernel, 1).map(|len| {
-        let mut u = vec![0.0; len];
-        winograd_filters(f, c, &w, &mut u);
-        u
+        let mut u = vec![0.0; len + 16];
+        let at = u.as_ptr().align_offset(64);
+        winograd_filters(f, c, &w, &mut u[at..at + len]);
+        (u, at..at + len)
     });
     let (scale, shift) = (vec![0.9; f], vec![0.1; f]);
     Case { geom, x, w, filters, scale, shift, y: vec![0.0; geom.output_len()] }
@@ -76,7 +78,8 @@ fn case(batch: usize, &(c, size, f, k, s, p, _): &(usize, usize, usize, usize, u
 
 fn run(c: &mut Case) {
     let post = RowAffine { scale: &c.scale, shift: &c.shift, sum: None, relu: true };
-    conv_forward_mapped(&c.geom, &c.x, &c.w, c.filters.as_deref(), None, &post, &mut c.y);
+    let filters = c.filters.as_ref().map(|(u, at)| &u[at.clone()]);
+    conv_forward_mapped(&c.geom, &c.x, &c.w, filters, None, &post, &mut c.y);
 }
 
 fn resnet50(cr: &mut Criterion) {

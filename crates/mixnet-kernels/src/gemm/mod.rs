@@ -819,6 +819,35 @@ mod tests {
         assert_eq!(gathered(false), plain, "gathered, one thread");
     }
 
+    /// A `b` one native sliver wide (Winograd's filter planes) is read in place as packed
+    /// when it starts on a 64-byte boundary: the same values, bit for bit, as the copy
+    /// made when it does not, over several depth passes and row tiles.
+    #[test]
+    fn one_sliver_b_read_in_place() {
+        let (m, n, k) = (50, native_f32_columns(), 600);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 13) % 29) as f32 / 14.0 - 1.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| ((i * 7) % 31) as f32 / 15.0 - 1.0).collect();
+        let mut room = vec![0.0f32; k * n + 32];
+        let aligned = room.as_ptr().align_offset(64);
+        let p = MatMul { m, n, k, trans_a: false, trans_b: false };
+        let mut run = |at: usize, acc: bool| {
+            room[at..at + k * n].copy_from_slice(&b);
+            let mut c: Vec<f32> = (0..m * n).map(|i| (i % 5) as f32).collect();
+            p.run_with(&a, &room[at..at + k * n], &mut c, acc, true);
+            c
+        };
+        for acc in [false, true] {
+            let (in_place, copied) = (run(aligned, acc), run(aligned + 1, acc));
+            assert_eq!(in_place, copied, "acc={acc}");
+            for (i, &got) in in_place.iter().enumerate() {
+                let (r, j) = (i / n, i % n);
+                let want: f64 = (0..k).map(|q| a[r * k + q] as f64 * b[q * n + j] as f64).sum::<f64>()
+                    + if acc { (i % 5) as f64 } else { 0.0 };
+                assert!((got as f64 - want).abs() < 1e-3, "({r}, {j}): {got} vs {want}");
+            }
+        }
+    }
+
     #[test]
     fn all_layouts_and_sizes() {
         // The last two are split across threads: by row blocks, and (too few rows) by column bands.
