@@ -689,6 +689,9 @@ pub(super) fn check_kernel<K: Kernel>() {
         (64, 250, 784),
         (3, 200, 9),
         (13, 17, 19),
+        // A last sliver three quarters wide (n = 49: 32 + 17), whole 8-row tiles, two
+        // depth passes.
+        (24, 49, 300),
         (400, 130, 70),
         // A `b` past L2: split by columns when wide, by 96-row bands when tall.
         (300, 200, 700),
