@@ -188,7 +188,7 @@ unsafe fn pack_gather(sliver: &mut [f32], g: Gather, p0: usize, j0: usize, nr: u
 /// every input row. Four rounds of lane shuffles; the comments track, for the register
 /// at each index, what its 128-bit lane `L` holds.
 #[target_feature(enable = "avx512f")]
-unsafe fn transpose16(v: &mut [__m512; 16]) {
+pub(crate) unsafe fn transpose16(v: &mut [__m512; 16]) {
     let pd = _mm512_castps_pd;
     let ps = _mm512_castpd_ps;
     // t[2i], t[2i+1]: rows 2i and 2i+1 interleaved, columns 4L, 4L+1 and 4L+2, 4L+3.

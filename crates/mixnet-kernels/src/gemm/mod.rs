@@ -24,6 +24,8 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::transpose16;
+#[cfg(target_arch = "x86_64")]
 mod blocked;
 
 /// Below this many multiply-adds (m·n·k) a product runs on the calling thread: splitting it
