@@ -257,7 +257,17 @@ pub(super) fn forward(
             let out = Outputs::new(&mut y[first * sy..][..imgs * sy], sums, f, plane);
             let v = &*v;
             parallel::claim_with(blocks * parts, &mut state, &|(own, held), unit| {
-                let (b, part) = (unit / parts, unit % parts);
+                // With filters made ahead, units go chunk by chunk (all blocks of the
+                // first tile rows first): the caller, claiming from the front, then
+                // multiplies the tile rows whose input it transformed, and writes the
+                // output rows the next layer's split hands it, and the helper likewise
+                // from the back. Filters made per call go block by block, so that each
+                // runner transforms a block's filters once.
+                let (b, part) = if filters.is_some() {
+                    (unit % blocks, unit / blocks)
+                } else {
+                    (unit / parts, unit % parts)
+                };
                 let (r0, r1) = (part * rows / parts, (part + 1) * rows / parts);
                 let (t0, mt) = (r0 * shape.tw, (r1 - r0) * shape.tw);
                 let k0 = b * bs;
