@@ -569,8 +569,7 @@ unsafe fn store_tile_512(
             }
             t = _mm512_add_ps(t, r);
             if relu {
-                // MXNet's ReLU: kept where above 0 or NaN (unordered), else +0.
-                t = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLE_UQ>(t, _mm512_setzero_ps()), t);
+                t = crate::gemm::relu_512(t);
             }
         }
         for a in 0..rows {

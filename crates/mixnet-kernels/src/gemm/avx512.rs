@@ -259,6 +259,15 @@ macro_rules! fma_lanes {
     };
 }
 
+/// MXNet's relu on every lane: x > 0 or NaN gives x, else +0. `max` returns its second
+/// operand for a NaN, and -0 for (0, -0), which adding +0 makes +0.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(crate) fn relu(x: __m512) -> __m512 {
+    let zero = _mm512_setzero_ps();
+    _mm512_add_ps(_mm512_max_ps(zero, x), zero)
+}
+
 /// `*p` in every lane, as one broadcast load that the caller's 256-bit use reads from the
 /// same register: from `_mm512_set1_ps`, LLVM reloads a second, narrower broadcast for
 /// the half-width FMA of a tile 3 quarters wide, and its 16 loads per step made that tile
@@ -339,11 +348,7 @@ unsafe fn tile<const R: usize, const PACKED: bool, const W: usize>(t: &Tile) {
                 x1 = _mm512_add_ps(x1, _mm512_maskz_loadu_ps(m1, sum.wrapping_add(16)));
             }
             if t.post.relu {
-                // MXNet's relu: x > 0 or NaN gives x, else +0. `max` returns its second
-                // operand for a NaN, and -0 for (0, -0), which adding +0 makes +0.
-                let zero = _mm512_setzero_ps();
-                x0 = _mm512_add_ps(_mm512_max_ps(zero, x0), zero);
-                x1 = _mm512_add_ps(_mm512_max_ps(zero, x1), zero);
+                (x0, x1) = (relu(x0), relu(x1));
             }
         }
         _mm512_mask_storeu_ps(c, m0, x0);

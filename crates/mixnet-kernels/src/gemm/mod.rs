@@ -24,7 +24,7 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::transpose16;
+pub(crate) use avx512::{relu as relu_512, transpose16};
 #[cfg(target_arch = "x86_64")]
 mod blocked;
 
